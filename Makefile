@@ -1,0 +1,49 @@
+# ganrt: `make demo` and `make test` work from a fresh clone (they create .venv and install what they need).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+RUNTIME_STAMP := $(VENV)/.ganrt-runtime
+DEV_STAMP := $(VENV)/.ganrt-dev
+OUT ?= out
+
+.PHONY: demo test test-fast bundle bench clean help
+
+help:
+	@echo "make demo    bundled ultrasound cine -> bundled student -> $(OUT)/ (video, record, report)"
+	@echo "make test    full test suite (installs dev deps, CPU torch)"
+	@echo "make bundle  retrain + export the bundled us-enhance student (about 35 min on 2 cores)"
+	@echo "make bench   committed benchmark numbers for this machine (benchmarks/results/)"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+
+# Runtime only: numpy, opencv, onnx, onnxruntime (no torch on the cart).
+$(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e .
+	touch $@
+
+# Everything for tests and export, with torch pinned to the CPU build.
+$(DEV_STAMP): pyproject.toml requirements/cpu-dev.txt | $(VENV)/bin/python
+	$(PIP) -c requirements/cpu-dev.txt -e '.[dev]'
+	touch $@ $(RUNTIME_STAMP)
+
+demo: $(RUNTIME_STAMP)
+	$(VENV)/bin/ganrt demo --out $(OUT)
+
+test: $(DEV_STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(DEV_STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bundle: $(DEV_STAMP)
+	$(VENV)/bin/ganrt export pipeline --task us-enhance --run-dir runs/us-enhance
+
+bench: $(DEV_STAMP)
+	$(PY) -m ganrt.benchmarks.run_all --out benchmarks/results
+
+clean:
+	rm -rf $(OUT) runs .pytest_cache

@@ -1,0 +1,88 @@
+"""ONNX Runtime runner: TensorRT EP, CUDA EP or CPU EP, chosen by availability."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ModelError
+from ..lazy import lazy_import
+from ..manifest import Artifact
+from .base import IOSpec, RunnerBase
+
+
+class Provider(Enum):
+    TENSORRT = "TensorrtExecutionProvider"
+    CUDA = "CUDAExecutionProvider"
+    CPU = "CPUExecutionProvider"
+
+
+PREFERENCE: tuple[Provider, ...] = (Provider.TENSORRT, Provider.CUDA, Provider.CPU)
+
+
+def available_providers() -> tuple[Provider, ...]:
+    ort = lazy_import("onnxruntime", extra="ganrt", what="onnxruntime")
+    have = set(ort.get_available_providers())
+    return tuple(p for p in PREFERENCE if p.value in have)
+
+
+class OnnxRuntimeRunner(RunnerBase):
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        providers: Sequence[Provider] | None = None,
+        intra_threads: int = 0,
+        inter_threads: int = 1,
+    ) -> None:
+        self._artifact = artifact
+        self._providers = tuple(providers) if providers else None
+        self._intra, self._inter = intra_threads, inter_threads
+        self._session = None
+        self.io = None
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(self._session.get_providers()) if self._session is not None else ()
+
+    def activate(self) -> IOSpec:
+        ort = lazy_import("onnxruntime", extra="ganrt", what="onnxruntime")
+        wanted = self._providers or available_providers()
+        missing = [p for p in wanted if p not in available_providers()]
+        if missing:
+            raise BackendUnavailable(
+                "onnxruntime provider(s) not available here: " + ", ".join(p.value for p in missing)
+            )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self._intra
+        opts.inter_op_num_threads = self._inter
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        data = self._artifact.verified_bytes()
+        try:
+            self._session = ort.InferenceSession(data, sess_options=opts, providers=[p.value for p in wanted])
+        except Exception as exc:  # ORT raises its own exception types for bad models
+            raise ModelError(f"artifact {self._artifact.key!r}: onnxruntime cannot load it ({exc})") from None
+        inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
+        dtype = np.float16 if "float16" in inp.type else np.float32
+        self.io = IOSpec(
+            input_name=inp.name,
+            output_name=out.name,
+            input_dtype=np.dtype(dtype),
+            description=f"onnxruntime {ort.__version__} [{', '.join(self.providers)}]",
+        )
+        return self.io
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._session is None:
+            raise ModelError("runner used before activate()")
+        outs = self._session.run(None, dict(feeds))
+        names = [o.name for o in self._session.get_outputs()]
+        return dict(zip(names, outs))
+
+    def deactivate(self) -> None:
+        self._session = None
+        self.io = None

@@ -1,0 +1,68 @@
+"""Explicit backend registry and the auto choice (profile order x what is installed)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import BackendUnavailable, ConfigError
+from ..manifest import Artifact, Manifest, Precision
+from ..profiles import DeviceProfile
+from .base import Backend, RunnerBase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Selection:
+    runner: RunnerBase
+    backend: Backend
+    artifact: Artifact
+
+    @property
+    def precision(self) -> Precision:
+        return self.artifact.precision
+
+
+def _onnxruntime(manifest: Manifest, profile: DeviceProfile, precision: Precision | None) -> Selection:
+    from .onnxruntime import OnnxRuntimeRunner, Provider, available_providers
+
+    providers = available_providers()
+    if precision is None:
+        # CPU only: the u8/s8 artifact is ORT-CPU's fast form; with a GPU provider the profile decides.
+        precision = Precision.INT8_CPU if providers == (Provider.CPU,) else profile.precision
+    art = manifest.artifact_for(precision)
+    runner = OnnxRuntimeRunner(art, providers, profile.threads.intra_op, profile.threads.inter_op)
+    return Selection(runner, Backend.ONNXRUNTIME, art)
+
+
+# Runners for the other Backend members register here when their modules ship.
+RUNNERS: dict[Backend, Callable[[Manifest, DeviceProfile, Precision | None], Selection]] = {
+    Backend.ONNXRUNTIME: _onnxruntime,
+}
+
+
+def parse_backend(value: str) -> Backend:
+    try:
+        return Backend(value)
+    except ValueError:
+        raise ConfigError(f"unknown backend {value!r} (choose from: {', '.join(b.value for b in Backend)})") from None
+
+
+def select(manifest: Manifest, backend: Backend, profile: DeviceProfile, precision: Precision | None = None) -> Selection:
+    """Pick a runner (not yet activated). AUTO walks the profile's backend order."""
+    order = profile.backends if backend is Backend.AUTO else (backend,)
+    reasons = []
+    for b in order:
+        factory = RUNNERS.get(b)
+        if factory is None:
+            reasons.append(f"{b.value}: no runner for it in this ganrt build")
+            continue
+        try:
+            return factory(manifest, profile, precision)
+        except BackendUnavailable as exc:
+            reasons.append(f"{b.value}: {exc}")
+    if backend is Backend.AUTO and Backend.ONNXRUNTIME not in order:
+        return RUNNERS[Backend.ONNXRUNTIME](manifest, profile, precision)  # always-available last resort
+    raise BackendUnavailable("no usable backend: " + "; ".join(reasons))

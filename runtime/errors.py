@@ -1,0 +1,59 @@
+"""One small error hierarchy; the CLI maps each class to an exit code and one line."""
+
+from __future__ import annotations
+
+
+class GanrtError(Exception):
+    """Base of every error a user can cause or fix."""
+
+    exit_code = 1
+
+
+class ConfigError(GanrtError):
+    """A profile, option or argument is wrong."""
+
+    exit_code = 2
+
+
+class ModelError(GanrtError):
+    """A bundle, manifest, checkpoint or artifact is missing, corrupt or does not fit."""
+
+    exit_code = 3
+
+
+class BackendUnavailable(GanrtError):
+    """The requested backend cannot run here (library or device missing)."""
+
+    exit_code = 4
+
+
+class EngineMismatch(GanrtError):
+    """A cached engine does not match this model, device or toolkit."""
+
+    exit_code = 5
+
+
+class SourceError(GanrtError):
+    """A frame source cannot be opened or read."""
+
+    exit_code = 6
+
+
+class GateError(GanrtError):
+    """An exported artifact failed its accuracy gate."""
+
+    exit_code = 7
+
+
+#: Documented exit codes (README, `ganrt --help`).
+EXIT_CODES: dict[str, int] = {
+    "ok": 0,
+    GanrtError.__name__: GanrtError.exit_code,
+    ConfigError.__name__: ConfigError.exit_code,
+    ModelError.__name__: ModelError.exit_code,
+    BackendUnavailable.__name__: BackendUnavailable.exit_code,
+    EngineMismatch.__name__: EngineMismatch.exit_code,
+    SourceError.__name__: SourceError.exit_code,
+    GateError.__name__: GateError.exit_code,
+    "interrupted": 130,
+}

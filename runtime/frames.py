@@ -1,0 +1,53 @@
+"""Frames and per-frame outcomes: the data that flows through the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+
+class Outcome(Enum):
+    ENHANCED = "enhanced"
+    PASSTHROUGH = "passthrough"
+    DROPPED = "dropped"
+
+
+class Reason(Enum):
+    """Why a frame was not enhanced (recorded next to the outcome)."""
+
+    NONE = ""
+    PREDICTED_MISS = "predicted-miss"
+    BACKEND_ERROR = "backend-error"
+    BAD_OUTPUT = "bad-output"
+    TIMEOUT = "timeout"
+    BACKOFF = "backoff"
+    OVERTAKEN = "overtaken"
+    INCOMPATIBLE = "incompatible-frame"
+    LATE = "late"
+
+
+@dataclass(frozen=True, slots=True)
+class FrameMeta:
+    source_id: str = "unknown"
+    fps: float = 0.0
+    modality: str = "US"
+    pixel_spacing_mm: tuple[float, float] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    index: int
+    t_capture_ns: int  # time.monotonic_ns() (or the pipeline clock) when the source produced it
+    pixels: np.ndarray  # HxW (gray) or HxWx3 BGR, uint8 or uint16
+    meta: FrameMeta = FrameMeta()
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.pixels.ndim == 2 else int(self.pixels.shape[2])
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return int(self.pixels.shape[0]), int(self.pixels.shape[1])

@@ -1,0 +1,139 @@
+"""Typed device profiles (firmware_configs/*.toml): data only, schema-checked.
+
+Unknown keys are an error naming the file and the key, so a typo never silently
+falls back to a default on a cart.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .backends.base import Backend
+from .errors import ConfigError
+from .manifest import Precision
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "firmware_configs"
+DEFAULT_PROFILE = "cpu-x86-2core"
+
+
+@dataclass(frozen=True)
+class Threads:
+    intra_op: int = 0  # 0 = library default (all cores)
+    inter_op: int = 1
+
+
+@dataclass(frozen=True)
+class TensorRTOptions:
+    min_hw: tuple[int, int] = (256, 256)
+    opt_hw: tuple[int, int] = (512, 512)
+    max_hw: tuple[int, int] = (1088, 1920)
+    workspace_mb: int = 1024
+    builder_optimization_level: int = 3
+    timing_cache: bool = True
+    cuda_graphs: bool = True
+    dla_core: int | None = None  # only on devices that have DLA (AGX/NX, not Orin Nano)
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    description: str
+    budget_ms: float
+    input_hw: tuple[int, int]
+    precision: Precision
+    backends: tuple[Backend, ...]
+    threads: Threads = field(default_factory=Threads)
+    tensorrt: TensorRTOptions = field(default_factory=TensorRTOptions)
+    source: str = "<built-in>"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DeviceProfile":
+        p = resolve_profile_path(path)
+        try:
+            raw = tomllib.loads(p.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p.name}: cannot read profile ({exc})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p.name}: malformed TOML ({exc})") from None
+        return cls.from_dict(raw, p.name)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> "DeviceProfile":
+        top = {f.name for f in fields(cls)} - {"source"}
+        _reject_unknown(raw, top, where, "")
+        for req in ("name", "budget_ms", "input_hw", "precision", "backends"):
+            if req not in raw:
+                raise ConfigError(f"{where}: missing key '{req}'")
+        try:
+            threads = raw.get("threads", {})
+            trt = raw.get("tensorrt", {})
+            _reject_unknown(threads, {f.name for f in fields(Threads)}, where, "threads.")
+            _reject_unknown(trt, {f.name for f in fields(TensorRTOptions)}, where, "tensorrt.")
+            trt = {k: tuple(v) if isinstance(v, list) else v for k, v in trt.items()}
+            prof = cls(
+                name=str(raw["name"]),
+                description=str(raw.get("description", "")),
+                budget_ms=float(raw["budget_ms"]),
+                input_hw=_hw(raw["input_hw"], where, "input_hw"),
+                precision=_enum(Precision, raw["precision"], where, "precision"),
+                backends=tuple(_enum(Backend, b, where, "backends") for b in raw["backends"]),
+                threads=Threads(**threads),
+                tensorrt=TensorRTOptions(**trt),
+                source=where,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: bad value ({exc})") from None
+        prof._check(where)
+        return prof
+
+    def _check(self, where: str) -> None:
+        if not 1.0 <= self.budget_ms <= 10_000:
+            raise ConfigError(f"{where}: budget_ms must be between 1 and 10000 (got {self.budget_ms})")
+        if not self.backends:
+            raise ConfigError(f"{where}: backends must list at least one backend")
+        t = self.tensorrt
+        for a, b in ((t.min_hw, t.opt_hw), (t.opt_hw, t.max_hw)):
+            if a[0] > b[0] or a[1] > b[1]:
+                raise ConfigError(f"{where}: tensorrt shapes must satisfy min_hw <= opt_hw <= max_hw")
+        if t.dla_core is not None and t.dla_core < 0:
+            raise ConfigError(f"{where}: tensorrt.dla_core must be >= 0")
+
+
+def _reject_unknown(raw: dict, allowed: set[str], where: str, prefix: str) -> None:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: '{prefix.rstrip('.')}' must be a table")
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key '{prefix}{key}'")
+
+
+def _enum(kind, value, where: str, key: str):
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in kind)
+        raise ConfigError(f"{where}: {key} {value!r} is not one of: {choices}") from None
+
+
+def _hw(v, where: str, key: str) -> tuple[int, int]:
+    if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v)):
+        raise ConfigError(f"{where}: {key} must be [height, width] in pixels")
+    return int(v[0]), int(v[1])
+
+
+def resolve_profile_path(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    shipped = PROFILE_DIR / f"{p.stem}.toml"
+    if shipped.exists():
+        return shipped
+    known = ", ".join(sorted(x.stem for x in PROFILE_DIR.glob("*.toml")))
+    raise ConfigError(f"no such profile: {name_or_path} (shipped: {known})")
+
+
+def shipped_profiles() -> list[Path]:
+    return sorted(PROFILE_DIR.glob("*.toml"))
