@@ -1,0 +1,200 @@
+"""Generator and discriminator architectures.
+
+Teacher: the pix2pix/CycleGAN ResNet generator (9 blocks, ngf=64: ~11 M params,
+the size GAN Compression starts from) and a 70x70 PatchGAN discriminator.
+Student: a real-time generator whose body works at 1/down resolution after
+pixel-unshuffle (the cheapest lever on a CPU, see DESIGN.md's cost model), with
+pixel-shuffle back up, a global residual and a clamped output.
+
+Both generators map [0,1] images to [0,1] images, so their ONNX exports share one
+I/O contract. Both expose ``features(x)`` (mid-body activations at 1/4
+resolution) for feature distillation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int, norm: bool = True) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3, bias=not norm)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(ch))
+        layers += [nn.ReLU(inplace=True), nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3, bias=not norm)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(ch))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    channels: int = 1
+    ngf: int = 64
+    n_blocks: int = 9
+    feature_blocks: tuple[int, ...] = (1, 3, 5, 7)  # body outputs used for distillation
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ResnetGenerator(nn.Module):
+    """pix2pix / CycleGAN ResNet generator (instance norm, reflect padding)."""
+
+    def __init__(self, cfg: TeacherConfig = TeacherConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, g = cfg.channels, cfg.ngf
+        self.down = nn.Sequential(
+            nn.ReflectionPad2d(3), nn.Conv2d(c, g, 7, bias=False), nn.InstanceNorm2d(g), nn.ReLU(True),
+            nn.Conv2d(g, 2 * g, 3, stride=2, padding=1, bias=False), nn.InstanceNorm2d(2 * g), nn.ReLU(True),
+            nn.Conv2d(2 * g, 4 * g, 3, stride=2, padding=1, bias=False), nn.InstanceNorm2d(4 * g), nn.ReLU(True),
+        )
+        self.blocks = nn.ModuleList(ResBlock(4 * g) for _ in range(cfg.n_blocks))
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(4 * g, 2 * g, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.InstanceNorm2d(2 * g), nn.ReLU(True),
+            nn.ConvTranspose2d(2 * g, g, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.InstanceNorm2d(g), nn.ReLU(True),
+            nn.ReflectionPad2d(3), nn.Conv2d(g, c, 7), nn.Tanh(),
+        )
+
+    def _run(self, x: torch.Tensor, keep: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = self.down(x * 2.0 - 1.0)
+        feats: list[torch.Tensor] = []
+        for i, blk in enumerate(self.blocks):
+            h = blk(h)
+            if keep and i in self.cfg.feature_blocks:
+                feats.append(h)
+        return (self.up(h) + 1.0) * 0.5, feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, keep=False)[0]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self._run(x, keep=True)
+
+    @property
+    def feature_channels(self) -> list[int]:
+        return [4 * self.cfg.ngf] * len(self.cfg.feature_blocks)
+
+
+class PatchDiscriminator(nn.Module):
+    """70x70 PatchGAN on (input, output) pairs; ``features`` feed perceptual terms."""
+
+    def __init__(self, channels: int = 1, ndf: int = 64, n_layers: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(2 * channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=False),
+                nn.InstanceNorm2d(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, inp: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([inp * 2 - 1, out * 2 - 1], dim=1))
+
+    def features(self, inp: torch.Tensor, out: torch.Tensor) -> list[torch.Tensor]:
+        h, feats = torch.cat([inp * 2 - 1, out * 2 - 1], dim=1), []
+        for layer in self.net:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(h)
+        return feats
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    channels: int = 1
+    width: int = 32  # 32 x 5 blocks at 1/4 res: 1.7 GMAC at 512^2, ~15 ms int8 on 2 AVX2 cores
+    n_blocks: int = 5
+    down: int = 4  # body resolution divisor (pixel-unshuffle factor)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class StudentGenerator(nn.Module):
+    """Pixel-unshuffle -> conv -> residual blocks at 1/down -> conv -> pixel-shuffle, + input, clamp."""
+
+    def __init__(self, cfg: StudentConfig = StudentConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, w, d = cfg.channels, cfg.width, cfg.down
+        self.unshuffle = nn.PixelUnshuffle(d)
+        self.head = nn.Sequential(nn.Conv2d(c * d * d, w, 3, padding=1), nn.ReLU(True))
+        self.blocks = nn.ModuleList(_PlainBlock(w) for _ in range(cfg.n_blocks))
+        self.tail = nn.Conv2d(w, c * d * d, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(d)
+
+    def _run(self, x: torch.Tensor, keep: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = self.head(self.unshuffle(x))
+        feats: list[torch.Tensor] = []
+        for blk in self.blocks:
+            h = blk(h)
+            if keep:
+                feats.append(h)
+        return torch.clamp(x + self.shuffle(self.tail(h)), 0.0, 1.0), feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, keep=False)[0]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self._run(x, keep=True)
+
+    @property
+    def feature_channels(self) -> list[int]:
+        return [self.cfg.width] * self.cfg.n_blocks
+
+
+class _PlainBlock(nn.Module):
+    """conv-ReLU-conv + skip, then ReLU: no norm, so Conv+ReLU fuse and quantize cleanly."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.act = nn.ReLU(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.c2(self.act(self.c1(x))))
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def count_macs(m: nn.Module, hw: tuple[int, int], channels: int = 1) -> int:
+    """Multiply-accumulates of conv layers for one frame (the cost that matters on CPU/GPU)."""
+    total = 0
+
+    def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        if isinstance(mod, nn.ConvTranspose2d):
+            total += int(inp[0].numel() // inp[0].shape[0]) * k * mod.out_channels // mod.groups
+        else:
+            total += int(out.numel() // out.shape[0]) * k * mod.in_channels // mod.groups
+
+    handles = [x.register_forward_hook(hook) for x in m.modules() if isinstance(x, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            m.eval()
+            m(torch.zeros(1, channels, *hw))
+    finally:
+        for h in handles:
+            h.remove()
+    return total

@@ -1,0 +1,131 @@
+"""Student distillation (GAN Compression / OMGD recipe, see DESIGN.md).
+
+Loss = L1(target) + L1(teacher) + 10 * (1 - SSIM) + feature distillation
+(MSE through 1x1 adapters from the student's body to the teacher's 1/4-resolution
+body activations), then a short adversarial fine-tune with the teacher's
+discriminator as the starting point.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .archs import PatchDiscriminator, ResnetGenerator, StudentConfig, StudentGenerator
+from .checkpoint import atomic_torch_save, load_state
+from .data.pairs import PairBank
+from .losses import lsgan, ssim
+from .progress import LossLog, bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    steps: int = 1500
+    adv_steps: int = 200  # adversarial fine-tune at the end (part of `steps`)
+    batch: int = 8
+    patch: int = 96
+    lr: float = 1e-3
+    w_target: float = 1.0
+    w_teacher: float = 1.0
+    w_ssim: float = 10.0
+    w_feat: float = 1.0
+    w_adv: float = 0.01  # small: texture losses can invent speckle
+    seed: int = 1
+    checkpoint_every: int = 100
+    threads: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _adapters(student: StudentGenerator, teacher: ResnetGenerator) -> nn.ModuleList:
+    s_ch, t_ch = student.feature_channels, teacher.feature_channels
+    # Student and teacher both run their body at 1/4 resolution; pair the last len(t) student blocks.
+    pairs = list(zip(s_ch[-len(t_ch):], t_ch)) if len(s_ch) >= len(t_ch) else list(zip(s_ch, t_ch[-len(s_ch):]))
+    return nn.ModuleList(nn.Conv2d(s, t, 1) for s, t in pairs)
+
+
+def distill_student(
+    bank: PairBank,
+    teacher: ResnetGenerator,
+    disc: PatchDiscriminator,
+    run_dir: Path,
+    arch: StudentConfig,
+    cfg: DistillConfig,
+    resume: bool = True,
+    progress: bool = True,
+) -> tuple[StudentGenerator, dict]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    teacher.eval().requires_grad_(False)
+    S = StudentGenerator(arch)
+    A = _adapters(S, teacher)
+    D = copy.deepcopy(disc).train()  # initialised from the teacher's discriminator
+    opt = torch.optim.Adam(list(S.parameters()) + list(A.parameters()), cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
+    opt_d = torch.optim.Adam(D.parameters(), 1e-4, betas=(0.5, 0.999))
+    state_path, curve = run_dir / "student_state.pt", LossLog(run_dir / "student_loss")
+    start = 0
+    if resume and state_path.exists():
+        st = load_state(state_path)
+        S.load_state_dict(st["S"]), A.load_state_dict(st["A"]), D.load_state_dict(st["D"])
+        opt.load_state_dict(st["opt"]), opt_d.load_state_dict(st["opt_d"]), sched.load_state_dict(st["sched"])
+        start = int(st["step"])
+        curve.truncate(start)
+    rng = np.random.default_rng([cfg.seed, start])
+    n_feat = len(A)
+    t0 = time.perf_counter()
+    S.train()
+    with bar(cfg.steps, start, "student", progress) as pb:
+        for step in range(start, cfg.steps):
+            x_np, y_np = bank.batch(rng, cfg.batch, cfg.patch)
+            x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+            with torch.no_grad():
+                t_out, t_feats = teacher.forward_features(x)
+            s_out, s_feats = S.forward_features(x)
+            s_feats = s_feats[-n_feat:]
+            t_feats = t_feats[-n_feat:]
+            l_tgt = F.l1_loss(s_out, y)
+            l_tch = F.l1_loss(s_out, t_out)
+            l_ssim = 1.0 - ssim(s_out, y)
+            l_feat = sum(F.mse_loss(a(sf), tf) for a, sf, tf in zip(A, s_feats, t_feats)) / max(n_feat, 1)
+            loss = cfg.w_target * l_tgt + cfg.w_teacher * l_tch + cfg.w_ssim * l_ssim + cfg.w_feat * l_feat
+            adversarial = step >= cfg.steps - cfg.adv_steps
+            l_adv = torch.zeros(())
+            if adversarial:
+                l_adv = lsgan(D(x, s_out), True)
+                loss = loss + cfg.w_adv * l_adv
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if adversarial:
+                d_loss = 0.5 * (lsgan(D(x, y), True) + lsgan(D(x, s_out.detach()), False))
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+            curve.add(step, l1_target=l_tgt.item(), l1_teacher=l_tch.item(), ssim_loss=l_ssim.item(),
+                      feat=float(l_feat.detach()), adv=l_adv.item())
+            pb.update(1)
+            pb.set_postfix(l1=f"{l_tgt.item():.4f}", ssim=f"{1 - l_ssim.item():.3f}")
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+                atomic_torch_save(
+                    {"S": S.state_dict(), "A": A.state_dict(), "D": D.state_dict(), "opt": opt.state_dict(),
+                     "opt_d": opt_d.state_dict(), "sched": sched.state_dict(), "step": step + 1},
+                    state_path,
+                )
+                curve.save()
+    curve.save()
+    S.eval()
+    return S, {"seconds": time.perf_counter() - t0, "steps": cfg.steps, "loss_tail": curve.summary() if curve.rows else {}}

@@ -1,0 +1,121 @@
+"""FP16 and explicit-Q/DQ INT8 artifacts from the fp32 ONNX (recipes in DESIGN.md).
+
+- fp16: weights and compute in half, I/O kept float32 (TensorRT strongly typed path).
+- int8-trt: symmetric s8 activations, per-channel symmetric s8 weights, zero points 0,
+  float biases (TensorRT's parser takes int8 Q/DQ, not ORT's int32 bias Q/DQ).
+- int8-cpu: asymmetric u8 activations, per-channel s8 weights (ORT CPU's fast kernels).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import onnx
+
+from ganrt.runtime.manifest import Precision
+
+log = logging.getLogger(__name__)
+
+
+class CalibMethod(Enum):
+    MINMAX = "minmax"
+    PERCENTILE = "percentile"
+
+
+@dataclass(frozen=True)
+class QuantRecipe:
+    precision: Precision
+    calib: CalibMethod = CalibMethod.MINMAX
+    percentile: float = 99.999
+    keep_float: tuple[str, ...] = ()  # node names left in float (first/last conv when the gate asks)
+
+    def describe(self) -> dict:
+        return {
+            "precision": self.precision.value,
+            "calibration": self.calib.value,
+            "percentile": self.percentile if self.calib is CalibMethod.PERCENTILE else None,
+            "kept_float": list(self.keep_float),
+        }
+
+
+class _Reader:
+    """ORT CalibrationDataReader over NCHW float32 frames."""
+
+    def __init__(self, name: str, frames: np.ndarray) -> None:
+        self._it: Iterator[dict[str, np.ndarray]] = iter({name: frames[i : i + 1]} for i in range(frames.shape[0]))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:  # newer ORT calls it; a single pass suffices
+        pass
+
+
+def to_fp16(src: Path, dst: Path) -> Path:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    import onnx_ir as ir
+
+    m = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    g = ir.from_proto(m)  # the converter appends its I/O casts last; the ONNX checker wants topological order
+    g.graph.sort()
+    m = ir.to_proto(g)
+    onnx.checker.check_model(m)
+    onnx.save(m, str(dst))
+    return dst
+
+
+def conv_node_names(path: Path) -> list[str]:
+    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
+
+
+def quantize_int8(src: Path, dst: Path, frames: np.ndarray, recipe: QuantRecipe) -> Path:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    trt = recipe.precision is Precision.INT8_TRT
+    with tempfile.TemporaryDirectory() as td:
+        pre = Path(td) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        name = onnx.load(str(pre)).graph.input[0].name
+        extra = {
+            "ActivationSymmetric": trt,
+            "WeightSymmetric": True,
+            "QuantizeBias": not trt,
+        }
+        if recipe.calib is CalibMethod.PERCENTILE:
+            extra["CalibPercentile"] = recipe.percentile
+        quantize_static(
+            str(pre), str(dst), _Reader(name, frames),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8 if trt else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=CalibrationMethod.Percentile if recipe.calib is CalibMethod.PERCENTILE else CalibrationMethod.MinMax,
+            nodes_to_exclude=list(recipe.keep_float),
+            extra_options=extra,
+        )
+    onnx.checker.check_model(onnx.load(str(dst)))
+    return dst
+
+
+def first_last_convs(path: Path) -> tuple[str, ...]:
+    names = conv_node_names(path)
+    return (names[0], names[-1]) if len(names) >= 2 else tuple(names)
+
+
+def recipes_for(precision: Precision, fp32_path: Path) -> Sequence[QuantRecipe]:
+    """Escalating recipes tried in order until the gate passes."""
+    edge = first_last_convs(fp32_path)
+    return (
+        QuantRecipe(precision, CalibMethod.MINMAX),
+        QuantRecipe(precision, CalibMethod.PERCENTILE, 99.999),
+        QuantRecipe(precision, CalibMethod.MINMAX, keep_float=edge),
+        QuantRecipe(precision, CalibMethod.PERCENTILE, 99.999, keep_float=edge),
+    )

@@ -1,0 +1,69 @@
+"""The whole export chain at smoke size: simulate -> teacher -> student -> ONNX -> quantize -> gate -> bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from ganrt.export.gate import lint_qdq_for_tensorrt  # noqa: E402
+from ganrt.export.pipeline import run_export, smoke_config  # noqa: E402
+from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
+from ganrt.runtime.manifest import Manifest, Precision  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, Path, dict]:
+    root = tmp_path_factory.mktemp("export")
+    out, run = root / "bundle", root / "run"
+    m = run_export(smoke_config("us-enhance"), out, run, progress=False)
+    return out, run, m
+
+
+def test_bundle_contents_and_contract(exported):
+    out, run, m = exported
+    man = Manifest.load(out)
+    assert {a.precision for a in man.artifacts.values()} == set(Precision)
+    for art in man.artifacts.values():
+        art.verified_bytes()
+    assert man.input.channels == 1 and man.size_multiple == 4
+    raw = json.loads((out / "manifest.json").read_text())
+    for key in ("metrics", "cost", "calibration", "tools", "source_checkpoint", "weights"):
+        assert key in raw
+    assert raw["cost"]["mac_ratio_teacher_over_student"] > 1
+    for name in ("fp16", "int8-trt", "int8-cpu"):
+        g = raw["metrics"]["gates"][name]
+        assert g["passed"] and g["psnr_vs_fp32"] >= 40 and g["task_drop_db"] <= 0.3
+    assert raw["metrics"]["onnx_parity_db"]["student"] >= 60
+    assert (out / "MODEL_CARD.md").exists() and (run / "side_by_side.png").exists()
+    assert (run / "teacher_loss.csv").exists() and (run / "student_loss.png").exists()
+    assert not (out.parent / (out.name + ".staging")).exists()
+
+
+def test_int8_trt_follows_tensorrt_qdq_rules(exported):
+    out, _, _ = exported
+    assert lint_qdq_for_tensorrt(out / "student_int8_trt.onnx") == []
+
+
+def test_bundle_runs_in_the_runtime(exported):
+    out, _, _ = exported
+    man = Manifest.load(out)
+    for prec in Precision:
+        with OnnxRuntimeRunner(man.artifact_for(prec)) as r:
+            x = np.random.default_rng(0).random((1, 1, 36, 52), dtype=np.float32)
+            y = r.infer({r.io.input_name: x})[r.io.output_name]
+            assert y.shape == x.shape and np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+
+
+def test_resume_skips_finished_training(exported):
+    out, run, m = exported
+    cfg = smoke_config("us-enhance")
+    again = run_export(cfg, out, run, progress=False)
+    # resumed from the saved final state: same weights, and the loss curve is not duplicated
+    assert again["source_checkpoint"]["student_sha256"] == m["source_checkpoint"]["student_sha256"]
+    rows = (run / "teacher_loss.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + cfg.teacher_train.steps
