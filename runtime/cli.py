@@ -165,6 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ganrt: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except ImportError as exc:  # an optional extra is missing (export needs torch, DICOM needs pydicom)
+        if args.debug:
+            raise
+        if (exc.name or "").startswith("ganrt"):
+            print(f"ganrt: internal error: {exc} (rerun with --debug for details)", file=sys.stderr)
+            return 70
         print(f"ganrt: error: missing dependency: {exc.name or exc}; install the ganrt extra that provides it "
               f"(ganrt[export], ganrt[dicom], ganrt[trt])", file=sys.stderr)
         return BackendUnavailable.exit_code

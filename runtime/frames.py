@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -26,6 +27,7 @@ class Reason(Enum):
     OVERTAKEN = "overtaken"
     INCOMPATIBLE = "incompatible-frame"
     LATE = "late"
+    STOPPED = "stopped"  # captured, still queued when the run was stopped (Ctrl-C, quit key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +53,22 @@ class Frame:
     @property
     def hw(self) -> tuple[int, int]:
         return int(self.pixels.shape[0]), int(self.pixels.shape[1])
+
+
+@dataclass(slots=True)
+class FrameResult:
+    """What happened to one frame. ``pixels`` is what sinks show: the enhanced image, or the
+    raw frame as uint8 in the same layout when passed through; None only for dropped frames.
+    Stage times are ms (NaN when the stage did not run)."""
+
+    index: int
+    outcome: Outcome
+    reason: Reason = Reason.NONE
+    pixels: np.ndarray | None = None
+    wait_ms: float = math.nan  # capture -> dequeue
+    pre_ms: float = math.nan
+    infer_ms: float = math.nan
+    post_ms: float = math.nan
+    sink_ms: float = math.nan  # all sinks' write()
+    late: bool = False  # output after the deadline (a deadline miss; the frame is still shown)
+    t_output_ns: int | None = None  # clock time after the last sink wrote it

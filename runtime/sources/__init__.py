@@ -1,0 +1,54 @@
+"""Frame sources and ``open_source``, which picks one from a user's spec string."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..errors import SourceError
+from .base import FrameSource, SourceBase
+
+__all__ = ["FrameSource", "SourceBase", "open_source"]
+
+_CAMERA = re.compile(r"^(\d+|/dev/video\d+)$")
+
+
+def open_source(spec: str, *, realtime: bool = False, clock: Clock = SYSTEM_CLOCK, loop: bool = False,
+                max_frames: int | None = None, fps: float | None = None,
+                camera_size: tuple[int, int] | None = None, camera_fps: float | None = None) -> FrameSource:
+    """Open ``spec``: a folder of images, a video file, a DICOM cine (.dcm), a camera index
+    ("0") or V4L2 device ("/dev/video0"). Raises SourceError with one line when it cannot.
+
+    ``realtime`` replays files at their native rate (``fps`` overrides it for image
+    folders); cameras are always live. ``loop`` restarts files at their end."""
+    if max_frames is not None and max_frames < 1:
+        raise SourceError(f"max_frames must be >= 1 (got {max_frames})")
+    common = dict(realtime=realtime, clock=clock, loop=loop, max_frames=max_frames)
+    path = Path(spec).expanduser()
+    if spec.lower().endswith(".dcm") and path.is_file():
+        return _dicom(path, **common)
+    if path.is_dir():
+        from .images import ImageFolderSource
+
+        return ImageFolderSource(path, fps=fps, **common)
+    if path.is_file():
+        from .video import VideoSource
+
+        return VideoSource(path, **common)
+    if _CAMERA.match(spec):
+        from .camera import CameraSource
+
+        return CameraSource(int(spec) if spec.isdigit() else spec, size=camera_size, fps=camera_fps,
+                            clock=clock, max_frames=max_frames)
+    raise SourceError(f"no such file or device: {spec}")
+
+
+def _dicom(path: Path, **kw) -> FrameSource:
+    """Hook for DICOM cines; ``ganrt.runtime.sources.dicom`` (needs pydicom) provides DicomSource."""
+    try:
+        mod = importlib.import_module("ganrt.runtime.sources.dicom")
+    except ImportError:
+        raise SourceError("DICOM input needs ganrt[dicom]") from None
+    return mod.DicomSource(path, **kw)

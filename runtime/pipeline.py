@@ -1,0 +1,281 @@
+"""The streaming loop: source -> queue -> [pre -> infer -> post] -> sinks, one record row per frame.
+
+Two feeds, one loop:
+
+- live (a camera, or a file replayed at its native rate): a capture thread fills a
+  ``LatestFrameQueue``; the newest frame wins and overtaken frames are recorded as
+  DROPPED. The budget runs from the frame's capture time, so queueing counts.
+- offline (a file processed as fast as possible; the default for files): no drops,
+  every frame is processed. The budget runs from the moment the frame is handed to
+  processing. In the default synchronous feed that *is* the moment the source produced
+  it; with ``prefetch`` > 0 (decode ahead in a thread) a frame that waited in the
+  prefetch queue is not charged for the wait, which is an artefact of reading ahead,
+  not latency a viewer would see.
+
+Inference runs in one worker thread so a hanging runner cannot stop the stream: after
+``policy.timeout_s`` the frame is shown raw (TIMEOUT) and, while that call is still stuck,
+later frames are shown raw too (BACKOFF).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, TimeoutError as FutureTimeout
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from queue import SimpleQueue
+from typing import Callable, Iterator, Sequence
+
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import ConfigError, GanrtError
+from .frames import Frame, FrameResult, Outcome, Reason
+from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
+from .policy import DeadlinePolicy, PolicyConfig
+from .queue import CaptureThread, LatestFrameQueue, SyncFrames
+from .record import Record
+from .report import Report
+from .sinks import Sink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    policy: PolicyConfig = field(default_factory=PolicyConfig)  # budget, prediction, timeout, backoff
+    realtime: bool | None = None  # None: follow the source (camera / realtime replay -> live)
+    queue_depth: int = 1  # live: frames that may wait; more wait -> the oldest is dropped
+    prefetch: int = 0  # offline: frames decoded ahead in a thread (0 = synchronous, deterministic)
+    warmup: int = 2  # untimed inferences on the first frame (first calls allocate; they would teach
+    #                  the predictor that the model is slow and show raw frames for the first second)
+
+    def __post_init__(self) -> None:
+        if self.queue_depth < 1 or self.prefetch < 0 or self.warmup < 0:
+            raise ConfigError("queue_depth must be >= 1, prefetch and warmup >= 0")
+
+    @classmethod
+    def with_budget(cls, budget_ms: float, **kw) -> "PipelineConfig":
+        return cls(policy=PolicyConfig(budget_ms=budget_ms), **kw)
+
+    @property
+    def budget_ms(self) -> float:
+        return self.policy.budget_ms
+
+
+class InferenceTimeout(Exception):
+    pass
+
+
+class InferenceWorker:
+    """One daemon thread running the enhancer. A call that outlives its timeout is abandoned
+    (its result discarded); ``busy`` stays True until it returns. Daemon, never joined: a
+    stuck runner must not keep the process alive."""
+
+    def __init__(self, fn: Callable) -> None:
+        self._fn = fn
+        self._jobs: SimpleQueue = SimpleQueue()
+        self._current: Future | None = None
+        threading.Thread(target=self._loop, name="ganrt-infer", daemon=True).start()
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fut, args = job
+            try:
+                fut.set_result(self._fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - delivered to the caller
+                fut.set_exception(exc)
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None and not self._current.done()
+
+    def call(self, *args, timeout_s: float):
+        fut: Future = Future()
+        self._current = fut
+        self._jobs.put((fut, args))
+        try:
+            return fut.result(timeout_s)
+        except FutureTimeout:
+            raise InferenceTimeout(f"inference did not return within {timeout_s * 1e3:.0f} ms") from None
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+
+class _Feed:
+    """Frames in: a capture thread + queue (live, or offline with prefetch) or synchronous reads."""
+
+    def __init__(self, source, live: bool, config: PipelineConfig, on_drop: Callable[[Frame], None]) -> None:
+        self.threaded = live or config.prefetch > 0
+        if self.threaded:
+            self.queue = LatestFrameQueue(config.queue_depth if live else config.prefetch, drop=live,
+                                          on_drop=on_drop)
+            self.capture = CaptureThread(source, self.queue)
+        else:
+            self.sync = SyncFrames(source)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.threaded:
+            self.capture.start()
+            yield from self.queue
+        else:
+            yield from self.sync
+
+    def stop(self) -> list[Frame]:
+        """Stop reading; return frames captured but never processed (they go in the record)."""
+        if not self.threaded:
+            self.sync.stop()
+            return []
+        leftovers = self.queue.drain()
+        if self.capture.ident is not None:  # started
+            self.capture.stop()
+        leftovers += self.queue.drain() + self.capture.unqueued
+        return leftovers
+
+    @property
+    def errors(self) -> int:
+        return self.capture.errors if self.threaded else self.sync.errors
+
+
+class _Once:
+    """Log the first occurrence of each kind of failure; the per-frame path only counts."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, key: str, msg: str, *args) -> None:
+        if key not in self.seen:
+            self.seen.add(key)
+            log.warning(msg + " (further occurrences are only counted)", *args)
+
+
+class _Outputs:
+    """The sinks of a run. A sink that fails (disk full, ...) is disabled and counted, so the
+    others (the screen) keep getting frames; a GanrtError (a user's mistake) ends the run."""
+
+    def __init__(self) -> None:
+        self.sinks: list[Sink] = []
+        self.broken: set[int] = set()
+        self.errors = 0
+
+    def write(self, frame: Frame, result: FrameResult) -> None:
+        for i, sink in enumerate(self.sinks):
+            if i in self.broken:
+                continue
+            try:
+                sink.write(frame, result)
+            except GanrtError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self.broken.add(i)
+                self.errors += 1
+                log.error("sink %s failed and is disabled: %s: %s", type(sink).__name__, type(exc).__name__, exc)
+
+    @property
+    def quit_requested(self) -> bool:
+        return any(getattr(s, "quit_requested", False) for s in self.sinks)
+
+
+WARMUP_TIMEOUT_S = 30.0  # first calls may build kernels or a CUDA context
+
+
+def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: int) -> None:
+    """Run the model on the first frame without recording it. Failures are only logged: the
+    per-frame path deals with a broken backend (and a stuck warm-up leaves the worker busy)."""
+    try:
+        enhancer.check(frame)
+        for _ in range(runs):
+            worker.call(frame, StageTimes(), timeout_s=WARMUP_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("warm-up inference failed: %s: %s", type(exc).__name__, exc)
+
+
+def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, policy: DeadlinePolicy,
+                            worker: InferenceWorker, clock: Clock, once: _Once) -> FrameResult:
+    result = FrameResult(frame.index, Outcome.PASSTHROUGH)
+    try:
+        enhancer.check(frame)
+        reason = policy.decide(origin_ns, clock.now_ns(), busy=worker.busy)
+    except IncompatibleFrame as exc:
+        once("incompatible", "frame %d shown raw: %s", frame.index, exc)
+        reason = Reason.INCOMPATIBLE
+    if reason is None:
+        times = StageTimes()
+        try:
+            result.pixels = worker.call(frame, times, timeout_s=policy.config.timeout_s)
+        except BadOutput as exc:
+            once("bad-output", "frame %d shown raw, bad model output: %s", frame.index, exc)
+            reason = Reason.BAD_OUTPUT
+        except InferenceTimeout as exc:
+            once("timeout", "frame %d shown raw: %s", frame.index, exc)
+            reason = Reason.TIMEOUT
+        except Exception as exc:  # noqa: BLE001 - any backend failure means: show the raw frame
+            once(f"error:{type(exc).__name__}", "frame %d shown raw, backend error: %s: %s", frame.index,
+                 type(exc).__name__, exc)
+            reason = Reason.BACKEND_ERROR
+        result.pre_ms, result.infer_ms, result.post_ms = times.pre_ms, times.infer_ms, times.post_ms
+        if reason is None:
+            result.outcome = Outcome.ENHANCED
+            policy.succeeded(times.total_ms)
+        else:
+            result.pixels = None
+            policy.failed(reason)
+    result.reason = reason or Reason.NONE
+    if result.pixels is None:
+        result.pixels = enhancer.passthrough(frame)
+    return result
+
+
+def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: PipelineConfig = PipelineConfig(),
+        clock: Clock = SYSTEM_CLOCK, record: Record | None = None) -> Report:
+    """Stream ``source`` through ``enhancer`` into ``sinks``; every frame ends in ``record``.
+
+    Enters (and so closes) the source and the sinks, and closes the record. Ctrl-C or a
+    sink's quit request ends the run normally: the report says ``interrupted``."""
+    record = record if record is not None else Record.for_enhancer(enhancer)
+    live = config.realtime if config.realtime is not None else bool(getattr(source, "live", False))
+    policy = DeadlinePolicy(config.policy)
+    worker = InferenceWorker(enhancer.enhance)
+    feed = _Feed(source, live, config, record.add_dropped)
+    once, interrupted, warmup = _Once(), False, config.warmup
+    outputs = _Outputs()
+    t_start = clock.now_ns()
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(source)
+            outputs.sinks = [stack.enter_context(s) for s in sinks]
+            try:
+                for frame in feed:
+                    if warmup:
+                        _warm_up(frame, enhancer, worker, warmup)
+                        warmup = 0
+                    t_deq = clock.now_ns()
+                    origin = frame.t_capture_ns if live else t_deq  # budget origin: see the module docstring
+                    result = _enhance_or_passthrough(frame, origin, enhancer, policy, worker, clock, once)
+                    result.wait_ms = (t_deq - frame.t_capture_ns) / 1e6
+                    t_sink = clock.now_ns()
+                    try:
+                        outputs.write(frame, result)
+                    finally:  # recorded even when a sink raises a user error that ends the run
+                        result.t_output_ns = clock.now_ns()
+                        result.sink_ms = (result.t_output_ns - t_sink) / 1e6
+                        result.late = policy.is_late(origin, result.t_output_ns)
+                        policy.observe_output(result.sink_ms)
+                        record.add(frame, result)
+                    if outputs.quit_requested:
+                        log.info("stop requested by a sink")
+                        interrupted = True
+                        break
+            except KeyboardInterrupt:
+                interrupted = True
+                log.info("interrupted; finishing the record")
+            finally:
+                for f in feed.stop():
+                    record.add_dropped(f, Reason.STOPPED)
+    finally:
+        worker.close()
+        record.close()
+    info = source.info() if hasattr(source, "info") else {"source_id": getattr(source, "source_id", "?")}
+    info = {**info, "read_errors": feed.errors, "live": live}
+    return Report.from_record(record, wall_s=(clock.now_ns() - t_start) / 1e9, budget_ms=config.budget_ms,
+                              source=info, sink_errors=outputs.errors, interrupted=interrupted)
