@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl = prs.add_parser("list", help="shipped profiles")
     pl.set_defaults(func=_cmd_profile_list)
 
+    from .engine_cli import add_engine_parsers  # `ganrt engine build|prebuild|info` (TensorRT engine cache)
+
+    add_engine_parsers(sub)
+
     ex = sub.add_parser("export", help="train, distill, export, quantize, gate (needs ganrt[export])")
     exs = ex.add_subparsers(dest="export_command", metavar="ACTION")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -28,6 +29,25 @@ def available_providers() -> tuple[Provider, ...]:
     return tuple(p for p in PREFERENCE if p.value in have)
 
 
+def tensorrt_ep_options(artifact: Artifact, manifest=None, profile=None, cache_dir: Path | str | None = None,
+                       facts=None) -> dict[str, str]:
+    """Provider options for ONNX Runtime's TensorRT execution provider (used when it is chosen).
+
+    Engines go into ganrt's engine cache, in ``<cache>/<key>/`` where ``key`` is the same kind of
+    ``EngineIdentity`` key the native TensorRT runner uses. Options set (all as strings):
+    ``trt_engine_cache_enable``, ``trt_engine_cache_path`` (that folder), ``trt_timing_cache_enable``
+    + ``trt_timing_cache_path`` (``<cache>/timing``), ``trt_max_workspace_size``,
+    ``trt_builder_optimization_level``, ``trt_profile_{min,opt,max}_shapes`` (with a manifest and
+    profile), ``trt_dla_enable`` + ``trt_dla_core`` (DLA profiles). Deliberately *not* set:
+    ``trt_fp16_enable`` / ``trt_int8_enable`` — with both off the EP builds a strongly typed
+    network and the precision comes from the artifact (FP16 ONNX, explicit Q/DQ).
+    Details: ``trt_engine.ort_trt_ep_options``.
+    """
+    from .trt_engine import ort_trt_ep_options
+
+    return ort_trt_ep_options(artifact, manifest, profile, cache_dir, facts)
+
+
 class OnnxRuntimeRunner(RunnerBase):
     name = "onnxruntime"
 
@@ -37,8 +57,13 @@ class OnnxRuntimeRunner(RunnerBase):
         providers: Sequence[Provider] | None = None,
         intra_threads: int = 0,
         inter_threads: int = 1,
+        *,
+        manifest=None,
+        profile=None,
+        cache_dir: Path | str | None = None,
     ) -> None:
         self._artifact = artifact
+        self._trt_ep = (manifest, profile, cache_dir)  # for the TensorRT EP's provider options
         self._providers = tuple(providers) if providers else None
         self._intra, self._inter = intra_threads, inter_threads
         self._session = None
@@ -63,7 +88,7 @@ class OnnxRuntimeRunner(RunnerBase):
         opts.log_severity_level = 3
         data = self._artifact.verified_bytes()
         try:
-            self._session = ort.InferenceSession(data, sess_options=opts, providers=[p.value for p in wanted])
+            self._session = ort.InferenceSession(data, sess_options=opts, providers=self._provider_list(wanted))
         except Exception as exc:  # ORT raises its own exception types for bad models
             raise ModelError(f"artifact {self._artifact.key!r}: onnxruntime cannot load it ({exc})") from None
         inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
@@ -75,6 +100,13 @@ class OnnxRuntimeRunner(RunnerBase):
             description=f"onnxruntime {ort.__version__} [{', '.join(self.providers)}]",
         )
         return self.io
+
+    def _provider_list(self, wanted: Sequence[Provider]) -> list:
+        if Provider.TENSORRT not in wanted:
+            return [p.value for p in wanted]
+        manifest, profile, cache_dir = self._trt_ep
+        trt = tensorrt_ep_options(self._artifact, manifest, profile, cache_dir)
+        return [(p.value, trt) if p is Provider.TENSORRT else p.value for p in wanted]
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._session is None:

@@ -33,13 +33,28 @@ def _onnxruntime(manifest: Manifest, profile: DeviceProfile, precision: Precisio
         # CPU only: the u8/s8 artifact is ORT-CPU's fast form; with a GPU provider the profile decides.
         precision = Precision.INT8_CPU if providers == (Provider.CPU,) else profile.precision
     art = manifest.artifact_for(precision)
-    runner = OnnxRuntimeRunner(art, providers, profile.threads.intra_op, profile.threads.inter_op)
+    runner = OnnxRuntimeRunner(art, providers, profile.threads.intra_op, profile.threads.inter_op,
+                               manifest=manifest, profile=profile)  # profile: TensorRT EP shapes + engine cache
     return Selection(runner, Backend.ONNXRUNTIME, art)
+
+
+# --- TensorRT (runtime/backends/tensorrt.py) -------------------------------------------------
+def _tensorrt(manifest: Manifest, profile: DeviceProfile, precision: Precision | None) -> Selection:
+    """BackendUnavailable (so AUTO falls through) when TensorRT or a CUDA GPU is missing."""
+    from .tensorrt import TensorRTRunner, check_available
+    from .trt_identity import check_trt_precision
+
+    check_available()
+    art = manifest.artifact_for(precision or profile.precision)
+    check_trt_precision(art)
+    return Selection(TensorRTRunner(manifest, art, profile), Backend.TENSORRT, art)
+# --- end TensorRT ---------------------------------------------------------------------------
 
 
 # Runners for the other Backend members register here when their modules ship.
 RUNNERS: dict[Backend, Callable[[Manifest, DeviceProfile, Precision | None], Selection]] = {
     Backend.ONNXRUNTIME: _onnxruntime,
+    Backend.TENSORRT: _tensorrt,
 }
 
 
