@@ -20,9 +20,9 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 
-# Runtime only: numpy, opencv, onnx, onnxruntime (no torch on the cart).
+# Runtime only: numpy, opencv, onnx, onnxruntime (no torch on the cart) + pydicom for the echo cine.
 $(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e .
+	$(PIP) -e '.[dicom]'
 	touch $@
 
 # Everything for tests and export, with torch pinned to the CPU build.
