@@ -4,7 +4,9 @@ Teacher: the pix2pix/CycleGAN ResNet generator (9 blocks, ngf=64: ~11 M params,
 the size GAN Compression starts from) and a 70x70 PatchGAN discriminator.
 Student: a real-time generator whose body works at 1/down resolution after
 pixel-unshuffle (the cheapest lever on a CPU, see DESIGN.md's cost model), with
-pixel-shuffle back up, a global residual and a clamped output.
+pixel-shuffle back up, a global residual and a clamped output. The student is defined once,
+in ``ganrt.runtime.backends.torch_models`` (the runtime's torch runner loads the same network),
+and re-exported here.
 
 Both generators map [0,1] images to [0,1] images, so their ONNX exports share one
 I/O contract. Both expose ``features(x)`` (mid-body activations at 1/4
@@ -17,6 +19,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+from ganrt.runtime.backends.torch_models import StudentConfig, student_classes  # noqa: F401 (re-export)
 
 
 class ResBlock(nn.Module):
@@ -116,61 +120,10 @@ class PatchDiscriminator(nn.Module):
         return feats
 
 
-@dataclass(frozen=True)
-class StudentConfig:
-    channels: int = 1
-    width: int = 32  # 32 x 5 blocks at 1/4 res: 1.7 GMAC at 512^2, ~15 ms int8 on 2 AVX2 cores
-    n_blocks: int = 5
-    down: int = 4  # body resolution divisor (pixel-unshuffle factor)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class StudentGenerator(nn.Module):
-    """Pixel-unshuffle -> conv -> residual blocks at 1/down -> conv -> pixel-shuffle, + input, clamp."""
-
-    def __init__(self, cfg: StudentConfig = StudentConfig()) -> None:
-        super().__init__()
-        self.cfg = cfg
-        c, w, d = cfg.channels, cfg.width, cfg.down
-        self.unshuffle = nn.PixelUnshuffle(d)
-        self.head = nn.Sequential(nn.Conv2d(c * d * d, w, 3, padding=1), nn.ReLU(True))
-        self.blocks = nn.ModuleList(_PlainBlock(w) for _ in range(cfg.n_blocks))
-        self.tail = nn.Conv2d(w, c * d * d, 3, padding=1)
-        self.shuffle = nn.PixelShuffle(d)
-
-    def _run(self, x: torch.Tensor, keep: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        h = self.head(self.unshuffle(x))
-        feats: list[torch.Tensor] = []
-        for blk in self.blocks:
-            h = blk(h)
-            if keep:
-                feats.append(h)
-        return torch.clamp(x + self.shuffle(self.tail(h)), 0.0, 1.0), feats
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(x, keep=False)[0]
-
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        return self._run(x, keep=True)
-
-    @property
-    def feature_channels(self) -> list[int]:
-        return [self.cfg.width] * self.cfg.n_blocks
-
-
-class _PlainBlock(nn.Module):
-    """conv-ReLU-conv + skip, then ReLU: no norm, so Conv+ReLU fuse and quantize cleanly."""
-
-    def __init__(self, ch: int) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.act = nn.ReLU(True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(x + self.c2(self.act(self.c1(x))))
+# The student (StudentConfig, StudentGenerator) is defined once, on the runtime side: the torch runner
+# loads the same network from the bundle's student.safetensors, and the runtime may not import the
+# export. Same class, same parameter names, same forward/forward_features/feature_channels.
+StudentGenerator, _PlainBlock = student_classes(torch)
 
 
 def count_params(m: nn.Module) -> int:

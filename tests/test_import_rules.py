@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import subprocess
 import sys
@@ -42,7 +43,33 @@ def test_cli_help_without_torch():
     assert "Traceback" not in res.stderr
 
 
+def _torch_imports(path: Path) -> list[str]:
+    """`import torch...` / `from torch... import` statements at any depth, and importlib/__import__ of torch."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""] if node.level == 0 else []
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and ((isinstance(node.func, ast.Name) and node.func.id == "__import__")
+                   or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"))):
+            names = [str(node.args[0].value)]
+        else:
+            continue
+        found += [f"{path.name}:{node.lineno}: {n}" for n in names if n.split(".")[0] == "torch"]
+    return found
+
+
 def test_runtime_source_has_no_torch_import():
+    """Only the lazy form is allowed: lazy_import("torch", extra=...) inside the function that needs it."""
     root = Path(ganrt.runtime.__file__).parent
-    offenders = [p for p in root.rglob("*.py") if "import torch" in p.read_text() or "from torch" in p.read_text()]
+    offenders = [hit for p in sorted(root.rglob("*.py")) for hit in _torch_imports(p)]
     assert offenders == []
+
+
+def test_torch_import_checker_sees_nested_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    import torch.nn as nn\n    from torch import cuda\n"
+                 "    importlib.import_module('torch')\n    lazy_import('torch', extra='export')\n")
+    assert [h.split(": ")[1] for h in _torch_imports(f)] == ["torch.nn", "torch", "torch"]

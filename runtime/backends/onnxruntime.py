@@ -111,7 +111,11 @@ class OnnxRuntimeRunner(RunnerBase):
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._session is None:
             raise ModelError("runner used before activate()")
-        outs = self._session.run(None, dict(feeds))
+        try:
+            outs = self._session.run(None, dict(feeds))
+        except Exception as exc:  # ORT's InvalidArgument/Fail/RuntimeException (wrong rank, channels, dtype, name)
+            raise ModelError(f"onnxruntime inference failed ({exc.__class__.__name__}: "
+                             f"{' '.join(str(exc).split())[:300]})") from None
         names = [o.name for o in self._session.get_outputs()]
         return dict(zip(names, outs))
 

@@ -51,10 +51,33 @@ def _tensorrt(manifest: Manifest, profile: DeviceProfile, precision: Precision |
 # --- end TensorRT ---------------------------------------------------------------------------
 
 
+# --- torch (runtime/backends/torch_runner.py) ------------------------------------------------
+def _torch(manifest: Manifest, profile: DeviceProfile, precision: Precision | None) -> Selection:
+    """BackendUnavailable (so AUTO falls through) when torch or a CUDA GPU is missing (an explicit
+    `--backend torch` runs on the CPU only with GANRT_TORCH_DEVICE=cpu, a testing switch), for int8,
+    or when the bundle has no exported weights. CUDA graphs follow the profile's tensorrt.cuda_graphs."""
+    from .torch_runner import TorchRunner, check_available, resolve_precision, weights_artifact
+
+    device = check_available()
+    prec = resolve_precision(precision, profile.precision, device)
+    art = weights_artifact(manifest, prec)
+    runner = TorchRunner(manifest, prec, device=device, cuda_graphs=profile.tensorrt.cuda_graphs)
+    return Selection(runner, Backend.TORCH, art)
+
+
+def _torch_auto_gate() -> None:
+    """AUTO never picks torch on a CPU: onnxruntime is the better CPU backend."""
+    from .torch_runner import check_available
+
+    check_available(auto=True)
+# --- end torch ------------------------------------------------------------------------------
+
+
 # Runners for the other Backend members register here when their modules ship.
 RUNNERS: dict[Backend, Callable[[Manifest, DeviceProfile, Precision | None], Selection]] = {
     Backend.ONNXRUNTIME: _onnxruntime,
     Backend.TENSORRT: _tensorrt,
+    Backend.TORCH: _torch,
 }
 
 
@@ -75,6 +98,8 @@ def select(manifest: Manifest, backend: Backend, profile: DeviceProfile, precisi
             reasons.append(f"{b.value}: no runner for it in this ganrt build")
             continue
         try:
+            if backend is Backend.AUTO and b is Backend.TORCH:
+                _torch_auto_gate()
             return factory(manifest, profile, precision)
         except BackendUnavailable as exc:
             reasons.append(f"{b.value}: {exc}")

@@ -1,0 +1,132 @@
+"""The student generator, defined once, on the runtime side (torch imported lazily).
+
+``ganrt.export`` trains, distils and exports this network; ``ganrt.runtime``'s torch runner
+loads the bundle's ``student.safetensors`` into it. The runtime may not import the export
+(DESIGN.md), so the one definition lives here and ``ganrt.export.archs`` re-exports it.
+
+No torch at module level: the module classes are created on first use by
+``student_classes(torch)`` (cached per torch module). ``StudentGenerator`` and ``PlainBlock``
+are also reachable as attributes of this module (``from ...torch_models import
+StudentGenerator``), which imports torch at that moment — the export does exactly that.
+
+Parameter names (what ``student.safetensors`` holds; ``load_state_dict(strict=True)``):
+``head.0.weight/bias``, ``blocks.N.c1.weight/bias``, ``blocks.N.c2.weight/bias``,
+``tail.weight/bias``; ``unshuffle``, ``shuffle`` and the ReLUs have none.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, fields
+from types import ModuleType
+from typing import Any, Mapping
+
+from ..errors import ModelError
+
+STUDENT_ARCH = "StudentGenerator"  # manifest["weights"]["arch"]
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    channels: int = 1
+    width: int = 32  # 32 x 5 blocks at 1/4 res: 1.7 GMAC at 512^2, ~15 ms int8 on 2 AVX2 cores
+    n_blocks: int = 5
+    down: int = 4  # body resolution divisor (pixel-unshuffle factor)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str = "student config") -> "StudentConfig":
+        """Strict: unknown keys and non-positive integers are a ModelError naming ``where``."""
+        if not isinstance(raw, Mapping):
+            raise ModelError(f"{where}: must be a mapping of {', '.join(f.name for f in fields(cls))}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ModelError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+        vals = {}
+        for k, v in raw.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ModelError(f"{where}: {k} must be a positive integer (got {v!r})")
+            vals[k] = int(v)
+        return cls(**vals)
+
+    @classmethod
+    def coerce(cls, cfg: "StudentConfig | Mapping[str, Any] | None") -> "StudentConfig":
+        if cfg is None:
+            return cls()
+        if isinstance(cfg, cls):
+            return cfg
+        return cls.from_dict(cfg)
+
+
+@functools.lru_cache(maxsize=None)
+def student_classes(torch: ModuleType) -> tuple[type, type]:
+    """``(StudentGenerator, PlainBlock)`` built against ``torch`` (once per torch module)."""
+    nn = torch.nn
+
+    class PlainBlock(nn.Module):
+        """conv-ReLU-conv + skip, then ReLU: no norm, so Conv+ReLU fuse and quantize cleanly."""
+
+        def __init__(self, ch: int) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(ch, ch, 3, padding=1)
+            self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
+            self.act = nn.ReLU(True)
+
+        def forward(self, x):
+            return self.act(x + self.c2(self.act(self.c1(x))))
+
+    class StudentGenerator(nn.Module):
+        """Pixel-unshuffle -> conv -> residual blocks at 1/down -> conv -> pixel-shuffle, + input, clamp."""
+
+        def __init__(self, cfg: StudentConfig | Mapping[str, Any] | None = None) -> None:
+            super().__init__()
+            cfg = StudentConfig.coerce(cfg)
+            self.cfg = cfg
+            c, w, d = cfg.channels, cfg.width, cfg.down
+            self.unshuffle = nn.PixelUnshuffle(d)
+            self.head = nn.Sequential(nn.Conv2d(c * d * d, w, 3, padding=1), nn.ReLU(True))
+            self.blocks = nn.ModuleList(PlainBlock(w) for _ in range(cfg.n_blocks))
+            self.tail = nn.Conv2d(w, c * d * d, 3, padding=1)
+            self.shuffle = nn.PixelShuffle(d)
+
+        def _run(self, x, keep: bool):
+            h = self.head(self.unshuffle(x))
+            feats = []
+            for blk in self.blocks:
+                h = blk(h)
+                if keep:
+                    feats.append(h)
+            return torch.clamp(x + self.shuffle(self.tail(h)), 0.0, 1.0), feats
+
+        def forward(self, x):
+            return self._run(x, keep=False)[0]
+
+        def forward_features(self, x):
+            """Output and every block's activation (feature distillation)."""
+            return self._run(x, keep=True)
+
+        @property
+        def feature_channels(self) -> list[int]:
+            return [self.cfg.width] * self.cfg.n_blocks
+
+    for cls in (PlainBlock, StudentGenerator):  # importable by name (pickle, repr, docs)
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+    return StudentGenerator, PlainBlock
+
+
+def build_student(torch: ModuleType, cfg: StudentConfig | Mapping[str, Any] | None = None):
+    """A fresh (randomly initialised) StudentGenerator for ``cfg`` (a mapping such as the manifest's
+    ``weights.config``, or a StudentConfig); ModelError for a malformed config."""
+    return student_classes(torch)[0](StudentConfig.coerce(cfg))
+
+
+def __getattr__(name: str):  # PEP 562: the torch classes on demand, never at import
+    if name in ("StudentGenerator", "PlainBlock"):
+        from ..lazy import lazy_import
+
+        gen, block = student_classes(lazy_import("torch", extra="export", what="torch"))
+        return gen if name == "StudentGenerator" else block
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

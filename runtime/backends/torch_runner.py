@@ -1,0 +1,462 @@
+"""Torch runner: the bundle's exported student weights on a CUDA GPU without TensorRT.
+
+For machines with torch + CUDA and no TensorRT. ``activate()`` verifies ``student.safetensors``
+against the manifest's sha256 (``manifest["weights"]``), loads it without pickle
+(``safetensors.torch.load`` of the verified bytes, so what was hashed is what is loaded) into
+``torch_models.StudentGenerator`` with ``strict=True``, and moves the network to the device in
+FP32 or FP16, channels-last, on its own CUDA stream.
+
+``infer`` copies the input into a pinned host staging buffer, then H2D into a static device
+buffer, runs the network, copies the float32 NCHW result D2H and synchronises. With CUDA graphs
+(fixed shapes), the first call of a shape warms the network up on the runner's side stream
+(cuDNN autotuning, allocator) and captures the compute as a graph; later calls of that shape
+replay it. Each shape has its own static buffers and graph, kept in a small LRU
+(``max_shapes``); a new shape beyond that evicts the least recently used one. ``deactivate``
+frees everything and is idempotent; activate/deactivate cycles are fine.
+
+``device="cpu"`` (FP32 only, no graphs, no streams) exists so the runner's logic is testable on
+machines without a GPU. The registry never picks it on its own: an explicit ``--backend torch``
+on a CPU-only machine is refused unless ``GANRT_TORCH_DEVICE=cpu`` is set — a testing switch,
+not a deployment mode (ONNX Runtime is the faster CPU backend).
+
+Process-wide torch settings the runner changes while active and restores on ``deactivate``:
+cuDNN benchmark (autotune per shape; ``cudnn_benchmark``), for FP32 cuDNN conv TF32 off
+(``allow_tf32=False``: FP32 means IEEE FP32, as the ONNX Runtime reference computes it), and on
+the CPU torch's intra-op thread count when ``cpu_threads`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ConfigError, GanrtError, ModelError
+from ..lazy import lazy_import
+from ..manifest import Artifact, Manifest, Precision
+from .base import IOSpec, RunnerBase
+from .torch_models import STUDENT_ARCH, StudentConfig, build_student
+
+log = logging.getLogger(__name__)
+
+ENV_DEVICE = "GANRT_TORCH_DEVICE"  # "cpu": allow/force the torch runner on the CPU (testing only)
+DEVICES = ("cuda", "cpu")
+PRECISIONS = (Precision.FP32, Precision.FP16)
+WEIGHTS_KEY = "weights"
+
+
+def _torch() -> Any:
+    return lazy_import("torch", extra="export", what="torch")
+
+
+def requested_device() -> str:
+    """``cuda`` unless ``$GANRT_TORCH_DEVICE`` says ``cpu``; anything else is a ConfigError."""
+    value = os.environ.get(ENV_DEVICE, "").strip().lower() or "cuda"
+    if value not in DEVICES:
+        raise ConfigError(f"{ENV_DEVICE}={value!r} is not one of: {', '.join(DEVICES)}")
+    return value
+
+
+def check_available(*, auto: bool = False) -> str:
+    """The device the torch runner would use here ("cuda" or "cpu"), or BackendUnavailable (one line).
+
+    ``auto``: the automatic choice never lands on the CPU, even with ``GANRT_TORCH_DEVICE=cpu``.
+    """
+    torch = _torch()
+    lazy_import("safetensors.torch", extra="export", what="safetensors")
+    device = requested_device()
+    if device == "cpu":
+        if auto:
+            raise BackendUnavailable(f"not chosen automatically on the CPU ({ENV_DEVICE}=cpu is a testing switch; "
+                                     f"onnxruntime is the CPU backend)")
+        return "cpu"
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if getattr(torch.version, "cuda", None) is None else f"CUDA {torch.version.cuda}"
+        raise BackendUnavailable(f"torch runner needs a CUDA GPU (torch {torch.__version__}, {build}, sees none); "
+                                 f"use onnxruntime on this machine "
+                                 f"({ENV_DEVICE}=cpu runs it on the CPU for testing only)")
+    return "cuda"
+
+
+def resolve_precision(requested: Precision | None, profile_precision: Precision, device: str) -> Precision:
+    """FP32 or FP16 from an explicit request, else from the profile (INT8 profiles get FP16 on CUDA)."""
+    if requested is not None:
+        if requested not in PRECISIONS:
+            raise BackendUnavailable(f"the torch runner runs fp32 or fp16 weights, not {requested.value} "
+                                     f"(int8 artifacts run on onnxruntime or tensorrt)")
+        if requested is Precision.FP16 and device == "cpu":
+            raise BackendUnavailable("the torch runner runs fp16 on CUDA only (use fp32 on the CPU)")
+        return requested
+    if device == "cpu" or profile_precision is Precision.FP32:
+        return Precision.FP32
+    return Precision.FP16
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """``manifest["weights"]``: the student's safetensors file, its sha256, arch and config."""
+
+    artifact: Artifact
+    arch: str
+    config: StudentConfig
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, precision: Precision = Precision.FP32) -> "WeightsSpec":
+        where = f"{manifest.root / 'manifest.json'}: {WEIGHTS_KEY}"
+        raw = manifest.raw.get(WEIGHTS_KEY)
+        if raw is None:
+            raise ModelError(f"bundle {manifest.root} has no exported weights (manifest key {WEIGHTS_KEY!r}); "
+                             f"the torch runner needs them (re-export with `ganrt export pipeline`)")
+        if not isinstance(raw, dict):
+            raise ModelError(f"{where} must be a table with file, sha256, arch, config")
+        try:
+            file, sha, arch, config = str(raw["file"]), str(raw["sha256"]), str(raw["arch"]), raw["config"]
+        except KeyError as exc:
+            raise ModelError(f"{where}: missing key {exc}") from None
+        if arch != STUDENT_ARCH:
+            raise ModelError(f"{where}: arch {arch!r} is not one the torch runner knows ({STUDENT_ARCH})")
+        if os.path.isabs(file) or ".." in file.replace("\\", "/").split("/"):
+            raise ModelError(f"{where}: file {file!r} must be a path inside the bundle")
+        cfg = StudentConfig.from_dict(config, f"{where}.config")
+        art = Artifact(key=WEIGHTS_KEY, path=manifest.root / file, precision=precision, sha256=sha,
+                       notes=f"{arch} weights for the torch runner")
+        return cls(art, arch, cfg)
+
+
+def weights_artifact(manifest: Manifest, precision: Precision) -> Artifact:
+    """The weights as an Artifact (for Selection); BackendUnavailable when the bundle has none."""
+    if WEIGHTS_KEY not in manifest.raw:
+        raise BackendUnavailable(f"bundle {manifest.root} has no exported weights (manifest key {WEIGHTS_KEY!r})")
+    return WeightsSpec.from_manifest(manifest, precision).artifact
+
+
+@dataclass
+class _Slot:
+    """Static buffers (and the CUDA graph) for one input shape."""
+
+    shape: tuple[int, ...]
+    h_in: Any  # pinned float32 NCHW (host staging)
+    d_in: Any  # device float32 NCHW
+    d_out: Any  # device float32 NCHW
+    h_out: Any  # pinned float32 NCHW
+    h_in_np: np.ndarray
+    h_out_np: np.ndarray
+    graph: Any = None
+    events: tuple = ()
+    calls: int = 0
+
+
+class TorchRunner(RunnerBase):
+    name = "torch"
+
+    def __init__(self, manifest: Manifest, precision: Precision = Precision.FP16, *, device: str = "cuda",
+                 cuda_graphs: bool = True, max_shapes: int = 4, warmup: int = 2, channels_last: bool = True,
+                 cudnn_benchmark: bool = True, allow_tf32: bool = False, stage_timing: bool = False,
+                 cpu_threads: int = 0, torch: Any = None) -> None:
+        """``device``: "cuda", "cuda:N" or "cpu" (testing). ``stage_timing``: record CUDA events around
+        H2D, compute and D2H (``last_stage_ms``) — for benchmarks. ``cpu_threads``: on the CPU, torch's
+        intra-op threads while active (0: torch's default; 1 keeps small inputs fast on a busy machine).
+        ``torch``: the module (tests inject)."""
+        self._manifest, self._precision = manifest, precision
+        self._device_name = str(device)
+        self._graphs_wanted, self._max_shapes, self._warmup = bool(cuda_graphs), max(1, int(max_shapes)), max(0, warmup)
+        self._channels_last, self._cudnn_benchmark, self._allow_tf32 = channels_last, cudnn_benchmark, allow_tf32
+        self._stage_timing, self._cpu_threads = stage_timing, max(0, int(cpu_threads))
+        self._torch_module = torch
+        self.io = None
+        self.last_stage_ms: dict[str, float] = {}
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._torch = self._model = self._device = self._dtype = self._stream = None
+        self._cfg: StudentConfig | None = None
+        self._multiple = 1
+        self._slots: OrderedDict[tuple[int, ...], _Slot] = OrderedDict()
+        self._graphs = False
+        self._restore: list[Callable[[], None]] = []
+        self._in_name = self._out_name = ""
+
+    @property
+    def device(self) -> str:
+        return str(self._device) if self._device is not None else self._device_name
+
+    @property
+    def precision(self) -> Precision:
+        return self._precision
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """True while CUDA graphs are in use (wanted, on CUDA, and no capture has failed)."""
+        return self._graphs
+
+    @property
+    def cached_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(self._slots)
+
+    # -- lifecycle --
+
+    def activate(self) -> IOSpec:
+        if self.io is not None:
+            return self.io
+        torch = self._torch_module or _torch()
+        st = lazy_import("safetensors.torch", extra="export", what="safetensors")
+        if self._precision not in PRECISIONS:
+            raise BackendUnavailable(f"the torch runner runs fp32 or fp16 weights, not {self._precision.value}")
+        try:
+            device = torch.device(self._device_name)
+        except (RuntimeError, TypeError, ValueError):
+            raise ConfigError(f"torch runner: unknown device {self._device_name!r} (cuda, cuda:N or cpu)") from None
+        if device.type not in DEVICES:
+            raise ConfigError(f"torch runner: device {self._device_name!r} is not one of cuda, cuda:N, cpu")
+        on_cuda = device.type == "cuda"
+        if on_cuda and not torch.cuda.is_available():
+            raise BackendUnavailable(f"torch runner needs a CUDA GPU (torch {torch.__version__} sees none)")
+        if not on_cuda and self._precision is Precision.FP16:
+            raise BackendUnavailable("the torch runner runs fp16 on CUDA only (use fp32 on the CPU)")
+
+        spec = WeightsSpec.from_manifest(self._manifest, self._precision)
+        data = spec.artifact.verified_bytes()  # ModelError on a sha256 mismatch: nothing unverified is parsed
+        try:
+            state = st.load(data)
+        except Exception as exc:  # safetensors' own error types
+            raise ModelError(f"weights {spec.artifact.path.name} are not a readable safetensors file "
+                             f"({exc.__class__.__name__}: {exc})") from None
+        cfg = spec.config
+        if self._manifest.scale != 1:
+            raise ModelError(f"{STUDENT_ARCH} keeps the frame size, but the manifest says scale {self._manifest.scale}")
+        if cfg.channels != self._manifest.input.channels or cfg.channels != self._manifest.output.channels:
+            raise ModelError(f"weights config has {cfg.channels} channel(s) but the manifest's io says "
+                             f"{self._manifest.input.channels} in / {self._manifest.output.channels} out")
+        model = build_student(torch, cfg)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = " ".join(str(exc).split())[:300]
+            raise ModelError(f"weights {spec.artifact.path.name} do not fit "
+                             f"{STUDENT_ARCH}{cfg.to_dict()} ({first})") from None
+        del state, data
+
+        try:
+            self._torch, self._cfg, self._device = torch, cfg, device
+            self._dtype = torch.float16 if self._precision is Precision.FP16 else torch.float32
+            self._multiple = math.lcm(max(1, self._manifest.size_multiple), cfg.down)
+            self._in_name, self._out_name = self._manifest.input.name, self._manifest.output.name
+            model = model.eval().requires_grad_(False)
+            fmt = torch.channels_last if self._channels_last else torch.contiguous_format
+            self._model = model.to(device=device, dtype=self._dtype, memory_format=fmt)
+            if on_cuda:
+                if device.index is None:
+                    self._device = device = torch.device("cuda", torch.cuda.current_device())
+                self._set_flags(torch)
+                self._stream = torch.cuda.Stream(device=device)
+                self._graphs = self._graphs_wanted
+            elif self._cpu_threads and torch.get_num_threads() != self._cpu_threads:
+                prev_threads = torch.get_num_threads()
+                torch.set_num_threads(self._cpu_threads)
+                self._restore.append(lambda: torch.set_num_threads(prev_threads))
+        except GanrtError:
+            self._teardown()
+            raise
+        except Exception as exc:  # CUDA errors (out of memory, bad device index ...): one line, our class
+            self._teardown()
+            raise BackendUnavailable(f"the torch runner could not start ({exc.__class__.__name__}: "
+                                     f"{' '.join(str(exc).split())[:300]})") from None
+        where = torch.cuda.get_device_name(device) if on_cuda else "CPU"
+        opts = [str(device), where, self._precision.value]
+        if self._channels_last:
+            opts.append("channels-last")
+        if self._graphs:
+            opts.append("CUDA graphs")
+        self.io = IOSpec(
+            input_name=self._in_name,
+            output_name=self._out_name,
+            input_dtype=np.dtype(np.float32),  # I/O stays float32 (as the fp16 ONNX artifact's)
+            description=f"torch {torch.__version__} [{', '.join(opts)}, weights {spec.artifact.sha256[:12]}]",
+        )
+        return self.io
+
+    def _set_flags(self, torch: Any) -> None:
+        """cuDNN benchmark on; FP32 conv without TF32 — restored by deactivate."""
+        cudnn = torch.backends.cudnn
+        try:
+            if self._cudnn_benchmark and not cudnn.benchmark:
+                cudnn.benchmark = True
+                self._restore.append(lambda: setattr(cudnn, "benchmark", False))
+            if self._precision is Precision.FP32:
+                conv = getattr(cudnn, "conv", None)
+                if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9: the new TF32 API
+                    prev, want = conv.fp32_precision, "tf32" if self._allow_tf32 else "ieee"
+                    if prev != want:
+                        conv.fp32_precision = want
+                        self._restore.append(lambda: setattr(conv, "fp32_precision", prev))
+                elif bool(cudnn.allow_tf32) != self._allow_tf32:
+                    prev_allow = bool(cudnn.allow_tf32)
+                    cudnn.allow_tf32 = self._allow_tf32
+                    self._restore.append(lambda: setattr(cudnn, "allow_tf32", prev_allow))
+        except RuntimeError as exc:  # torch refuses mixed legacy/new TF32 settings made elsewhere
+            log.warning("torch runner: could not set cuDNN flags (%s); running with the process's settings", exc)
+
+    def deactivate(self) -> None:
+        self._teardown()
+        self.io = None
+
+    def _teardown(self) -> None:
+        """Free everything that exists; safe to call twice and after a failed activate."""
+        torch, problems = self._torch, []
+        if self._stream is not None:
+            _try(problems, self._stream.synchronize)
+        for slot in self._slots.values():
+            self._free_slot(slot, problems)
+        self._slots.clear()
+        self._model = None
+        self._stream = None
+        for undo in reversed(self._restore):
+            _try(problems, undo)
+        on_cuda = self._device is not None and self._device.type == "cuda"
+        if torch is not None and on_cuda:
+            _try(problems, torch.cuda.empty_cache)
+        if problems:
+            log.warning("torch runner teardown: %s", "; ".join(problems))
+        self._reset_state()
+
+    @staticmethod
+    def _free_slot(slot: _Slot, problems: list[str]) -> None:
+        if slot.graph is not None:
+            _try(problems, slot.graph.reset)
+        slot.graph = None
+        slot.h_in = slot.d_in = slot.d_out = slot.h_out = None
+        slot.h_in_np = slot.h_out_np = np.empty(0, np.float32)  # the numpy views kept the pinned tensors alive
+        slot.events = ()
+
+    # -- inference --
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._model is None:
+            raise ModelError("runner used before activate()")
+        if self._in_name not in feeds:
+            raise ModelError(f"feeds lack the model's input {self._in_name!r} (got {', '.join(feeds) or 'nothing'})")
+        x = self._check_input(feeds[self._in_name])
+        try:
+            if self._stream is None:
+                y = self._infer_cpu(x)
+            else:
+                y = self._infer_cuda(x)
+        except GanrtError:
+            raise
+        except Exception as exc:  # torch / CUDA errors (out of memory ...) become one of ours
+            raise ModelError(f"torch inference failed for input {'x'.join(map(str, x.shape))} "
+                             f"({exc.__class__.__name__}: {' '.join(str(exc).split())[:300]})") from None
+        return {self._out_name: y}
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        c, m = self._cfg.channels, self._multiple
+        if x.ndim != 4 or x.shape[1] != c:
+            raise ModelError(f"input {self._in_name!r} must be N x {c} x H x W (NCHW); got shape {tuple(x.shape)}")
+        n, _, h, w = x.shape
+        if n < 1 or h < 1 or w < 1 or h % m or w % m:
+            raise ModelError(f"input {self._in_name!r} must have N >= 1 and H, W positive multiples of {m} "
+                             f"(got {n}x{c}x{h}x{w}); pad the frame first")
+        if x.dtype.kind != "f":
+            raise ModelError(f"input {self._in_name!r} must be floating point in the manifest's range (got {x.dtype})")
+        return x
+
+    def _forward(self, x: Any) -> Any:
+        torch = self._torch
+        if x.dtype != self._dtype:
+            x = x.to(self._dtype)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._model(x)
+
+    def _infer_cpu(self, x: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.no_grad():
+            y = self._forward(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+            return y.to(torch.float32).contiguous().numpy()
+
+    def _infer_cuda(self, x: np.ndarray) -> np.ndarray:
+        torch, stream = self._torch, self._stream
+        slot = self._slot_for(tuple(int(s) for s in x.shape))
+        np.copyto(slot.h_in_np, x, casting="same_kind")  # into pinned staging (float16 feeds are widened)
+        timed = bool(slot.events)
+        with torch.cuda.device(self._device), torch.cuda.stream(stream):
+            if timed:
+                slot.events[0].record(stream)
+            slot.d_in.copy_(slot.h_in, non_blocking=True)
+            if timed:
+                slot.events[1].record(stream)
+            if self._graphs and slot.graph is None:
+                self._capture(slot)
+            if slot.graph is not None:
+                slot.graph.replay()
+            else:
+                self._compute(slot)
+            if timed:
+                slot.events[2].record(stream)
+            slot.h_out.copy_(slot.d_out, non_blocking=True)
+            if timed:
+                slot.events[3].record(stream)
+        stream.synchronize()
+        slot.calls += 1
+        if timed:
+            e = slot.events
+            self.last_stage_ms = {"h2d": e[0].elapsed_time(e[1]), "compute": e[1].elapsed_time(e[2]),
+                                  "d2h": e[2].elapsed_time(e[3])}
+        return slot.h_out_np.copy()
+
+    def _compute(self, slot: _Slot) -> None:
+        with self._torch.no_grad():
+            slot.d_out.copy_(self._forward(slot.d_in))  # back to float32 NCHW in the static output
+
+    def _capture(self, slot: _Slot) -> None:
+        """Warm up on the runner's side stream, then capture the compute of this shape as a graph."""
+        torch, stream = self._torch, self._stream
+        try:
+            for _ in range(self._warmup):  # cuDNN autotuning and allocator growth happen here, not in the graph
+                self._compute(slot)
+            stream.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
+                self._compute(slot)
+            slot.graph = graph
+        except Exception as exc:  # capture refused (unsupported op, driver): run eagerly from now on
+            log.warning("torch runner: CUDA graph capture failed for %s (%s: %s); running without CUDA graphs",
+                        "x".join(map(str, slot.shape)), exc.__class__.__name__, " ".join(str(exc).split())[:200])
+            slot.graph = None
+            self._graphs = False
+            stream.synchronize()
+
+    def _slot_for(self, shape: tuple[int, ...]) -> _Slot:
+        slot = self._slots.get(shape)
+        if slot is not None:
+            self._slots.move_to_end(shape)
+            return slot
+        while len(self._slots) >= self._max_shapes:
+            _, old = self._slots.popitem(last=False)
+            problems: list[str] = []
+            self._free_slot(old, problems)
+            if problems:
+                log.warning("torch runner: freeing a cached shape: %s", "; ".join(problems))
+        torch, dev = self._torch, self._device
+        h_in = torch.empty(shape, dtype=torch.float32, pin_memory=True)
+        h_out = torch.empty(shape, dtype=torch.float32, pin_memory=True)  # scale 1: output shape = input shape
+        slot = _Slot(shape=shape, h_in=h_in, d_in=torch.empty(shape, dtype=torch.float32, device=dev),
+                     d_out=torch.empty(shape, dtype=torch.float32, device=dev), h_out=h_out,
+                     h_in_np=h_in.numpy(), h_out_np=h_out.numpy())
+        if self._stage_timing:
+            slot.events = tuple(torch.cuda.Event(enable_timing=True) for _ in range(4))
+        self._slots[shape] = slot
+        return slot
+
+
+def _try(problems: list[str], fn: Callable, *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception as exc:  # teardown must go on
+        problems.append(f"{getattr(fn, '__name__', fn)}: {exc.__class__.__name__}: {exc}")
