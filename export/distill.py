@@ -1,7 +1,7 @@
 """Student distillation (GAN Compression / OMGD recipe, see DESIGN.md).
 
-Loss = L1(target) + L1(teacher) + 10 * (1 - SSIM) + feature distillation
-(MSE through 1x1 adapters from the student's body to the teacher's 1/4-resolution
+Loss = L1(target) + L1(teacher) + w * (1 - SSIM) + feature distillation
+(MSE, normalised by the teacher activation energy, through 1x1 adapters from the student's body to the teacher's 1/4-resolution
 body activations), then a short adversarial fine-tune with the teacher's
 discriminator as the starting point.
 """
@@ -30,15 +30,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DistillConfig:
-    steps: int = 1500
+    steps: int = 600
     adv_steps: int = 200  # adversarial fine-tune at the end (part of `steps`)
     batch: int = 8
     patch: int = 96
-    lr: float = 1e-3
+    lr: float = 2e-3
     w_target: float = 1.0
     w_teacher: float = 1.0
-    w_ssim: float = 10.0
-    w_feat: float = 1.0
+    # The published recipe weighs SSIM x10 with raw feature MSE; on speckle at this step budget
+    # that stalled the student at L1 0.10 (input: 0.21), while SSIM x1 and scale-free feature
+    # terms reached 0.06 in 200 steps. Feature terms are normalised by the teacher's energy.
+    w_ssim: float = 1.0
+    w_feat: float = 0.5
     w_adv: float = 0.01  # small: texture losses can invent speckle
     seed: int = 1
     checkpoint_every: int = 100
@@ -99,7 +102,8 @@ def distill_student(
             l_tgt = F.l1_loss(s_out, y)
             l_tch = F.l1_loss(s_out, t_out)
             l_ssim = 1.0 - ssim(s_out, y)
-            l_feat = sum(F.mse_loss(a(sf), tf) for a, sf, tf in zip(A, s_feats, t_feats)) / max(n_feat, 1)
+            l_feat = sum(F.mse_loss(a(sf), tf) / (tf.pow(2).mean() + 1e-6)
+                         for a, sf, tf in zip(A, s_feats, t_feats)) / max(n_feat, 1)
             loss = cfg.w_target * l_tgt + cfg.w_teacher * l_tch + cfg.w_ssim * l_ssim + cfg.w_feat * l_feat
             adversarial = step >= cfg.steps - cfg.adv_steps
             l_adv = torch.zeros(())

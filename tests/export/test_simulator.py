@@ -57,8 +57,11 @@ def test_gcnr_helper_extremes():
 
 def test_deterministic_by_seed():
     a, b, c = render_pair(7), render_pair(7), render_pair(8)
-    for f in ("input", "target", "lesion", "background", "homogeneous", "envelope_target"):
+    for f in ("lesion", "background", "homogeneous", "sector"):
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    # OpenCV's threaded DFT may sum in a schedule-dependent order: equal up to float32 rounding.
+    for f in ("input", "target", "envelope_target"):
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=0, atol=1e-5)
     assert not np.array_equal(a.input, c.input)
     assert not np.array_equal(a.target, c.target)
 
