@@ -34,6 +34,7 @@ class QuantRecipe:
     calib: CalibMethod = CalibMethod.MINMAX
     percentile: float = 99.999
     keep_float: tuple[str, ...] = ()  # node names left in float (first/last conv when the gate asks)
+    op_types: tuple[str, ...] | None = None  # None: every op ORT can quantize; ("Conv",): convs only
 
     def describe(self) -> dict:
         return {
@@ -41,6 +42,7 @@ class QuantRecipe:
             "calibration": self.calib.value,
             "percentile": self.percentile if self.calib is CalibMethod.PERCENTILE else None,
             "kept_float": list(self.keep_float),
+            "op_types": list(self.op_types) if self.op_types else "all",
         }
 
 
@@ -99,6 +101,7 @@ def quantize_int8(src: Path, dst: Path, frames: np.ndarray, recipe: QuantRecipe)
             per_channel=True,
             calibrate_method=CalibrationMethod.Percentile if recipe.calib is CalibMethod.PERCENTILE else CalibrationMethod.MinMax,
             nodes_to_exclude=list(recipe.keep_float),
+            op_types_to_quantize=list(recipe.op_types) if recipe.op_types else None,
             extra_options=extra,
         )
     onnx.checker.check_model(onnx.load(str(dst)))
@@ -111,11 +114,32 @@ def first_last_convs(path: Path) -> tuple[str, ...]:
 
 
 def recipes_for(precision: Precision, fp32_path: Path) -> Sequence[QuantRecipe]:
-    """Escalating recipes tried in order until the gate passes."""
+    """Fixed recipes tried first; the pipeline then escalates by per-conv sensitivity."""
     edge = first_last_convs(fp32_path)
+    conv = ("Conv",)  # Q/DQ on conv inputs/weights; adds, clamp and shuffles stay float (TensorRT fuses)
     return (
-        QuantRecipe(precision, CalibMethod.MINMAX),
-        QuantRecipe(precision, CalibMethod.PERCENTILE, 99.999),
-        QuantRecipe(precision, CalibMethod.MINMAX, keep_float=edge),
-        QuantRecipe(precision, CalibMethod.PERCENTILE, 99.999, keep_float=edge),
+        QuantRecipe(precision, CalibMethod.MINMAX, op_types=conv),
+        QuantRecipe(precision, CalibMethod.PERCENTILE, 99.999, op_types=conv),
+        QuantRecipe(precision, CalibMethod.MINMAX, keep_float=edge, op_types=conv),
     )
+
+
+def with_float(recipe: QuantRecipe, names: Sequence[str]) -> QuantRecipe:
+    from dataclasses import replace
+
+    return replace(recipe, keep_float=tuple(names))
+
+
+def sensitivity(src: Path, frames: np.ndarray, recipe: QuantRecipe, score) -> list[tuple[str, float]]:
+    """Convs ordered by how much keeping each one alone in float improves ``score`` (higher is better).
+
+    One quantization per conv: cheap for a student (about a dozen convs) and it finds the
+    layers whose activations int8 cannot hold (wide residual streams, the output head).
+    """
+    out = []
+    with tempfile.TemporaryDirectory() as td:
+        dst = Path(td) / "q.onnx"
+        for name in conv_node_names(src):
+            quantize_int8(src, dst, frames, with_float(recipe, [name]))
+            out.append((name, float(score(dst))))
+    return sorted(out, key=lambda kv: -kv[1])

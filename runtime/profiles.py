@@ -23,6 +23,7 @@ DEFAULT_PROFILE = "cpu-x86-2core"
 class Threads:
     intra_op: int = 0  # 0 = library default (all cores)
     inter_op: int = 1
+    spin: bool = True  # ORT intra-op busy-wait; off where capture/encode share few cores
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,10 @@ class OnnxRuntimeRunner(RunnerBase):
         manifest=None,
         profile=None,
         cache_dir: Path | str | None = None,
+        spin: bool = True,
     ) -> None:
         self._artifact = artifact
+        self._spin = spin  # ORT's pool busy-waits between ops; on 2 cores that starves capture/encode
         self._trt_ep = (manifest, profile, cache_dir)  # for the TensorRT EP's provider options
         self._providers = tuple(providers) if providers else None
         self._intra, self._inter = intra_threads, inter_threads
@@ -86,6 +88,8 @@ class OnnxRuntimeRunner(RunnerBase):
         opts.inter_op_num_threads = self._inter
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        if not self._spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         data = self._artifact.verified_bytes()
         try:
             self._session = ort.InferenceSession(data, sess_options=opts, providers=self._provider_list(wanted))

@@ -34,7 +34,7 @@ def _onnxruntime(manifest: Manifest, profile: DeviceProfile, precision: Precisio
         precision = Precision.INT8_CPU if providers == (Provider.CPU,) else profile.precision
     art = manifest.artifact_for(precision)
     runner = OnnxRuntimeRunner(art, providers, profile.threads.intra_op, profile.threads.inter_op,
-                               manifest=manifest, profile=profile)  # profile: TensorRT EP shapes + engine cache
+                               manifest=manifest, profile=profile, spin=profile.threads.spin)  # profile: TensorRT EP shapes + engine cache
     return Selection(runner, Backend.ONNXRUNTIME, art)
 
 
