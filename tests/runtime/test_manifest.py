@@ -65,9 +65,7 @@ def test_ort_runner_runs_dynamic_sizes(tmp_path: Path):
 
 
 def test_bundled_model_is_complete_and_verified():
-    root = bundled_model_dir()
-    if not (root / "manifest.json").exists():
-        pytest.skip("bundled model not built in this checkout")
+    root = bundled_model_dir()  # committed package data: the runtime's default must always be there
     m = Manifest.load(root)
     for art in m.artifacts.values():
         assert art.verified_bytes()
