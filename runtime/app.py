@@ -89,6 +89,13 @@ def _print(report: Report, args: argparse.Namespace, title: str) -> None:
     else:
         print(f"== {title}")
         print(report.format_table())
+        missed = report.passthrough.get("predicted-miss", 0)
+        if report.frames_out and missed > report.frames_out / 2:
+            infer = report.latency.get("infer_ms")
+            p95 = f"{infer.p95:.0f} ms" if infer is not None and infer.n else "?"
+            print(f"note: {missed} of {report.frames_out} frames were shown raw because inference (p95 {p95}) "
+                  f"does not fit the {report.budget_ms:g} ms budget on this machine; a longer --budget-ms "
+                  f"or a faster backend/profile enhances more of them")
 
 
 def run_stream(args: argparse.Namespace) -> int:
