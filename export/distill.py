@@ -79,16 +79,18 @@ def distill_student(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
     opt_d = torch.optim.Adam(D.parameters(), 1e-4, betas=(0.5, 0.999))
     state_path, curve = run_dir / "student_state.pt", LossLog(run_dir / "student_loss")
-    start = 0
+    start, earlier_s = 0, 0.0
     if resume and state_path.exists():
         st = load_state(state_path)
         S.load_state_dict(st["S"]), A.load_state_dict(st["A"]), D.load_state_dict(st["D"])
         opt.load_state_dict(st["opt"]), opt_d.load_state_dict(st["opt_d"]), sched.load_state_dict(st["sched"])
         start = int(st["step"])
+        earlier_s = float(st.get("seconds", 0.0))  # training time of earlier, interrupted invocations
         curve.truncate(start)
     rng = np.random.default_rng([cfg.seed, start])
     n_feat = len(A)
     t0 = time.perf_counter()
+    train_s = earlier_s  # through the last finished step (what a checkpoint records)
     S.train()
     with bar(cfg.steps, start, "student", progress) as pb:
         for step in range(start, cfg.steps):
@@ -123,13 +125,15 @@ def distill_student(
                       feat=float(l_feat.detach()), adv=l_adv.item())
             pb.update(1)
             pb.set_postfix(l1=f"{l_tgt.item():.4f}", ssim=f"{1 - l_ssim.item():.3f}")
+            train_s = earlier_s + time.perf_counter() - t0
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
                 atomic_torch_save(
                     {"S": S.state_dict(), "A": A.state_dict(), "D": D.state_dict(), "opt": opt.state_dict(),
-                     "opt_d": opt_d.state_dict(), "sched": sched.state_dict(), "step": step + 1},
+                     "opt_d": opt_d.state_dict(), "sched": sched.state_dict(), "step": step + 1,
+                     "seconds": train_s},
                     state_path,
                 )
                 curve.save()
     curve.save()
     S.eval()
-    return S, {"seconds": time.perf_counter() - t0, "steps": cfg.steps, "loss_tail": curve.summary() if curve.rows else {}}
+    return S, {"seconds": train_s, "steps": cfg.steps, "loss_tail": curve.summary() if curve.rows else {}}

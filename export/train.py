@@ -52,17 +52,19 @@ def train_teacher(
     opt_g = torch.optim.Adam(G.parameters(), cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), cfg.lr, betas=(0.5, 0.999))
     state_path, curve = run_dir / "teacher_state.pt", LossLog(run_dir / "teacher_loss")
-    start = 0
+    start, earlier_s = 0, 0.0
     if resume and state_path.exists():
         st = load_state(state_path)
         G.load_state_dict(st["G"]), D.load_state_dict(st["D"])
         opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])
         start = int(st["step"])
+        earlier_s = float(st.get("seconds", 0.0))  # training time of earlier, interrupted invocations
         curve.truncate(start)
         log.info("teacher: resumed at step %d", start)
     rng = np.random.default_rng([cfg.seed, start])  # resumed runs draw fresh, still deterministic batches
     G.train(), D.train()
     t0 = time.perf_counter()
+    train_s = earlier_s  # through the last finished step (what a checkpoint records)
     with bar(cfg.steps, start, "teacher", progress) as pb:
         for step in range(start, cfg.steps):
             x_np, y_np = bank.batch(rng, cfg.batch, cfg.patch)
@@ -84,16 +86,18 @@ def train_teacher(
             curve.add(step, l1=l1.item(), g_adv=g_adv.item(), d=d_loss.item())
             pb.update(1)
             pb.set_postfix(l1=f"{l1.item():.4f}", d=f"{d_loss.item():.3f}")
+            train_s = earlier_s + time.perf_counter() - t0
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
                 atomic_torch_save(
                     {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
-                     "opt_d": opt_d.state_dict(), "step": step + 1},
+                     "opt_d": opt_d.state_dict(), "step": step + 1,
+                     "seconds": train_s},
                     state_path,
                 )
                 curve.save()
     curve.save()
     G.eval(), D.eval()
-    return G, D, {"seconds": time.perf_counter() - t0, "steps": cfg.steps, "loss_tail": curve.summary() if curve.rows else {},
+    return G, D, {"seconds": train_s, "steps": cfg.steps, "loss_tail": curve.summary() if curve.rows else {},
                   "stability": stability_report(curve)}
 
 

@@ -67,3 +67,7 @@ def test_resume_skips_finished_training(exported):
     assert again["source_checkpoint"]["student_sha256"] == m["source_checkpoint"]["student_sha256"]
     rows = (run / "teacher_loss.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + cfg.teacher_train.steps
+    # training time accumulates across invocations instead of restarting at the resumed one
+    for part in ("teacher", "student"):
+        assert again["training"][part]["seconds"] == pytest.approx(m["training"][part]["seconds"])
+        assert m["training"][part]["seconds"] > 0
