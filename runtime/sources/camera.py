@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import SourceError
 from .base import SourceBase
+from .capture import PendingFirst, grab
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ START_TRIES = 30  # cameras often deliver a few empty buffers right after openin
 READ_RETRIES = 5  # consecutive failed reads before the stream is declared ended
 
 
-class CameraSource(SourceBase):
+class CameraSource(PendingFirst, SourceBase):
     def __init__(self, device: int | str, *, size: tuple[int, int] | None = None, fps: float | None = None,
                  **kw) -> None:
         kw.pop("realtime", None)  # a camera paces itself
@@ -50,16 +51,11 @@ class CameraSource(SourceBase):
                         self.granted_hw[0], self.granted_hw[1], granted_fps)
 
     def _grab(self) -> np.ndarray | None:
-        try:
-            ok, img = self._cap.read()
-        except cv2.error:
-            return None
-        return img if ok and img is not None and img.size else None
+        return grab(self._cap)
 
     def _next_pixels(self) -> np.ndarray | None:
         if self._pending is not None:
-            img, self._pending = self._pending, None
-            return img
+            return self._take_pending()
         for _ in range(READ_RETRIES):
             img = self._grab()
             if img is not None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import SourceError
 from .base import SourceBase
+from .capture import PendingFirst, grab
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
 
 
-class VideoSource(SourceBase):
+class VideoSource(PendingFirst, SourceBase):
     def __init__(self, path: str | Path, **kw) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -46,16 +47,11 @@ class VideoSource(SourceBase):
         return cap
 
     def _grab(self) -> np.ndarray | None:
-        try:
-            ok, img = self._cap.read()
-        except cv2.error:
-            return None
-        return img if ok and img is not None and img.size else None
+        return grab(self._cap)
 
     def _next_pixels(self) -> np.ndarray | None:
         if self._pending is not None:
-            img, self._pending = self._pending, None
-            return img
+            return self._take_pending()
         img = self._grab()
         if img is None:
             if self.frame_count and self._decoded < self.frame_count:
