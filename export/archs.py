@@ -10,7 +10,9 @@ and re-exported here.
 
 Both generators map [0,1] images to [0,1] images, so their ONNX exports share one
 I/O contract. Both expose ``features(x)`` (mid-body activations at 1/4
-resolution) for feature distillation.
+resolution) for feature distillation. With ``scale`` > 1 (super-resolution) both return an
+image ``scale`` times the input's size: the teacher through extra transposed-conv stages, the
+student through a larger pixel-shuffle over a bilinear base.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganrt.runtime.backends.torch_models import StudentConfig, student_classes  # noqa: F401 (re-export)
@@ -44,6 +47,11 @@ class TeacherConfig:
     ngf: int = 64
     n_blocks: int = 9
     feature_blocks: tuple[int, ...] = (1, 3, 5, 7)  # body outputs used for distillation
+    scale: int = 1  # output / input size: 1, 2 or 4 (one extra x2 up-stage per factor 2)
+
+    def __post_init__(self) -> None:
+        if self.scale not in (1, 2, 4):
+            raise ValueError(f"teacher scale must be 1, 2 or 4 (got {self.scale})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,11 +70,18 @@ class ResnetGenerator(nn.Module):
             nn.Conv2d(2 * g, 4 * g, 3, stride=2, padding=1, bias=False), nn.InstanceNorm2d(4 * g), nn.ReLU(True),
         )
         self.blocks = nn.ModuleList(ResBlock(4 * g) for _ in range(cfg.n_blocks))
+        # scale 1 keeps the original layer indices (checkpoints of same-size teachers load unchanged);
+        # each factor 2 of super-resolution adds one stage at full width before the output conv
+        extra: list[nn.Module] = []
+        for _ in range(cfg.scale.bit_length() - 1):
+            extra += [nn.ConvTranspose2d(g, g, 3, stride=2, padding=1, output_padding=1, bias=False),
+                      nn.InstanceNorm2d(g), nn.ReLU(True)]
         self.up = nn.Sequential(
             nn.ConvTranspose2d(4 * g, 2 * g, 3, stride=2, padding=1, output_padding=1, bias=False),
             nn.InstanceNorm2d(2 * g), nn.ReLU(True),
             nn.ConvTranspose2d(2 * g, g, 3, stride=2, padding=1, output_padding=1, bias=False),
             nn.InstanceNorm2d(g), nn.ReLU(True),
+            *extra,
             nn.ReflectionPad2d(3), nn.Conv2d(g, c, 7), nn.Tanh(),
         )
 
@@ -91,7 +106,8 @@ class ResnetGenerator(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    """70x70 PatchGAN on (input, output) pairs; ``features`` feed perceptual terms."""
+    """70x70 PatchGAN on (input, output) pairs; ``features`` feed perceptual terms. A smaller
+    input (super-resolution) is upsampled bilinearly to the output's size before pairing."""
 
     def __init__(self, channels: int = 1, ndf: int = 64, n_layers: int = 3) -> None:
         super().__init__()
@@ -108,11 +124,17 @@ class PatchDiscriminator(nn.Module):
         layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
         self.net = nn.Sequential(*layers)
 
+    @staticmethod
+    def _pair(inp: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if inp.shape[-2:] != out.shape[-2:]:
+            inp = F.interpolate(inp, size=out.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([inp * 2 - 1, out * 2 - 1], dim=1)
+
     def forward(self, inp: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([inp * 2 - 1, out * 2 - 1], dim=1))
+        return self.net(self._pair(inp, out))
 
     def features(self, inp: torch.Tensor, out: torch.Tensor) -> list[torch.Tensor]:
-        h, feats = torch.cat([inp * 2 - 1, out * 2 - 1], dim=1), []
+        h, feats = self._pair(inp, out), []
         for layer in self.net:
             h = layer(h)
             if isinstance(layer, nn.LeakyReLU):
@@ -131,7 +153,8 @@ def count_params(m: nn.Module) -> int:
 
 
 def count_macs(m: nn.Module, hw: tuple[int, int], channels: int = 1) -> int:
-    """Multiply-accumulates of conv layers for one frame (the cost that matters on CPU/GPU)."""
+    """Multiply-accumulates of conv layers for one frame of *input* size ``hw`` (the cost that
+    matters on CPU/GPU; for a super-resolution model pass the output size divided by its scale)."""
     total = 0
 
     def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:

@@ -23,13 +23,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--student-steps", type=int, default=None)
     p.set_defaults(func=_pipeline)
 
-    s = sub.add_parser("simulate", help="write a simulated ultrasound cine (input or target) as MP4/PNG/DICOM")
+    s = sub.add_parser("simulate", help="write a simulated cine of a task (input or target) as MP4/PNG/DICOM")
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--task", default="us-enhance", help="whose frames: us-enhance, us-sr2x (input at half "
+                   "--size), intraop-enhance (colour; mp4/png)")
     s.add_argument("--frames", type=int, default=48)
-    s.add_argument("--size", type=int, default=512)
+    s.add_argument("--size", type=int, default=512, help="target size; a super-resolution input is size/scale")
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--fps", type=float, default=30.0)
-    s.add_argument("--which", choices=("input", "target"), default="input", help="point-of-care input or cart target")
+    s.add_argument("--which", choices=("input", "target"), default="input", help="degraded input or clean target")
     s.add_argument("--format", default="mp4", help="comma list of mp4,png,dcm")
     s.set_defaults(func=_simulate)
 
@@ -41,7 +43,7 @@ def _pipeline(args: argparse.Namespace) -> int:
 
     get_task(args.task)  # unknown task: one clear line before anything heavy starts
     from .pipeline import ExportConfig, run_export, smoke_config
-    cfg = smoke_config(args.task) if args.smoke else ExportConfig(task=args.task)
+    cfg = (smoke_config(args.task) if args.smoke else ExportConfig(task=args.task)).resolved()  # the task's budgets
     if args.teacher_steps is not None:
         cfg = replace(cfg, teacher_train=replace(cfg.teacher_train, steps=args.teacher_steps))
     if args.student_steps is not None:
@@ -63,14 +65,18 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from .data.cine_io import write_cine
-    from .data.simulator import SimConfig, cine, to_uint8
+    from .tasks import get_task
 
+    task = get_task(args.task)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in ("mp4", "png", "dcm")]
-    if bad or args.frames < 1 or args.size < 32:
+    if bad or args.frames < 1 or args.size < 32 or args.size % task.scale:
         raise ConfigError(f"simulate: bad options (formats {bad or formats}, frames {args.frames}, size {args.size})")
-    cfg = SimConfig(out_hw=(args.size, args.size))
-    frames = [to_uint8(getattr(s, args.which)) for s in cine(args.seed, args.frames, cfg, fps=args.fps)]
-    for p in write_cine(args.out, frames, args.fps, formats, stem=f"sim_{args.which}"):
+    if task.make_cine is None:
+        raise ConfigError(f"simulate: task {task.name} has no cine generator")
+    k = 0 if args.which == "input" else 1
+    frames = [pair[k] for pair in task.make_cine(args.seed, args.frames, (args.size, args.size), args.fps)]
+    stem = f"sim_{args.which}" if task.name == "us-enhance" else f"sim_{task.name}_{args.which}"
+    for p in write_cine(args.out, frames, args.fps, formats, stem=stem):
         print(p)
     return 0

@@ -53,9 +53,16 @@ class DistillConfig:
 
 def _adapters(student: StudentGenerator, teacher: ResnetGenerator) -> nn.ModuleList:
     s_ch, t_ch = student.feature_channels, teacher.feature_channels
-    # Student and teacher both run their body at 1/4 resolution; pair the last len(t) student blocks.
+    # Pair the last len(t) student blocks with the teacher's (bodies at 1/4 of the input, or 1/2 for
+    # a super-resolution student: see _to_size).
     pairs = list(zip(s_ch[-len(t_ch):], t_ch)) if len(s_ch) >= len(t_ch) else list(zip(s_ch, t_ch[-len(s_ch):]))
     return nn.ModuleList(nn.Conv2d(s, t, 1) for s, t in pairs)
+
+
+def _to_size(f: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Student features onto the teacher's grid: a super-resolution student's body runs at 1/2 of
+    its input while the teacher's runs at 1/4, so its features are average-pooled (equal sizes pass)."""
+    return f if f.shape[-2:] == like.shape[-2:] else F.adaptive_avg_pool2d(f, like.shape[-2:])
 
 
 def distill_student(
@@ -104,7 +111,7 @@ def distill_student(
             l_tgt = F.l1_loss(s_out, y)
             l_tch = F.l1_loss(s_out, t_out)
             l_ssim = 1.0 - ssim(s_out, y)
-            l_feat = sum(F.mse_loss(a(sf), tf) / (tf.pow(2).mean() + 1e-6)
+            l_feat = sum(F.mse_loss(_to_size(a(sf), tf), tf) / (tf.pow(2).mean() + 1e-6)
                          for a, sf, tf in zip(A, s_feats, t_feats)) / max(n_feat, 1)
             loss = cfg.w_target * l_tgt + cfg.w_teacher * l_tch + cfg.w_ssim * l_ssim + cfg.w_feat * l_feat
             adversarial = step >= cfg.steps - cfg.adv_steps

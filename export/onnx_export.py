@@ -15,16 +15,20 @@ OPSET = 18
 INPUT, OUTPUT = "input", "output"
 
 
-def export_onnx(model: torch.nn.Module, path: Path, channels: int, probe_hw: tuple[int, int] = (64, 64)) -> Path:
-    """Export with the TorchScript-based exporter (stable for dynamic H/W conv nets)."""
+def export_onnx(model: torch.nn.Module, path: Path, channels: int, probe_hw: tuple[int, int] = (64, 64),
+                scale: int = 1) -> Path:
+    """Export with the TorchScript-based exporter (stable for dynamic H/W conv nets). A
+    super-resolution model (``scale`` > 1) gets its own output dimension names: the same name
+    on input and output would declare them equal."""
     model = model.eval()
     x = torch.rand(1, channels, *probe_hw)
     path.parent.mkdir(parents=True, exist_ok=True)
+    out_axes = {2: "height", 3: "width"} if scale == 1 else {2: f"height_x{scale}", 3: f"width_x{scale}"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (x,), str(path), input_names=[INPUT], output_names=[OUTPUT], opset_version=OPSET,
-            dynamic_axes={INPUT: {2: "height", 3: "width"}, OUTPUT: {2: "height", 3: "width"}},
+            dynamic_axes={INPUT: {2: "height", 3: "width"}, OUTPUT: out_axes},
             dynamo=False, do_constant_folding=True,
         )
     m = onnx.load(str(path))
@@ -32,12 +36,16 @@ def export_onnx(model: torch.nn.Module, path: Path, channels: int, probe_hw: tup
     return path
 
 
-def ort_session(path_or_bytes: Path | bytes, threads: int = 0):
+def ort_session(path_or_bytes: Path | bytes, threads: int = 0, reference: bool = False):
+    """CPU session. ``reference``: graph optimizations off, so Q/DQ pairs run as written (quantize,
+    dequantize, float conv) instead of being fused into ORT's integer kernels."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
+    if reference:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
     return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
 

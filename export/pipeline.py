@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from ganrt.runtime.errors import GateError
+from ganrt.runtime.errors import ConfigError, GateError
 from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, Precision, sha256_file
 
 from . import gate as gating
@@ -21,6 +23,7 @@ from .archs import ResnetGenerator, StudentConfig, StudentGenerator, TeacherConf
 from .checkpoint import load_weights, save_weights
 from .data.pairs import PairBank
 from .distill import DistillConfig, distill_student
+from .finetune import FinetuneConfig, finetune_student
 from .evaluate import gain_ratio, quality
 from .onnx_export import INPUT, OUTPUT, export_onnx, parity_db
 from .quantize import QuantRecipe, quantize_int8, recipes_for, sensitivity, to_fp16, with_float
@@ -32,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # Disjoint seed ranges: held-out scenes are never seen in training or calibration.
 TRAIN_SEED0, CALIB_SEED0, EVAL_SEED0 = 0, 100_000, 900_000
+# What each int8 artifact is gated on (see gate.Semantics): the CPU artifact on the kernels that
+# will run it, the TensorRT artifact on exact Q/DQ arithmetic as TensorRT computes it.
+GATE_SEMANTICS = {Precision.INT8_CPU: gating.Semantics.KERNELS, Precision.INT8_TRT: gating.Semantics.QDQ_REFERENCE}
 ARTIFACT_FILES = {
     Precision.FP32: "student_fp32.onnx",
     Precision.FP16: "student_fp16.onnx",
@@ -44,17 +50,25 @@ ARTIFACT_FILES = {
 class ExportConfig:
     task: str = "us-enhance"
     train_pairs: int = 320
-    train_hw: tuple[int, int] = (256, 256)
+    train_hw: tuple[int, int] = (256, 256)  # target (output) size of the pairs; inputs are 1/scale of it
     calib_frames: int = 128
-    eval_frames: int = 24
+    eval_frames: int = 64  # per-frame gCNR swings by +-0.3 between scenes: fewer frames make the gates noisy
     teacher_arch: TeacherConfig | None = None  # None = the task's
     student_arch: StudentConfig | None = None
-    teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
+    teacher_train: TeacherTrainConfig | None = None  # None = the task's budget
+    distill: DistillConfig | None = None
+    finetune: FinetuneConfig | None = None
     threads: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def resolved(self) -> "ExportConfig":
+        """Every None filled in from the task: what a run uses and its manifest records."""
+        t = get_task(self.task)
+        return replace(self, teacher_arch=self.teacher_arch or t.teacher, student_arch=self.student_arch or t.student,
+                       teacher_train=self.teacher_train or t.teacher_train, distill=self.distill or t.distill,
+                       finetune=self.finetune or t.finetune)
 
 
 SMOKE = ExportConfig(
@@ -66,6 +80,7 @@ SMOKE = ExportConfig(
     student_arch=StudentConfig(width=16, n_blocks=2),
     teacher_train=TeacherTrainConfig(steps=6, batch=2, patch=64, warmup_l1_steps=3, checkpoint_every=3),
     distill=DistillConfig(steps=8, adv_steps=3, batch=4, patch=64, checkpoint_every=4),
+    finetune=FinetuneConfig(steps=6, qat_start=3, batch=2, patch=64, lesion_batch=2, checkpoint_every=3),
 )
 
 
@@ -87,12 +102,45 @@ def _torch_out(model: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
         return np.concatenate([model(torch.from_numpy(frames[i : i + 1])).numpy() for i in range(len(frames))])
 
 
+def _images(nchw: np.ndarray) -> np.ndarray:
+    """NCHW -> (N,H,W) gray or (N,H,W,3): the layout of a PairSet's frames."""
+    return nchw[:, 0] if nchw.shape[1] == 1 else np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
+
+
+def _upsample(nchw: np.ndarray, scale: int, interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+    """Each frame and channel resized by ``scale`` (OpenCV), clipped to [0, 1]: the plain upsampling
+    a super-resolution model has to beat (bicubic) or a display of the input (nearest)."""
+    if scale == 1:
+        return nchw
+    n, c, h, w = nchw.shape
+    out = np.empty((n, c, h * scale, w * scale), np.float32)
+    for i in range(n):
+        for k in range(c):
+            out[i, k] = cv2.resize(nchw[i, k], (w * scale, h * scale), interpolation=interpolation)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _check_archs(task: Task, t_arch: TeacherConfig, s_arch: StudentConfig, cfg: ExportConfig) -> None:
+    for who, arch in (("teacher", t_arch), ("student", s_arch)):
+        if arch.channels != task.channels or arch.scale != task.scale:
+            raise ConfigError(f"{who} architecture has {arch.channels} channel(s), scale {arch.scale}; task "
+                              f"{task.name} needs {task.channels}, scale {task.scale}")
+    task.check_hw(cfg.train_hw)
+    for name, patch in (("teacher_train", cfg.teacher_train.patch), ("distill", cfg.distill.patch),
+                        ("finetune", cfg.finetune.patch)):
+        m = math.lcm(4, s_arch.down)  # the teacher halves twice; the student unshuffles by down
+        if patch % m or patch * task.scale > min(cfg.train_hw):
+            raise ConfigError(f"{name}.patch {patch} must be a multiple of {m} and fit the "
+                              f"{cfg.train_hw[0]}x{cfg.train_hw[1]} targets at scale {task.scale}")
+
+
 def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = True, progress: bool = True) -> dict:
     """Build a gated bundle in ``out_dir``; training state and the teacher stay in ``run_dir``."""
     t_start = time.perf_counter()
+    cfg = cfg.resolved()
     task: Task = get_task(cfg.task)
-    t_arch = cfg.teacher_arch or task.teacher
-    s_arch = cfg.student_arch or task.student
+    t_arch, s_arch = cfg.teacher_arch, cfg.student_arch
+    _check_archs(task, t_arch, s_arch, cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -104,18 +152,21 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     train = task.make_pairs(range(TRAIN_SEED0, TRAIN_SEED0 + cfg.train_pairs), cfg.train_hw)
     calib = task.make_pairs(range(CALIB_SEED0, CALIB_SEED0 + cfg.calib_frames), cfg.train_hw)
     held: PairSet = task.make_pairs(range(EVAL_SEED0, EVAL_SEED0 + cfg.eval_frames), cfg.train_hw)
-    bank = PairBank(train.inputs, train.targets, train.sector)
+    bank = PairBank(train.inputs, train.targets, train.sector, train.lesion, train.background)
 
     teacher, disc, t_summary = train_teacher(bank, run_dir, t_arch, cfg.teacher_train, resume, progress)
     teacher_sha = save_weights(teacher, run_dir / "teacher.safetensors", {"arch": json.dumps(t_arch.to_dict())})
     student, s_summary = distill_student(bank, teacher, disc, run_dir, s_arch, cfg.distill, resume, progress)
+    student, qat_ranges, f_summary = finetune_student(bank, teacher, student, run_dir, s_arch, cfg.finetune,
+                                                      resume, progress)
+    ranges = [(r.in_min, r.in_max, r.out_min, r.out_max) for r in qat_ranges] if qat_ranges else None
     student_sha = save_weights(student, staging / "student.safetensors", {"arch": json.dumps(s_arch.to_dict())})
 
     # ONNX export + parity
     x_eval, y_eval = _nchw(held.inputs), _nchw(held.targets)
-    fp32 = export_onnx(student, staging / ARTIFACT_FILES[Precision.FP32], task.channels)
+    fp32 = export_onnx(student, staging / ARTIFACT_FILES[Precision.FP32], task.channels, scale=task.scale)
     parity = parity_db(student, fp32, x_eval[: min(4, len(x_eval))])
-    teacher_onnx = export_onnx(teacher, run_dir / "teacher_fp32.onnx", task.channels)
+    teacher_onnx = export_onnx(teacher, run_dir / "teacher_fp32.onnx", task.channels, scale=task.scale)
     teacher_parity = parity_db(teacher, teacher_onnx, x_eval[:1])
 
     # Quantized artifacts, each gated on the held-out set.
@@ -128,27 +179,36 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     results["fp16"], recipes["fp16"] = g16.to_dict(), {"precision": "fp16", "io": "float32"}
     calib_x = _nchw(calib.inputs)
     for prec in (Precision.INT8_TRT, Precision.INT8_CPU):
-        g, recipe = _quantize_gated(fp32, staging / ARTIFACT_FILES[prec], prec, calib_x, x_eval, fp32_out, y_eval)
+        g, recipe = _quantize_gated(fp32, staging / ARTIFACT_FILES[prec], prec, calib_x, x_eval, fp32_out, y_eval,
+                                    ranges)
         results[prec.value], recipes[prec.value] = g.to_dict(), recipe.describe()
+    # For the record: the TensorRT artifact run on this CPU's fused ORT kernels (not what it is gated on).
+    trt_on_cpu = gating.gate(Precision.INT8_TRT.value, gating.outputs(staging / ARTIFACT_FILES[Precision.INT8_TRT], x_eval),
+                             fp32_out, y_eval)
+    results[Precision.INT8_TRT.value]["onnxruntime_cpu_kernels_psnr_vs_fp32"] = trt_on_cpu.psnr_vs_fp32
     lint = gating.lint_qdq_for_tensorrt(staging / ARTIFACT_FILES[Precision.INT8_TRT])
     if lint:
         raise GateError("int8-trt artifact breaks TensorRT Q/DQ rules: " + "; ".join(lint[:3]))
 
-    # Quality on held-out scenes: input, teacher, each student artifact vs the cart-quality target.
+    # Quality on held-out scenes: input, teacher, each student artifact vs the clean target. For
+    # super-resolution the "input" row is the bicubic upsample (the honest baseline for SR).
     teacher_out = _torch_out(teacher, x_eval)
-    outs = {"input": x_eval, "teacher": teacher_out, "student_fp32": fp32_out}
+    outs = {"input": _upsample(x_eval, task.scale), "teacher": teacher_out, "student_fp32": fp32_out}
     for prec in (Precision.FP16, Precision.INT8_TRT, Precision.INT8_CPU):
-        outs[f"student_{prec.value}"] = gating.outputs(staging / ARTIFACT_FILES[prec], x_eval)
-    q = {k: quality(v[:, 0], held) for k, v in outs.items()}
-    q["target"] = quality(y_eval[:, 0], held)
+        outs[f"student_{prec.value}"] = gating.outputs(staging / ARTIFACT_FILES[prec], x_eval,
+                                                       GATE_SEMANTICS.get(prec, gating.Semantics.KERNELS))
+    q = {k: quality(_images(v), held) for k, v in outs.items()}
+    q["target"] = quality(_images(y_eval), held)
     ratios = {k: gain_ratio(q["student_fp32"], q["teacher"], q["input"], k) for k in ("psnr", "ssim")}
 
-    hw512 = (512, 512)
+    in512 = (512 // task.scale, 512 // task.scale)  # cost per 512x512 *output* frame
     cost = {
-        "teacher": {"params": count_params(teacher), "macs_512": count_macs(teacher, hw512, task.channels)},
-        "student": {"params": count_params(student), "macs_512": count_macs(student, hw512, task.channels)},
+        "teacher": {"params": count_params(teacher), "macs_512": count_macs(teacher, in512, task.channels)},
+        "student": {"params": count_params(student), "macs_512": count_macs(student, in512, task.channels)},
     }
     cost["mac_ratio_teacher_over_student"] = cost["teacher"]["macs_512"] / cost["student"]["macs_512"]
+    if task.scale != 1:
+        cost["input_hw_for_512_output"] = list(in512)
 
     artifacts = {}
     for prec, fname in ARTIFACT_FILES.items():
@@ -167,7 +227,7 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
                       "range": [0.0, 1.0], "color_order": task.color_order},
             "output": {"name": OUTPUT, "channels": task.channels, "dtype": "float32", "layout": "NCHW",
                        "range": [0.0, 1.0], "color_order": task.color_order},
-            "size_multiple": task.size_multiple,
+            "size_multiple": math.lcm(task.size_multiple, s_arch.down),
             "scale": task.scale,
             "dynamic_hw": True,
         },
@@ -180,19 +240,21 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
         "metrics": {
             "held_out": {"frames": cfg.eval_frames, "hw": list(cfg.train_hw), "seed0": EVAL_SEED0, **q},
             "student_gain_ratio_vs_teacher": ratios,
+            **({"input_row": f"bicubic x{task.scale} upsample of the input"} if task.scale != 1 else {}),
             "gates": results,
             "onnx_parity_db": {"student": parity, "teacher": teacher_parity},
         },
         "cost": cost,
         "calibration": {"frames": cfg.calib_frames, "source": f"simulated {task.name} pairs, seeds "
                         f"{CALIB_SEED0}..{CALIB_SEED0 + cfg.calib_frames - 1}, {cfg.train_hw[0]}x{cfg.train_hw[1]}"},
-        "training": {"config": cfg.to_dict(), "teacher": t_summary, "student": s_summary},
+        "training": {"config": cfg.to_dict(), "teacher": t_summary, "student": s_summary, "finetune": f_summary},
         "tools": _tool_versions(),
         "opset": 18,
     }
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    (staging / "MODEL_CARD.md").write_text(model_card(manifest))
-    side_by_side(held.inputs[:2], outs["student_fp32"][:2, 0], teacher_out[:2, 0], held.targets[:2],
+    (staging / "MODEL_CARD.md").write_text(model_card(manifest, task.data_note))
+    shown = _images(_upsample(x_eval[:2], task.scale, cv2.INTER_NEAREST))  # the input's own pixels, enlarged
+    side_by_side(shown, _images(outs["student_fp32"][:2]), _images(teacher_out[:2]), held.targets[:2],
                  run_dir / "side_by_side.png")
     # Swap the finished bundle into place only now: a failed export never leaves half a bundle.
     if out_dir.exists():
@@ -204,26 +266,27 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
 
 
 def _quantize_gated(fp32: Path, dst: Path, prec: Precision, calib_x: np.ndarray, x_eval: np.ndarray,
-                    fp32_out: np.ndarray, y_eval: np.ndarray) -> tuple[gating.GateResult, QuantRecipe]:
+                    fp32_out: np.ndarray, y_eval: np.ndarray, ranges=None) -> tuple[gating.GateResult, QuantRecipe]:
     """Fully quantized first (both calibrations); if the gate fails, keep the convs int8 hurts most
     in float, most sensitive first, until it passes (DESIGN: first/last conv in higher precision)."""
+    sem = GATE_SEMANTICS[prec]
     tried: list[tuple[float, QuantRecipe, gating.GateResult]] = []
-    for recipe in recipes_for(prec, fp32):
+    for recipe in recipes_for(prec, fp32, ranges):
         quantize_int8(fp32, dst, calib_x, recipe)
-        g = gating.gate(prec.value, gating.outputs(dst, x_eval), fp32_out, y_eval)
+        g = gating.gate(prec.value, gating.outputs(dst, x_eval, sem), fp32_out, y_eval, sem)
         log.info("%s %s", recipe.describe(), g.line())
         if g.passed:
             return g, recipe
         tried.append((g.psnr_vs_fp32, recipe, g))
     base = max(tried, key=lambda t: t[0])[1]
     order = sensitivity(fp32, calib_x, base,
-                        lambda p: gating.gate(prec.value, gating.outputs(p, x_eval), fp32_out, y_eval).psnr_vs_fp32)
+                        lambda p: gating.gate(prec.value, gating.outputs(p, x_eval, sem), fp32_out, y_eval, sem).psnr_vs_fp32)
     kept: list[str] = []
     for name, _ in order:
         kept.append(name)
         recipe = with_float(base, kept)
         quantize_int8(fp32, dst, calib_x, recipe)
-        g = gating.gate(prec.value, gating.outputs(dst, x_eval), fp32_out, y_eval)
+        g = gating.gate(prec.value, gating.outputs(dst, x_eval, sem), fp32_out, y_eval, sem)
         log.info("%s float: %s", len(kept), g.line())
         if g.passed:
             return g, recipe
@@ -231,4 +294,16 @@ def _quantize_gated(fp32: Path, dst: Path, prec: Precision, calib_x: np.ndarray,
 
 
 def smoke_config(task: str) -> ExportConfig:
-    return replace(SMOKE, task=task)
+    """Tiny models and data (tests, a first try): the task's architectures narrowed, patches
+    covering the same target area whatever the scale (SMOKE itself is us-enhance's)."""
+    t = get_task(task)
+    s = t.scale
+    return replace(
+        SMOKE, task=task,
+        teacher_arch=replace(t.teacher, ngf=SMOKE.teacher_arch.ngf, n_blocks=SMOKE.teacher_arch.n_blocks,
+                             feature_blocks=SMOKE.teacher_arch.feature_blocks),
+        student_arch=replace(t.student, width=SMOKE.student_arch.width, n_blocks=SMOKE.student_arch.n_blocks),
+        teacher_train=replace(SMOKE.teacher_train, patch=SMOKE.teacher_train.patch // s),
+        distill=replace(SMOKE.distill, patch=SMOKE.distill.patch // s),
+        finetune=replace(SMOKE.finetune, patch=SMOKE.finetune.patch // s),
+    )

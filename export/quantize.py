@@ -35,6 +35,9 @@ class QuantRecipe:
     percentile: float = 99.999
     keep_float: tuple[str, ...] = ()  # node names left in float (first/last conv when the gate asks)
     op_types: tuple[str, ...] | None = None  # None: every op ORT can quantize; ("Conv",): convs only
+    # Learned clipping ranges from quantization-aware fine-tuning, one per Conv in graph order
+    # (in_min, in_max, out_min, out_max); they override the calibrator for those tensors.
+    ranges: tuple[tuple[float, float, float, float], ...] | None = None
 
     def describe(self) -> dict:
         return {
@@ -43,6 +46,7 @@ class QuantRecipe:
             "percentile": self.percentile if self.calib is CalibMethod.PERCENTILE else None,
             "kept_float": list(self.keep_float),
             "op_types": list(self.op_types) if self.op_types else "all",
+            "ranges": "learned in quantization-aware fine-tuning" if self.ranges else "calibrated",
         }
 
 
@@ -93,6 +97,8 @@ def quantize_int8(src: Path, dst: Path, frames: np.ndarray, recipe: QuantRecipe)
         }
         if recipe.calib is CalibMethod.PERCENTILE:
             extra["CalibPercentile"] = recipe.percentile
+        if recipe.ranges:
+            extra["TensorQuantOverrides"] = _range_overrides(pre, recipe.ranges)
         quantize_static(
             str(pre), str(dst), _Reader(name, frames),
             quant_format=QuantFormat.QDQ,
@@ -108,16 +114,30 @@ def quantize_int8(src: Path, dst: Path, frames: np.ndarray, recipe: QuantRecipe)
     return dst
 
 
+def _range_overrides(model_path: Path, ranges) -> dict[str, list[dict]]:
+    """ORT tensor overrides: each conv's input and output tensor gets its learned [rmin, rmax]."""
+    convs = [n for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv"]
+    if len(convs) != len(ranges):
+        raise ValueError(f"{len(ranges)} learned ranges for {len(convs)} Conv nodes: the model and ranges differ")
+    out: dict[str, list[dict]] = {}
+    for node, (in_min, in_max, out_min, out_max) in zip(convs, ranges):
+        out[node.input[0]] = [{"rmin": np.float32(in_min), "rmax": np.float32(in_max)}]
+        out[node.output[0]] = [{"rmin": np.float32(out_min), "rmax": np.float32(out_max)}]
+    return out
+
+
 def first_last_convs(path: Path) -> tuple[str, ...]:
     names = conv_node_names(path)
     return (names[0], names[-1]) if len(names) >= 2 else tuple(names)
 
 
-def recipes_for(precision: Precision, fp32_path: Path) -> Sequence[QuantRecipe]:
-    """Fixed recipes tried first; the pipeline then escalates by per-conv sensitivity."""
+def recipes_for(precision: Precision, fp32_path: Path, ranges=None) -> Sequence[QuantRecipe]:
+    """Fixed recipes tried first (learned QAT ranges when there are some); the pipeline then
+    escalates by per-conv sensitivity."""
     edge = first_last_convs(fp32_path)
     conv = ("Conv",)  # Q/DQ on conv inputs/weights; adds, clamp and shuffles stay float (TensorRT fuses)
-    return (
+    learned = (QuantRecipe(precision, CalibMethod.MINMAX, op_types=conv, ranges=tuple(ranges)),) if ranges else ()
+    return learned + (
         QuantRecipe(precision, CalibMethod.MINMAX, op_types=conv),
         QuantRecipe(precision, CalibMethod.PERCENTILE, 99.999, op_types=conv),
         QuantRecipe(precision, CalibMethod.MINMAX, keep_float=edge, op_types=conv),

@@ -1,23 +1,31 @@
-"""Task registry: what a model learns, its I/O contract and where its pairs come from.
+"""Task registry: what a model learns, its I/O contract, where its pairs come from, and its
+default architectures and training budgets.
 
-A new task (``us-sr2x``, ``intraop-enhance``) is one new entry here plus its data generator.
+A new task is one new entry here plus its data generator.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from ganrt.runtime.errors import ConfigError
 
 from .archs import StudentConfig, TeacherConfig
+from .distill import DistillConfig
+from .finetune import FinetuneConfig
+from .train import TeacherTrainConfig
 
 
 @dataclass
 class PairSet:
-    """Paired frames with the regions the quality metrics need (all (N,H,W))."""
+    """Paired frames with the regions the quality metrics need.
+
+    ``inputs`` (N, h, w) or (N, h, w, 3); ``targets`` (N, H, W[, 3]) with H = scale * h; the masks
+    (N, H, W) bool at target resolution. Colour frames are RGB.
+    """
 
     inputs: np.ndarray
     targets: np.ndarray
@@ -33,29 +41,92 @@ class Task:
     description: str
     channels: int
     scale: int
-    size_multiple: int
-    make_pairs: Callable[[Sequence[int], tuple[int, int]], PairSet]
+    size_multiple: int  # of the model input (the student's pixel-unshuffle factor)
+    make_pairs: Callable[[Sequence[int], tuple[int, int]], PairSet]  # (seeds, target H x W)
+    # (seed, frames, target H x W, fps) -> (input, target) uint8 display frames (BGR for colour)
+    make_cine: Callable[[int, int, tuple[int, int], float], Iterator[tuple[np.ndarray, np.ndarray]]] | None = None
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     color_order: str = "gray"
+    # Default training budgets (an ExportConfig field left None takes these).
+    teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    data_note: str = ("Trained only on simulated pseudo-B-mode ultrasound (ganrt's physics simulator); not validated "
+                      "on patient data and not a diagnostic device.")
+
+    def check_hw(self, hw: tuple[int, int]) -> None:
+        """Target sizes must give whole input frames the student can take."""
+        m = self.scale * self.size_multiple
+        if hw[0] % m or hw[1] % m:
+            raise ConfigError(f"task {self.name}: target size {hw[0]}x{hw[1]} must be a multiple of {m} "
+                              f"(scale {self.scale} x input multiple {self.size_multiple})")
+
+
+def _stack(samples, name: str, dtype) -> np.ndarray:
+    return np.stack([getattr(s, name) for s in samples]).astype(dtype)
+
+
+def _pair_set(samples) -> PairSet:
+    return PairSet(
+        inputs=_stack(samples, "input", np.float32),
+        targets=_stack(samples, "target", np.float32),
+        sector=_stack(samples, "sector", bool),
+        lesion=_stack(samples, "lesion", bool),
+        background=_stack(samples, "background", bool),
+        homogeneous=_stack(samples, "homogeneous", bool),
+    )
 
 
 def _us_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
     from .data.simulator import SimConfig, render_pair
 
     cfg = SimConfig(out_hw=hw)
-    samples = [render_pair(int(s), cfg) for s in seeds]
-    stack = lambda name, dt: np.stack([getattr(s, name) for s in samples]).astype(dt)  # noqa: E731
-    return PairSet(
-        inputs=stack("input", np.float32),
-        targets=stack("target", np.float32),
-        sector=stack("sector", bool),
-        lesion=stack("lesion", bool),
-        background=stack("background", bool),
-        homogeneous=stack("homogeneous", bool),
-    )
+    return _pair_set([render_pair(int(s), cfg) for s in seeds])
 
 
+def _us_sr2x_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
+    from .data.simulator import SimConfig
+    from .data.us_sr import render_sr_pair
+
+    TASKS["us-sr2x"].check_hw(hw)
+    cfg = SimConfig(out_hw=hw)
+    return _pair_set([render_sr_pair(int(s), cfg, 2) for s in seeds])
+
+
+def _endoscopy_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
+    from .data.endoscopy import EndoConfig, render_pair
+
+    cfg = EndoConfig(out_hw=hw)
+    return _pair_set([render_pair(int(s), cfg) for s in seeds])
+
+
+def _us_cine(seed: int, n: int, hw: tuple[int, int], fps: float, factor: int = 1):
+    from .data.simulator import SimConfig, cine, to_uint8
+    from .data.us_sr import downsample
+
+    for s in cine(seed, n, SimConfig(out_hw=hw), fps=fps):
+        yield to_uint8(s.input if factor == 1 else downsample(s.input, factor)), to_uint8(s.target)
+
+
+def _us_sr2x_cine(seed: int, n: int, hw: tuple[int, int], fps: float):
+    return _us_cine(seed, n, hw, fps, factor=2)
+
+
+def _endoscopy_cine(seed: int, n: int, hw: tuple[int, int], fps: float):
+    import cv2
+
+    from .data.endoscopy import EndoConfig, cine
+    from .data.simulator import to_uint8
+
+    for s in cine(seed, n, EndoConfig(out_hw=hw), fps=fps):
+        yield (cv2.cvtColor(to_uint8(s.input), cv2.COLOR_RGB2BGR), cv2.cvtColor(to_uint8(s.target), cv2.COLOR_RGB2BGR))
+
+
+# The new tasks' budgets fit 2 CPU cores: teacher <= ~15 min, distillation and fine-tune <= ~12 min
+# each. Estimated from step times on 2 pinned AVX-512 cores x 1.9 (how much slower us-enhance's own
+# stages ran on the shared 2-core build machine): us-sr2x 13 / 10.5 / 8.5 min, intraop-enhance
+# 14 / 10 / 9.5 min (teacher / distill / fine-tune), plus 1-3 min of data and export.
 TASKS: dict[str, Task] = {
     "us-enhance": Task(
         name="us-enhance",
@@ -65,6 +136,42 @@ TASKS: dict[str, Task] = {
         scale=1,
         size_multiple=4,
         make_pairs=_us_pairs,
+        make_cine=_us_cine,
+    ),
+    "us-sr2x": Task(
+        name="us-sr2x",
+        description="Ultrasound B-mode 2x super-resolution (half-resolution point-of-care frame -> "
+        "cart-quality image at full resolution)",
+        channels=1,
+        scale=2,
+        size_multiple=2,
+        make_pairs=_us_sr2x_pairs,
+        make_cine=_us_sr2x_cine,
+        teacher=TeacherConfig(scale=2),
+        # body at 1/2 of the input = 1/4 of the output, like us-enhance's: 1.6 GMAC per 512^2 output
+        student=StudentConfig(width=32, n_blocks=5, down=2, scale=2),
+        teacher_train=TeacherTrainConfig(steps=800, batch=2, patch=64),
+        distill=DistillConfig(steps=700, adv_steps=175, batch=8, patch=48),
+        finetune=FinetuneConfig(steps=500, qat_start=150, batch=8, patch=48, lesion_batch=6),
+    ),
+    "intraop-enhance": Task(
+        name="intraop-enhance",
+        description="Endoscopic / laparoscopic RGB video: denoise, brighten, dehaze and restore detail "
+        "(low light and surgical smoke -> clean, well-exposed frame) at the same size",
+        channels=3,
+        scale=1,
+        size_multiple=4,
+        make_pairs=_endoscopy_pairs,
+        make_cine=_endoscopy_cine,
+        color_order="rgb",
+        teacher=TeacherConfig(channels=3, ngf=48),
+        student=StudentConfig(channels=3, width=32, n_blocks=5, down=4),  # 1.96 GMAC at 512^2
+        teacher_train=TeacherTrainConfig(steps=600, batch=2, patch=128),
+        distill=DistillConfig(steps=550, adv_steps=150, batch=8, patch=96),
+        finetune=FinetuneConfig(steps=400, qat_start=120, batch=8, patch=96, lesion_batch=6),
+        data_note="Trained only on procedurally synthesised endoscopic frames (ganrt's tissue generator: "
+        "noise-field mucosa, vessels, a polyp, highlights, scope circle; degraded by low light, smoke, blur, "
+        "sensor noise and JPEG); not validated on patient video and not a diagnostic device.",
     ),
 }
 

@@ -4,7 +4,13 @@ Layout rule (so every sink sees the same kind of image): the output has the *inp
 frame's* layout, as uint8. A 3-channel frame through a 1-channel model keeps its colour:
 the model enhances the luminance (Y of YCrCb, the same weights as BGR2GRAY) and the
 frame's chroma is put back. A gray frame through a 3-channel model is replicated to
-3 channels in, and converted back to gray out.
+3 channels in, and converted back to gray out. Frames are BGR (OpenCV's order); a model
+whose manifest says ``color_order: rgb`` gets RGB planes and its output is swapped back.
+
+Size rule: a model with ``scale`` s (super-resolution) returns frames s times the input's
+height and width; the padding to ``size_multiple`` is added at input resolution and cut
+off at output resolution. Raw frames shown instead of an enhanced one (passthrough) are
+enlarged to the same size, so sinks get one frame size per stream whatever the outcome.
 """
 
 from __future__ import annotations
@@ -202,7 +208,13 @@ class Enhancer:
         self.pre.check(frame.pixels)
 
     def passthrough(self, frame: Frame) -> np.ndarray:
-        return to_uint8(_squeeze(frame.pixels), self.bits)
+        """The raw frame for display; for a scale-s model enlarged s times (bilinear: no sharpening,
+        nothing invented) so it has the size of an enhanced frame."""
+        raw = to_uint8(_squeeze(frame.pixels), self.bits)
+        s = self.post.scale
+        if s == 1 or raw.ndim not in (2, 3) or min(raw.shape[:2]) < 1:
+            return raw
+        return cv2.resize(raw, (raw.shape[1] * s, raw.shape[0] * s), interpolation=cv2.INTER_LINEAR)
 
     def enhance(self, frame: Frame, times: StageTimes | None = None) -> np.ndarray:
         times = times if times is not None else StageTimes()

@@ -1,4 +1,6 @@
-"""Write simulated cine loops as MP4 (OpenCV, 'mp4v'), PNG frames, or multi-frame DICOM US."""
+"""Write simulated cine loops as MP4 (OpenCV, 'mp4v'), PNG frames, or multi-frame DICOM US.
+
+Frames are uint8 gray (HxW) or, for MP4 and PNG, BGR colour (HxWx3, OpenCV's order)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ def _check_frames(frames: Sequence[np.ndarray]) -> np.ndarray:
     if len(frames) == 0:
         raise ConfigError("write_cine needs at least one frame")
     arr = np.stack([np.asarray(f) for f in frames])
-    if arr.ndim != 3:
-        raise ConfigError(f"write_cine expects gray HxW frames, got shape {arr.shape[1:]}")
+    if not (arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] == 3)):
+        raise ConfigError(f"write_cine expects gray HxW or BGR HxWx3 frames, got shape {arr.shape[1:]}")
     if arr.dtype != np.uint8:
         raise ConfigError(f"write_cine expects uint8 frames, got {arr.dtype}")
     return np.ascontiguousarray(arr)
@@ -33,7 +35,7 @@ def write_cine(
     formats: Sequence[str] = ("mp4",),
     stem: str = "cine",
 ) -> list[Path]:
-    """Write `frames` (uint8 HxW) in each of `formats`; returns the written paths
+    """Write `frames` (uint8 HxW, or HxWx3 BGR for mp4/png) in each of `formats`; returns the written paths
     (mp4: one file, png: one file per frame `stem_00000.png`, dcm: one multi-frame file)."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -41,6 +43,8 @@ def write_cine(
     if not fps > 0:
         raise ConfigError(f"fps must be positive, got {fps}")
     arr = _check_frames(frames)
+    if arr.ndim == 4 and "dcm" in formats:
+        raise ConfigError("the DICOM US writer takes gray frames only; write colour frames as mp4 or png")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -55,13 +59,13 @@ def write_cine(
 
 
 def _write_mp4(path: Path, arr: np.ndarray, fps: float) -> Path:
-    n, h, w = arr.shape
+    n, h, w = arr.shape[:3]
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h), True)
     if not vw.isOpened():
         raise ConfigError(f"OpenCV cannot write MP4 (mp4v) to {path}")
     try:
         for f in arr:
-            vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+            vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f)
     finally:
         vw.release()
     return path

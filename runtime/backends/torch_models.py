@@ -12,6 +12,11 @@ StudentGenerator``), which imports torch at that moment — the export does exac
 Parameter names (what ``student.safetensors`` holds; ``load_state_dict(strict=True)``):
 ``head.0.weight/bias``, ``blocks.N.c1.weight/bias``, ``blocks.N.c2.weight/bias``,
 ``tail.weight/bias``; ``unshuffle``, ``shuffle`` and the ReLUs have none.
+
+``scale`` > 1 makes it a super-resolution network (output ``scale`` times the input's H and W):
+the tail predicts ``(down * scale)^2`` sub-pixels per body location and the global residual is a
+fixed bilinear upsample of the input (ONNX ``Resize``, left in float by the int8 quantizer, which
+only quantizes convs). ``scale`` = 1 is the original network, parameter for parameter.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class StudentConfig:
     width: int = 32  # 32 x 5 blocks at 1/4 res: 1.7 GMAC at 512^2, ~15 ms int8 on 2 AVX2 cores
     n_blocks: int = 5
     down: int = 4  # body resolution divisor (pixel-unshuffle factor)
+    scale: int = 1  # output size / input size (super-resolution); absent in older manifests = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,18 +85,26 @@ def student_classes(torch: ModuleType) -> tuple[type, type]:
             return self.act(x + self.c2(self.act(self.c1(x))))
 
     class StudentGenerator(nn.Module):
-        """Pixel-unshuffle -> conv -> residual blocks at 1/down -> conv -> pixel-shuffle, + input, clamp."""
+        """Pixel-unshuffle -> conv -> residual blocks at 1/down -> conv -> pixel-shuffle (by down x scale),
+        + the (upsampled) input, clamp."""
 
         def __init__(self, cfg: StudentConfig | Mapping[str, Any] | None = None) -> None:
             super().__init__()
             cfg = StudentConfig.coerce(cfg)
             self.cfg = cfg
-            c, w, d = cfg.channels, cfg.width, cfg.down
+            c, w, d, s = cfg.channels, cfg.width, cfg.down, cfg.scale
             self.unshuffle = nn.PixelUnshuffle(d)
             self.head = nn.Sequential(nn.Conv2d(c * d * d, w, 3, padding=1), nn.ReLU(True))
             self.blocks = nn.ModuleList(PlainBlock(w) for _ in range(cfg.n_blocks))
-            self.tail = nn.Conv2d(w, c * d * d, 3, padding=1)
-            self.shuffle = nn.PixelShuffle(d)
+            self.tail = nn.Conv2d(w, c * (d * s) ** 2, 3, padding=1)
+            self.shuffle = nn.PixelShuffle(d * s)
+
+        def _base(self, x):
+            """The global residual: the input itself, or its fixed bilinear upsample (SR)."""
+            s = self.cfg.scale
+            if s == 1:
+                return x
+            return torch.nn.functional.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
 
         def _run(self, x, keep: bool):
             h = self.head(self.unshuffle(x))
@@ -99,7 +113,7 @@ def student_classes(torch: ModuleType) -> tuple[type, type]:
                 h = blk(h)
                 if keep:
                     feats.append(h)
-            return torch.clamp(x + self.shuffle(self.tail(h)), 0.0, 1.0), feats
+            return torch.clamp(self._base(x) + self.shuffle(self.tail(h)), 0.0, 1.0), feats
 
         def forward(self, x):
             return self._run(x, keep=False)[0]

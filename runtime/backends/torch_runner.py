@@ -227,8 +227,9 @@ class TorchRunner(RunnerBase):
             raise ModelError(f"weights {spec.artifact.path.name} are not a readable safetensors file "
                              f"({exc.__class__.__name__}: {exc})") from None
         cfg = spec.config
-        if self._manifest.scale != 1:
-            raise ModelError(f"{STUDENT_ARCH} keeps the frame size, but the manifest says scale {self._manifest.scale}")
+        if cfg.scale != self._manifest.scale:
+            raise ModelError(f"weights config has scale {cfg.scale} but the manifest's io says scale "
+                             f"{self._manifest.scale}")
         if cfg.channels != self._manifest.input.channels or cfg.channels != self._manifest.output.channels:
             raise ModelError(f"weights config has {cfg.channels} channel(s) but the manifest's io says "
                              f"{self._manifest.input.channels} in / {self._manifest.output.channels} out")
@@ -445,9 +446,11 @@ class TorchRunner(RunnerBase):
                 log.warning("torch runner: freeing a cached shape: %s", "; ".join(problems))
         torch, dev = self._torch, self._device
         h_in = torch.empty(shape, dtype=torch.float32, pin_memory=True)
-        h_out = torch.empty(shape, dtype=torch.float32, pin_memory=True)  # scale 1: output shape = input shape
+        n, c, h, w = shape
+        out_shape = (n, c, h * self._cfg.scale, w * self._cfg.scale)
+        h_out = torch.empty(out_shape, dtype=torch.float32, pin_memory=True)
         slot = _Slot(shape=shape, h_in=h_in, d_in=torch.empty(shape, dtype=torch.float32, device=dev),
-                     d_out=torch.empty(shape, dtype=torch.float32, device=dev), h_out=h_out,
+                     d_out=torch.empty(out_shape, dtype=torch.float32, device=dev), h_out=h_out,
                      h_in_np=h_in.numpy(), h_out_np=h_out.numpy())
         if self._stage_timing:
             slot.events = tuple(torch.cuda.Event(enable_timing=True) for _ in range(4))
