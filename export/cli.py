@@ -21,6 +21,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     p.add_argument("--teacher-steps", type=int, default=None)
     p.add_argument("--student-steps", type=int, default=None)
+    p.add_argument("--finetune-steps", type=int, default=None, help="contrast + quantization-aware fine-tune steps")
     p.set_defaults(func=_pipeline)
 
     s = sub.add_parser("simulate", help="write a simulated cine of a task (input or target) as MP4/PNG/DICOM")
@@ -49,6 +50,10 @@ def _pipeline(args: argparse.Namespace) -> int:
     if args.student_steps is not None:
         cfg = replace(cfg, distill=replace(cfg.distill, steps=args.student_steps,
                                            adv_steps=min(cfg.distill.adv_steps, args.student_steps // 4)))
+    if args.finetune_steps is not None:  # keep the contrast phase's share of the stage
+        share = cfg.finetune.qat_start / max(cfg.finetune.steps, 1)
+        cfg = replace(cfg, finetune=replace(cfg.finetune, steps=args.finetune_steps,
+                                            qat_start=int(args.finetune_steps * share)))
     cfg = replace(cfg, threads=args.threads)
     out = args.out or bundled_model_dir(args.task)
     run_dir = args.run_dir or Path("runs") / (args.task + ("-smoke" if args.smoke else ""))
