@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
+from .changemap import ChangeMapSink
 from .errors import ConfigError
+from .fidelity import FidelityConfig
+from .guard import GuardConfig
 from .manifest import Manifest
 from .pipeline import PipelineConfig, run
+from .region import RegionConfig
+from .temporal import TemporalConfig
 from .profiles import DeviceProfile
 from .record import Record
 from .report import Report
@@ -58,6 +63,36 @@ def make_sinks(kinds: tuple[SinkKind, ...], out: Path, stem: str, fps: float, ov
     return [table[k]() for k in kinds]
 
 
+def guard_config(profile: DeviceProfile, manifest: Manifest, *, region: str | None = None, mask_phi: bool = False,
+                 fidelity: bool = True, temporal: str | None = None) -> GuardConfig:
+    """The profile's [region], [phi] and [temporal] with the command line's overrides; the
+    fidelity threshold from the manifest (its default when the manifest has none)."""
+    return GuardConfig(
+        region=RegionConfig.parse(region, base=profile.region) if region else profile.region,
+        fidelity=FidelityConfig.from_manifest(manifest) if fidelity else None,
+        temporal=TemporalConfig.parse(temporal) if temporal else profile.temporal,
+        phi=replace(profile.phi, enabled=True) if mask_phi else profile.phi,
+    )
+
+
+def pipeline_config(args: argparse.Namespace, manifest: Manifest, profile: DeviceProfile) -> PipelineConfig:
+    """`ganrt run`'s options on top of the profile: budget, imaging region, fidelity, temporal filter, PHI."""
+    guard = guard_config(profile, manifest, region=getattr(args, "region", None),
+                         mask_phi=bool(getattr(args, "mask_phi", False)),
+                         fidelity=not getattr(args, "no_fidelity", False),
+                         temporal=getattr(args, "temporal_filter", None))
+    return PipelineConfig.with_budget(args.budget_ms or profile.budget_ms, guard=guard)
+
+
+def change_map_sinks(args: argparse.Namespace, out: Path, fps: float, provenance=None, stem: str = "") -> list:
+    """``--change-map [PATH]``: a video of where and how much the model changed each frame."""
+    target = getattr(args, "change_map", None)
+    if target is None:
+        return []
+    path = Path(target).expanduser() if target else out / f"{stem}change_map.mp4"
+    return [ChangeMapSink.video(path, fps if fps > 0 else 30.0, provenance)]
+
+
 @dataclass(frozen=True)
 class StreamSpec:
     source: str
@@ -68,12 +103,13 @@ class StreamSpec:
 
 
 def stream_once(spec: StreamSpec, manifest: Manifest, profile: DeviceProfile, selection, sinks: tuple[SinkKind, ...],
-                out: Path, budget_ms: float | None, overlay: bool, record_fmt: str = "jsonl") -> Report:
+                out: Path, budget_ms: float | None, overlay: bool, record_fmt: str = "jsonl",
+                guard: GuardConfig | None = None) -> Report:
     from .ops import Enhancer
 
     out.mkdir(parents=True, exist_ok=True)
     source = open_source(spec.source, realtime=spec.realtime, loop=spec.loop, max_frames=spec.max_frames)
-    config = PipelineConfig.with_budget(budget_ms or profile.budget_ms)
+    config = PipelineConfig.with_budget(budget_ms or profile.budget_ms, guard=guard or GuardConfig())
     with selection.runner as runner:
         enhancer = Enhancer(runner, manifest, artifact=selection.artifact)
         record = Record.for_enhancer(enhancer, out / f"{spec.stem}record.{record_fmt}", fmt=record_fmt)
@@ -106,14 +142,16 @@ def run_stream(args: argparse.Namespace) -> int:
         raise ConfigError("--max-frames must be >= 1")
     spec = StreamSpec(args.source, "", args.realtime, max_frames=args.max_frames)
     report = stream_once(spec, manifest, profile, selection, parse_sinks(args.sink), args.out, args.budget_ms,
-                         not args.no_overlay, args.record)
+                         not args.no_overlay, args.record, guard=pipeline_config(args, manifest, profile).guard)
     _print(report, args, f"{args.source} -> {args.out}")
     return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """The embedded default: the bundled simulated cine (looped to 6 s) replayed at its native
-    30 fps, plus the real echocardiography cine that ships with pydicom when it is installed."""
+    30 fps, plus the real echocardiography cine that ships with pydicom when it is installed.
+    The imaging region is detected (the echo cine's scanner UI stays untouched) and every
+    enhanced frame passes the fidelity check."""
     from .cli import _load
 
     manifest, profile, selection = _load(args)
@@ -128,9 +166,10 @@ def run_demo(args: argparse.Namespace) -> int:
             specs.append(StreamSpec(str(echo), "demo_echo_", realtime=True, loop=True, max_frames=90))
     except ImportError:
         print("(pydicom not installed: skipping the real echocardiography cine; install ganrt[dicom])")
+    guard = guard_config(profile, manifest, region="auto", fidelity=True)
     for spec in specs:
         report = stream_once(spec, manifest, profile, selection, (SinkKind.SIDE_BY_SIDE,), args.out,
-                             args.budget_ms, not args.no_overlay)
+                             args.budget_ms, not args.no_overlay, guard=guard)
         _print(report, args, f"{Path(spec.source).name} -> {args.out}/{spec.stem}side_by_side.mp4, "
                              f"{spec.stem}record.jsonl, {spec.stem}report.json")
     return 0

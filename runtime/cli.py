@@ -46,26 +46,37 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
 
     r = sub.add_parser("run", help="enhance a video file, image folder, DICOM cine or camera", epilog=EPILOG)
-    r.add_argument("--source", required=True, help="file, folder, camera index or /dev/videoN")
+    r.add_argument("--source", required=True,
+                   help="video file, image folder, DICOM file, camera (0, /dev/videoN[?fourcc=MJPG&size=WxH&fps=N]) "
+                        "or gst:PIPELINE (ending in appsink)")
     _add_model_args(r)
     r.add_argument("--out", type=Path, default=Path("out"))
     r.add_argument("--budget-ms", type=float, default=None)
     r.add_argument("--realtime", action="store_true", help="replay a file at its native frame rate (drops allowed)")
     r.add_argument("--max-frames", type=int, default=None)
     r.add_argument("--no-overlay", action="store_true", help="no labels drawn on any output")
-    r.add_argument("--sink", action="append", default=None,
-                   help="video|mjpg|lossless|png|side-by-side|display|null (repeatable; default: video, side-by-side)")
+    r.add_argument("--sink", action="append", default=None, metavar="KIND[:TARGET][?OPT=V]",
+                   help="video|mjpg|lossless|side-by-side[:PATH], png[:DIR], dicom[:PATH.dcm], shm:NAME, "
+                        "pipe:-|FIFO|FILE, display, null (repeatable; default: video, side-by-side)")
+    r.add_argument("--deidentify", action="store_true",
+                   help="DICOM output per PS3.15 basic profile (header only); source name kept out of all outputs")
     r.add_argument("--record", choices=("jsonl", "csv"), default="jsonl")
+    r.add_argument("--region", default=None, metavar="auto[:N]|full|X,Y,W,H",
+                   help="imaging region the model may change; outside it the output is the input "
+                        "(default: the profile's [region], else full; auto detects it over the first N frames)")
+    r.add_argument("--mask-phi", action="store_true",
+                   help="blank everything outside the imaging region (except the profile's [phi] keep boxes) "
+                        "in every output")
+    r.add_argument("--no-fidelity", action="store_true",
+                   help="do not check enhanced frames against their input (the check sends unfaithful frames raw)")
+    r.add_argument("--temporal-filter", default=None, metavar="none|ema[:ALPHA]",
+                   help="light smoothing of enhanced frames inside the region (default: the profile's, else none)")
+    r.add_argument("--change-map", nargs="?", const="", default=None, metavar="PATH",
+                   help="also write a heat-map video of |output - input| (default PATH: OUT/change_map.mp4)")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
     r.set_defaults(func=_cmd_run)
 
-    b = sub.add_parser("bench", help="model-only latency (trtexec-style percentiles)", epilog=EPILOG)
-    _add_model_args(b)
-    b.add_argument("--shape", default="1x1x512x512")
-    b.add_argument("--iterations", type=int, default=200)
-    b.add_argument("--warmup", type=int, default=20)
-    b.add_argument("--json", action="store_true")
-    b.set_defaults(func=_cmd_bench)
+    _add_bench_parsers(sub)
 
     pr = sub.add_parser("profile", help="device profiles")
     prs = pr.add_subparsers(dest="profile_command", metavar="ACTION")
@@ -78,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .engine_cli import add_engine_parsers  # `ganrt engine build|prebuild|info` (TensorRT engine cache)
 
     add_engine_parsers(sub)
+
+    from .shm_reader import add_parser as add_shm_read_parser  # `ganrt shm-read NAME`
+
+    add_shm_read_parser(sub)
 
     ex = sub.add_parser("export", help="train, distill, export, quantize, gate (needs ganrt[export])")
     exs = ex.add_subparsers(dest="export_command", metavar="ACTION")
@@ -114,14 +129,85 @@ def _load(args: argparse.Namespace):
     return manifest, profile, select(manifest, backend, profile, precision)
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from ganrt.benchmarks.model_bench import Shape, bench_model, format_bench
+def _add_bench_output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--save", type=Path, default=None, metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write PNG plots to DIR (needs ganrt[bench])")
 
-    shape = Shape.parse(args.shape)
-    _, _, sel = _load(args)
-    result = bench_model(sel, shape, args.iterations, args.warmup)
-    print(json.dumps(result, indent=2) if args.json else format_bench(result))
-    return 0
+
+def _add_bench_parsers(sub) -> None:
+    """`ganrt bench` (model only), `ganrt bench pipeline` (end to end), `ganrt bench baselines` (vs filters)."""
+    b = sub.add_parser("bench", help="latency benchmarks: model only (default), pipeline, baselines", epilog=EPILOG,
+                       description="Model-only latency: warm-up excluded, percentiles, throughput, run-to-run spread. "
+                                   "Options of `pipeline` and `baselines` go after the word.")
+    _add_model_args(b)
+    b.add_argument("--shape", default="1x1x512x512", help="NxCxHxW (default 1x1x512x512)")
+    b.add_argument("--iterations", type=int, default=200, help="timed calls per combination (default 200)")
+    b.add_argument("--duration", type=float, default=None, metavar="S", help="time rounds for S seconds instead")
+    b.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
+    b.add_argument("--warmup-s", type=float, default=0.0, metavar="S", help="... and at least S seconds of them")
+    b.add_argument("--inputs", type=int, default=8, help="distinct input frames rotated through (default 8)")
+    b.add_argument("--input", choices=("cine", "sim"), default="cine",
+                   help="frames of the bundled cine (default) or fresh simulator renders")
+    b.add_argument("--compare", nargs="?", const="", default=None, metavar="ITEMS",
+                   help="several combos in one interleaved run: [backend/]precision[@N|@HxW],... "
+                        "(no ITEMS: every precision of the bundle)")
+    b.add_argument("--sizes", default=None, help="with --compare: sizes for items without @size, e.g. 256,512")
+    b.add_argument("--baseline", default=None, help="with --compare: the combo ratios refer to (default: the first)")
+    b.add_argument("--per-round", type=int, default=10, help="timed calls per turn in a round (default 10)")
+    b.add_argument("--blocks", type=int, default=5, help="blocks of rounds for the run-to-run spread (default 5)")
+    b.add_argument("--repeats", type=int, default=1, help="repeat the whole run N times (spread of repeat medians)")
+    _add_bench_output_args(b)
+    b.set_defaults(func=_cmd_bench)
+    bs = b.add_subparsers(dest="bench_command", metavar="KIND")
+
+    bp = bs.add_parser("pipeline", help="end to end: source -> pipeline -> sink, real time and as fast as possible",
+                       epilog=EPILOG)
+    _add_model_args(bp)
+    bp.add_argument("--source", default=None, help="video, image folder or .dcm (default: the bundled cine)")
+    bp.add_argument("--frames", type=int, default=300, help="frames per mode (default 300; files loop)")
+    bp.add_argument("--mode", choices=("both", "fast", "realtime"), default="both")
+    bp.add_argument("--sink", choices=("null", "video"), default="null", help="output written per frame (default null)")
+    bp.add_argument("--budget-ms", type=float, default=None, help="deadline (default: the profile's)")
+    bp.add_argument("--no-bare", action="store_true", help="skip the bare-model comparison")
+    _add_bench_output_args(bp)
+    bp.set_defaults(func=_cmd_bench_pipeline)
+
+    bb = bs.add_parser("baselines", help="student vs teacher vs classic filters: quality and speed (needs ganrt[export])",
+                       epilog=EPILOG)
+    _add_model_args(bb)
+    bb.add_argument("--teacher", type=Path, default=None, metavar="PATH.onnx", help="include the teacher")
+    bb.add_argument("--frames", type=int, default=24, help="held-out pairs for quality (default 24)")
+    bb.add_argument("--hw", type=int, default=256, help="quality resolution (default 256)")
+    bb.add_argument("--speed-hw", type=int, default=512, help="timing resolution (default 512)")
+    bb.add_argument("--rounds", type=int, default=8, help="interleaved timing rounds (default 8)")
+    bb.add_argument("--filters", default=None, help="comma list (default all): bilateral,nlmeans,clahe,median,gaussian,bicubic")
+    _add_bench_output_args(bb)
+    bb.set_defaults(func=_cmd_bench_baselines)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from ganrt.benchmarks import cli as bench_cli
+
+    manifest, profile, sel = _load(args)
+    return bench_cli.model(args, manifest, profile, sel)
+
+
+def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from ganrt.benchmarks import cli as bench_cli
+
+    from .app import DEMO_CINE
+
+    args.source = args.source or str(DEMO_CINE)
+    manifest, profile, _ = _load(args)
+    return bench_cli.pipeline(args, manifest, profile)
+
+
+def _cmd_bench_baselines(args: argparse.Namespace) -> int:
+    from ganrt.benchmarks import cli as bench_cli
+
+    manifest, profile, _ = _load(args)
+    return bench_cli.baselines(args, manifest, profile)
 
 
 def _cmd_profile_validate(args: argparse.Namespace) -> int:
@@ -144,7 +230,7 @@ def _cmd_profile_list(_args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .app import run_stream
+    from .run_cmd import run_stream  # sink specs with provenance (app.stream_once takes sink kinds only)
 
     return run_stream(args)
 

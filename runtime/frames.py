@@ -28,6 +28,10 @@ class Reason(Enum):
     INCOMPATIBLE = "incompatible-frame"
     LATE = "late"
     STOPPED = "stopped"  # captured, still queued when the run was stopped (Ctrl-C, quit key)
+    REGION_PENDING = "region-pending"  # auto imaging-region detection is still collecting frames
+    NO_REGION = "no-region"  # the configured imaging region does not fit this frame
+    FIDELITY = "fidelity"  # the enhanced frame, degraded back, does not explain the input
+    CHECK_ERROR = "check-error"  # the region/fidelity checks themselves failed: never show unchecked output
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,5 +74,10 @@ class FrameResult:
     infer_ms: float = math.nan
     post_ms: float = math.nan
     sink_ms: float = math.nan  # all sinks' write()
+    guard_ms: float = math.nan  # imaging region, fidelity, change score, temporal filter, PHI mask, flicker
     late: bool = False  # output after the deadline (a deadline miss; the frame is still shown)
     t_output_ns: int | None = None  # clock time after the last sink wrote it
+    change_score: float = math.nan  # enhanced frames: mean |shown - raw| inside the region, 8-bit levels
+    fidelity_db: float = math.nan  # worst-tile score of the fidelity check (NaN: not checked)
+    flicker_in: float = math.nan  # mean |raw - previous raw| inside the region, 8-bit levels
+    flicker_out: float = math.nan  # the same for the shown frames

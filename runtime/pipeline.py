@@ -15,6 +15,11 @@ Two feeds, one loop:
 Inference runs in one worker thread so a hanging runner cannot stop the stream: after
 ``policy.timeout_s`` the frame is shown raw (TIMEOUT) and, while that call is still stuck,
 later frames are shown raw too (BACKOFF).
+
+Around the model, ``guard`` (see guard.py) limits it to the imaging region (the model sees
+only the region's box; everything outside is the raw frame), checks its fidelity, measures
+change and flicker, and masks PHI before the sinks. With the default ``GuardConfig`` the
+region is the whole frame and there is no fidelity check or masking.
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ from typing import Callable, Iterator, Sequence
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigError, GanrtError
 from .frames import Frame, FrameResult, Outcome, Reason
+from .guard import Guard, GuardConfig, Rejected
 from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
 from .policy import DeadlinePolicy, PolicyConfig
 from .queue import CaptureThread, LatestFrameQueue, SyncFrames
 from .record import Record
+from .region import RegionOutside
 from .report import Report
 from .sinks import Sink
 
@@ -48,6 +55,7 @@ class PipelineConfig:
     prefetch: int = 0  # offline: frames decoded ahead in a thread (0 = synchronous, deterministic)
     warmup: int = 2  # untimed inferences on the first frame (first calls allocate; they would teach
     #                  the predictor that the model is slow and show raw frames for the first second)
+    guard: GuardConfig = field(default_factory=GuardConfig)  # imaging region, fidelity, temporal filter, PHI
 
     def __post_init__(self) -> None:
         if self.queue_depth < 1 or self.prefetch < 0 or self.warmup < 0:
@@ -190,19 +198,35 @@ def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: in
         log.warning("warm-up inference failed: %s: %s", type(exc).__name__, exc)
 
 
-def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, policy: DeadlinePolicy,
+def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, guard: Guard, policy: DeadlinePolicy,
                             worker: InferenceWorker, clock: Clock, once: _Once) -> FrameResult:
     result = FrameResult(frame.index, Outcome.PASSTHROUGH)
+    t0 = clock.now_ns()
+    region = model_in = box = None
     try:
         enhancer.check(frame)
-        reason = policy.decide(origin_ns, clock.now_ns(), busy=worker.busy)
+        region = guard.region_for(frame)  # None while auto-detection collects frames
+        reason = Reason.REGION_PENDING if region is None else None
+        if region is not None:
+            model_in, box = guard.crop(frame, region)  # the region's box: all the model sees
     except IncompatibleFrame as exc:
         once("incompatible", "frame %d shown raw: %s", frame.index, exc)
         reason = Reason.INCOMPATIBLE
+    except RegionOutside as exc:
+        once("no-region", "frame %d shown raw: %s", frame.index, exc)
+        reason = Reason.NO_REGION
+    except Exception as exc:  # noqa: BLE001 - a failing check means: show the raw frame
+        once(f"check:{type(exc).__name__}", "frame %d shown raw, region check failed: %s: %s", frame.index,
+             type(exc).__name__, exc)
+        reason = Reason.CHECK_ERROR
+    guard_ns = clock.now_ns() - t0
+    if reason is None:
+        reason = policy.decide(origin_ns, clock.now_ns(), busy=worker.busy)
     if reason is None:
         times = StageTimes()
+        enhanced, finish_ns = None, 0
         try:
-            result.pixels = worker.call(frame, times, timeout_s=policy.config.timeout_s)
+            enhanced = worker.call(model_in, times, timeout_s=policy.config.timeout_s)
         except BadOutput as exc:
             once("bad-output", "frame %d shown raw, bad model output: %s", frame.index, exc)
             reason = Reason.BAD_OUTPUT
@@ -215,15 +239,40 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, po
             reason = Reason.BACKEND_ERROR
         result.pre_ms, result.infer_ms, result.post_ms = times.pre_ms, times.infer_ms, times.post_ms
         if reason is None:
+            t1 = clock.now_ns()
+            try:
+                result.pixels = guard.finish(frame, region, box, enhanced, result)
+            except Rejected as exc:
+                once("rejected", "frame %d shown raw: %s", frame.index, exc)
+                reason = exc.reason
+            except Exception as exc:  # noqa: BLE001 - unchecked output is never shown
+                once(f"check:{type(exc).__name__}", "frame %d shown raw, output check failed: %s: %s",
+                     frame.index, type(exc).__name__, exc)
+                reason = Reason.CHECK_ERROR
+            finish_ns = clock.now_ns() - t1
+            guard_ns += finish_ns
+        if reason is None:
             result.outcome = Outcome.ENHANCED
-            policy.succeeded(times.total_ms)
+            policy.succeeded(times.total_ms + finish_ns / 1e6)
+        elif reason is Reason.FIDELITY:  # the model ran fine and in time; its output was not faithful
+            result.pixels = None
+            policy.succeeded(times.total_ms + finish_ns / 1e6)
         else:
             result.pixels = None
             policy.failed(reason)
     result.reason = reason or Reason.NONE
     if result.pixels is None:
+        guard.passthrough()
         result.pixels = enhancer.passthrough(frame)
+    result.guard_ms = guard_ns / 1e6
     return result
+
+
+def _expected_frames(source) -> int | None:
+    """Frames the source will deliver when it says (a file, a capped stream); None for a camera."""
+    known = [n for n in (getattr(source, "frame_count", None), getattr(source, "max_frames", None))
+             if isinstance(n, int) and n > 0]
+    return min(known) if known else None
 
 
 def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: PipelineConfig = PipelineConfig(),
@@ -235,6 +284,12 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
     record = record if record is not None else Record.for_enhancer(enhancer)
     live = config.realtime if config.realtime is not None else bool(getattr(source, "live", False))
     policy = DeadlinePolicy(config.policy)
+    try:
+        guard = Guard(config.guard, enhancer, expected_frames=_expected_frames(source))
+    except BaseException:  # e.g. an unreadable region mask: this run owns the source and the record
+        source.close()
+        record.close()
+        raise
     worker = InferenceWorker(enhancer.enhance)
     feed = _Feed(source, live, config, record.add_dropped)
     once, interrupted, warmup = _Once(), False, config.warmup
@@ -251,16 +306,19 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
                         warmup = 0
                     t_deq = clock.now_ns()
                     origin = frame.t_capture_ns if live else t_deq  # budget origin: see the module docstring
-                    result = _enhance_or_passthrough(frame, origin, enhancer, policy, worker, clock, once)
+                    result = _enhance_or_passthrough(frame, origin, enhancer, guard, policy, worker, clock, once)
                     result.wait_ms = (t_deq - frame.t_capture_ns) / 1e6
+                    t_out = clock.now_ns()
+                    shown = guard.outgoing(frame, result)  # flicker measure, PHI mask
                     t_sink = clock.now_ns()
+                    result.guard_ms += (t_sink - t_out) / 1e6
                     try:
-                        outputs.write(frame, result)
+                        outputs.write(shown, result)
                     finally:  # recorded even when a sink raises a user error that ends the run
                         result.t_output_ns = clock.now_ns()
                         result.sink_ms = (result.t_output_ns - t_sink) / 1e6
                         result.late = policy.is_late(origin, result.t_output_ns)
-                        policy.observe_output(result.sink_ms)
+                        policy.observe_output((result.t_output_ns - t_out) / 1e6)
                         record.add(frame, result)
                     if outputs.quit_requested:
                         log.info("stop requested by a sink")
@@ -278,4 +336,5 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
     info = source.info() if hasattr(source, "info") else {"source_id": getattr(source, "source_id", "?")}
     info = {**info, "read_errors": feed.errors, "live": live}
     return Report.from_record(record, wall_s=(clock.now_ns() - t_start) / 1e9, budget_ms=config.budget_ms,
-                              source=info, sink_errors=outputs.errors, interrupted=interrupted)
+                              source=info, sink_errors=outputs.errors, interrupted=interrupted,
+                              guard=guard.summary())

@@ -14,6 +14,9 @@ from typing import Any
 from .backends.base import Backend
 from .errors import ConfigError
 from .manifest import Precision
+from .phi import PhiConfig
+from .region import RegionConfig
+from .temporal import TemporalConfig
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "firmware_configs"
 DEFAULT_PROFILE = "cpu-x86-2core"
@@ -48,6 +51,9 @@ class DeviceProfile:
     backends: tuple[Backend, ...]
     threads: Threads = field(default_factory=Threads)
     tensorrt: TensorRTOptions = field(default_factory=TensorRTOptions)
+    region: RegionConfig = field(default_factory=RegionConfig)  # [region]: where enhancement may act
+    phi: PhiConfig = field(default_factory=PhiConfig)  # [phi]: masking outside the region
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)  # [temporal]: output smoothing
     source: str = "<built-in>"
 
     @classmethod
@@ -59,10 +65,10 @@ class DeviceProfile:
             raise ConfigError(f"{p.name}: cannot read profile ({exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p.name}: malformed TOML ({exc})") from None
-        return cls.from_dict(raw, p.name)
+        return cls.from_dict(raw, p.name, base_dir=p.resolve().parent)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str) -> "DeviceProfile":
+    def from_dict(cls, raw: dict[str, Any], where: str, base_dir: Path | None = None) -> "DeviceProfile":
         top = {f.name for f in fields(cls)} - {"source"}
         _reject_unknown(raw, top, where, "")
         for req in ("name", "budget_ms", "input_hw", "precision", "backends"):
@@ -74,6 +80,9 @@ class DeviceProfile:
             _reject_unknown(threads, {f.name for f in fields(Threads)}, where, "threads.")
             _reject_unknown(trt, {f.name for f in fields(TensorRTOptions)}, where, "tensorrt.")
             trt = {k: tuple(v) if isinstance(v, list) else v for k, v in trt.items()}
+            sections = {k: raw.get(k, {}) for k in ("region", "phi", "temporal")}
+            for key, allowed in SECTION_KEYS.items():
+                _reject_unknown(sections[key], allowed, where, f"{key}.")
             prof = cls(
                 name=str(raw["name"]),
                 description=str(raw.get("description", "")),
@@ -83,6 +92,9 @@ class DeviceProfile:
                 backends=tuple(_enum(Backend, b, where, "backends") for b in raw["backends"]),
                 threads=Threads(**threads),
                 tensorrt=TensorRTOptions(**trt),
+                region=RegionConfig.from_dict(sections["region"], where, base_dir),
+                phi=PhiConfig.from_dict(sections["phi"], where),
+                temporal=TemporalConfig.from_dict(sections["temporal"], where),
                 source=where,
             )
         except (TypeError, ValueError) as exc:
@@ -101,6 +113,13 @@ class DeviceProfile:
                 raise ConfigError(f"{where}: tensorrt shapes must satisfy min_hw <= opt_hw <= max_hw")
         if t.dla_core is not None and t.dla_core < 0:
             raise ConfigError(f"{where}: tensorrt.dla_core must be >= 0")
+
+
+SECTION_KEYS: dict[str, set[str]] = {
+    "region": {"mode", "frames", "rect", "polygon", "mask", "carve_marks"},
+    "phi": {"enabled", "keep"},
+    "temporal": {"filter", "alpha"},
+}
 
 
 def _reject_unknown(raw: dict, allowed: set[str], where: str, prefix: str) -> None:

@@ -21,8 +21,10 @@ from .frames import Frame, FrameResult, Outcome, Reason
 log = logging.getLogger(__name__)
 
 FIELDS = ("index", "t_capture_ns", "outcome", "reason", "late", "wait_ms", "pre_ms", "infer_ms", "post_ms",
-          "sink_ms", "capture_to_output_ms", "model_sha", "backend", "precision", "artifact")
-STAGES = ("wait_ms", "pre_ms", "infer_ms", "post_ms", "sink_ms")
+          "sink_ms", "guard_ms", "capture_to_output_ms", "change_score", "fidelity_db", "flicker_in", "flicker_out",
+          "model_sha", "backend", "precision", "artifact")
+STAGES = ("wait_ms", "pre_ms", "infer_ms", "post_ms", "sink_ms", "guard_ms")
+QUALITY = ("change_score", "fidelity_db", "flicker_in", "flicker_out")  # see FrameResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,11 @@ class Row:
     post_ms: float
     sink_ms: float
     capture_to_output_ms: float
+    guard_ms: float = math.nan
+    change_score: float = math.nan
+    fidelity_db: float = math.nan
+    flicker_in: float = math.nan
+    flicker_out: float = math.nan
 
 
 def _num(v: float) -> float | None:
@@ -75,7 +82,8 @@ class Record:
     def add(self, frame: Frame, result: FrameResult) -> None:
         c2o = (result.t_output_ns - frame.t_capture_ns) / 1e6 if result.t_output_ns is not None else math.nan
         row = Row(frame.index, frame.t_capture_ns, result.outcome, result.reason, result.late, result.wait_ms,
-                  result.pre_ms, result.infer_ms, result.post_ms, result.sink_ms, c2o)
+                  result.pre_ms, result.infer_ms, result.post_ms, result.sink_ms, c2o, result.guard_ms,
+                  result.change_score, result.fidelity_db, result.flicker_in, result.flicker_out)
         self._add(row)
 
     def add_dropped(self, frame: Frame, reason: Reason = Reason.OVERTAKEN) -> None:
@@ -93,7 +101,7 @@ class Record:
         return {
             "index": row.index, "t_capture_ns": row.t_capture_ns, "outcome": row.outcome.value,
             "reason": row.reason.value, "late": row.late,
-            **{k: _num(getattr(row, k)) for k in (*STAGES, "capture_to_output_ms")},
+            **{k: _num(getattr(row, k)) for k in (*STAGES, "capture_to_output_ms", *QUALITY)},
             **self.static,
         }
 

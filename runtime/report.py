@@ -7,8 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .frames import Outcome
-from .record import STAGES, Record
+import numpy as np
+
+from .frames import Outcome, Reason
+from .record import STAGES, Record, Row
 from .stats import Summary, summarize
 
 _SHOWN = ("median", "p90", "p99", "p99_9", "max", "jitter")
@@ -29,6 +31,8 @@ class Report:
     source: dict[str, Any] = field(default_factory=dict)  # source id, fps, decode/read errors
     sink_errors: int = 0
     interrupted: bool = False
+    guard: dict[str, Any] = field(default_factory=dict)  # settings, imaging regions used (Guard.summary)
+    quality: dict[str, Any] = field(default_factory=dict)  # fidelity, change score, flicker (from the rows)
 
     @property
     def passthrough_total(self) -> int:
@@ -48,7 +52,7 @@ class Report:
 
     @classmethod
     def from_record(cls, record: Record, *, wall_s: float, budget_ms: float, source: dict[str, Any] | None = None,
-                    sink_errors: int = 0, interrupted: bool = False) -> "Report":
+                    sink_errors: int = 0, interrupted: bool = False, guard: dict[str, Any] | None = None) -> "Report":
         rows = record.rows
         out = [r for r in rows if r.outcome is not Outcome.DROPPED]
         by = Counter((r.outcome, r.reason.value) for r in rows)
@@ -70,6 +74,8 @@ class Report:
             source=dict(source or {}),
             sink_errors=sink_errors,
             interrupted=interrupted,
+            guard=dict(guard or {}),
+            quality=_quality(out, ((guard or {}).get("settings") or {}).get("fidelity")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +100,9 @@ class Report:
             "source": self.source,
             "sink_errors": self.sink_errors,
             "interrupted": self.interrupted,
+            "guard": {**self.guard.get("settings", {}), "phi_failures": self.guard.get("phi_failures", 0)},
+            "imaging_region": self.guard.get("regions", []),
+            **self.quality,
         }
 
     def format_table(self) -> str:
@@ -114,6 +123,62 @@ class Report:
         for name, s in self.latency.items():
             if s.n:
                 lines.append(f"{name.removesuffix('_ms'):22s}" + "".join(f"{getattr(s, c):9.2f}" for c in _SHOWN))
+        lines += self._guard_lines()
         if self.sink_errors:
             lines.append(f"sink errors: {self.sink_errors} (see log)")
         return "\n".join(lines)
+
+    def _guard_lines(self) -> list[str]:
+        lines = []
+        for r in self.guard.get("regions", []):
+            x, y, w, h = r["bbox"]
+            lines.append(f"imaging region ({r['source']}, from frame {r['from_frame']}): {w}x{h} at ({x},{y}), "
+                         f"{100 * r['area_fraction']:.0f}% of the frame"
+                         + (f", {r['carved_px']} px of burned-in marks left untouched" if r.get("carved_px") else ""))
+        q = self.quality
+        fid = q.get("fidelity")
+        if fid and fid["checked"]:
+            lines.append(f"fidelity: {fid['checked']} frames checked, {fid['rejected']} shown raw "
+                         f"(threshold {fid['threshold_db']:g} dB, worst {fid['worst_db']:.1f} dB, "
+                         f"median {fid['median_db']:.1f} dB)")
+        ch = q.get("change_score")
+        if ch and ch["n"]:
+            lines.append(f"change inside the region: median {ch['median']:.1f}, p90 {ch['p90']:.1f}, "
+                         f"max {ch['max']:.1f} levels")
+        fl = q.get("flicker")
+        if fl and fl["n"]:
+            lines.append(f"flicker (mean frame-to-frame change inside the region): output {fl['output']:.2f} vs "
+                         f"input {fl['input']:.2f} levels (excess {fl['excess']:+.2f})")
+        settings = self.guard.get("settings", {})
+        if settings.get("phi_masked"):
+            failed = self.guard.get("phi_failures", 0)
+            lines.append("PHI: everything outside the imaging region blanked in every output"
+                         + (f"; {failed} frames blanked whole after a masking error" if failed else ""))
+        return lines
+
+
+def _finite(rows: list[Row], name: str) -> list[float]:
+    return [v for r in rows if not math.isnan(v := getattr(r, name))]
+
+
+def _quality(out: list[Row], fidelity: dict[str, Any] | None) -> dict[str, Any]:
+    """Fidelity, change and flicker over the shown frames (8-bit levels; fidelity in dB)."""
+    fid = _finite(out, "fidelity_db")
+    rejected = sum(r.reason is Reason.FIDELITY for r in out)
+    change = summarize(_finite([r for r in out if r.outcome is Outcome.ENHANCED], "change_score"))
+    pairs = [(r.flicker_in, r.flicker_out) for r in out if not (math.isnan(r.flicker_in) or math.isnan(r.flicker_out))]
+    f_in = sum(p[0] for p in pairs) / len(pairs) if pairs else math.nan
+    f_out = sum(p[1] for p in pairs) / len(pairs) if pairs else math.nan
+
+    def clean(v: float) -> float | None:
+        return None if math.isnan(v) else round(v, 4)
+
+    return {
+        "fidelity": {"checked": len(fid), "rejected": rejected,
+                     "threshold_db": fidelity.get("min_db") if fidelity else None,
+                     "worst_db": clean(min(fid)) if fid else None,
+                     "median_db": clean(float(np.median(fid))) if fid else None},
+        "change_score": {"n": change.n, **{k: clean(getattr(change, k)) for k in ("median", "p90", "max")}},
+        "flicker": {"n": len(pairs), "input": clean(f_in), "output": clean(f_out),
+                    "excess": clean(f_out - f_in)},
+    }

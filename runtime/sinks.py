@@ -4,12 +4,18 @@ Display-type sinks (video, side-by-side, display) draw the overlay labels on a c
 unless ``overlay=False``; the PNG data sink always writes the clean pixels.
 Sinks only get frames that were shown (enhanced or passthrough); dropped frames exist
 only in the record.
+
+Given a ``Provenance``, file sinks say what produced them: PNGs in tEXt chunks, videos in
+a ``<file>.provenance.json`` sidecar (OpenCV's VideoWriter cannot write container
+metadata). Other sinks: DICOM series (``sinks_dicom``), shared-memory ring and raw pipe
+(``sinks_ipc``); ``sink_specs`` maps ``--sink`` specs to all of them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -20,6 +26,7 @@ import numpy as np
 from .errors import ConfigError
 from .frames import Frame, FrameResult
 from .overlay import for_display, to_bgr
+from .provenance import Provenance, png_with_text, write_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +141,10 @@ class VideoSink(SinkBase):
     (.mp4 -> mp4v, .avi -> MJPG, .mkv -> FFV1 lossless) or given."""
 
     def __init__(self, path: str | Path, fps: float = 30.0, codec: VideoCodec | None = None,
-                 overlay: bool = True) -> None:
+                 overlay: bool = True, provenance: Provenance | None = None) -> None:
         self._out = _Writer(path, fps, codec)
         self.overlay = overlay
+        self._prov = _Sidecar(provenance)
 
     @property
     def path(self) -> Path:
@@ -144,18 +152,39 @@ class VideoSink(SinkBase):
 
     def write(self, frame: Frame, result: FrameResult) -> None:
         self._out.write(for_display(result.pixels, result, self.overlay))
+        self._prov.count(result)
 
     def close(self) -> None:
         self._out.close()
+        self._prov.write(self._out, overlay=self.overlay)
+
+
+class _Sidecar:
+    """Counts outcomes and writes ``<video>.provenance.json`` once the video exists."""
+
+    def __init__(self, provenance: Provenance | None) -> None:
+        self.provenance = provenance
+        self.outcomes: Counter[str] = Counter()
+        self.written: Path | None = None
+
+    def count(self, result: FrameResult) -> None:
+        self.outcomes[result.outcome.value] += 1
+
+    def write(self, out: "_Writer", **extra) -> None:
+        if self.provenance is None or self.written is not None or not out.frames:
+            return
+        self.written = write_sidecar(out.path, self.provenance, frames=out.frames, outcomes=dict(self.outcomes),
+                                     fps=out.fps, codec=out.codec.value, **extra)
 
 
 class SideBySideSink(SinkBase):
     """Input | output in one video; labels only on the output half."""
 
     def __init__(self, path: str | Path, fps: float = 30.0, codec: VideoCodec | None = None,
-                 overlay: bool = True, bits: int = 16) -> None:
+                 overlay: bool = True, bits: int = 16, provenance: Provenance | None = None) -> None:
         self._out = _Writer(path, fps, codec)
         self.overlay, self.bits = overlay, bits
+        self._prov = _Sidecar(provenance)
 
     @property
     def path(self) -> Path:
@@ -169,27 +198,42 @@ class SideBySideSink(SinkBase):
         if right.shape[:2] != left.shape[:2]:  # a model with scale > 1
             right = cv2.resize(right, (left.shape[1], left.shape[0]), interpolation=cv2.INTER_AREA)
         self._out.write(np.hstack((left, right)))
+        self._prov.count(result)
 
     def close(self) -> None:
         self._out.close()
+        self._prov.write(self._out, overlay=self.overlay, layout="input | output")
 
 
 class PngSink(SinkBase):
     """Clean data for analysis: the output pixels exactly as computed (never labelled),
-    ``frame_000123.png``; with ``inputs=True`` also the raw input at its native bit depth."""
+    ``frame_000123.png``; with ``inputs=True`` also the raw input at its native bit depth.
+    With a provenance, output PNGs carry it in tEXt chunks (plus the frame's outcome)."""
 
-    def __init__(self, directory: str | Path, inputs: bool = False) -> None:
+    def __init__(self, directory: str | Path, inputs: bool = False, provenance: Provenance | None = None) -> None:
         self.dir = Path(directory)
         self.inputs = inputs
         self.dir.mkdir(parents=True, exist_ok=True)
         self.count = 0
+        self._text = provenance.text_fields() if provenance is not None else None
 
-    def _imwrite(self, path: Path, img: np.ndarray) -> None:
-        if not cv2.imwrite(str(path), img):
-            raise OSError(f"cannot write {path}")
+    def _imwrite(self, path: Path, img: np.ndarray, text: dict[str, str] | None = None) -> None:
+        if text is None:
+            if not cv2.imwrite(str(path), img):
+                raise OSError(f"cannot write {path}")
+            return
+        ok, buf = cv2.imencode(".png", img)
+        if not ok:
+            raise OSError(f"cannot encode {path}")
+        path.write_bytes(png_with_text(buf.tobytes(), text))
 
     def write(self, frame: Frame, result: FrameResult) -> None:
-        self._imwrite(self.dir / f"frame_{frame.index:06d}.png", result.pixels)
+        text = None
+        if self._text is not None:
+            text = {**self._text, "ganrt:outcome": result.outcome.value, "ganrt:frame": str(frame.index)}
+            if result.reason.value:
+                text["ganrt:reason"] = result.reason.value
+        self._imwrite(self.dir / f"frame_{frame.index:06d}.png", result.pixels, text)
         if self.inputs:
             self._imwrite(self.dir / f"input_{frame.index:06d}.png", frame.pixels)
         self.count += 1

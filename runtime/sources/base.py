@@ -63,6 +63,10 @@ class SourceBase:
     def _close(self) -> None:
         pass
 
+    def _frame_meta(self) -> FrameMeta:
+        """Meta of the frame being produced (a live source marks its 'no signal' frames here)."""
+        return self.meta
+
     # --- the interface ----------------------------------------------------------------------
     def read(self) -> Frame | None:
         if self._closed or (self.max_frames is not None and self._index >= self.max_frames):
@@ -75,7 +79,7 @@ class SourceBase:
             return None
         if self.realtime:
             self._pace()
-        frame = Frame(self._index, self.clock.now_ns(), pixels, self.meta)
+        frame = Frame(self._index, self.clock.now_ns(), pixels, self._frame_meta())
         self._index += 1
         self._since_rewind += 1
         return frame

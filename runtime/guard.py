@@ -1,0 +1,160 @@
+"""The checks around the model, in the order the pipeline calls them:
+
+1. ``region_for(frame)``: the imaging region (None while auto-detection collects frames);
+   ``crop(frame, region)``: the model's input, the region's box grown to the size multiple.
+2. ``finish(...)``: on the model's output for that crop: temporal filter, compose into the
+   raw frame (the very last pixel operation, in uint8: outside the region every pixel *is*
+   the raw frame's), fidelity check (``Rejected`` -> the frame goes raw), change score.
+3. ``outgoing(frame, result)``: on whatever is shown: flicker measure, then PHI masking of
+   the frame and the result before any sink sees them.
+
+"Raw" is the display form of the input: the frame itself for 8-bit frames, scaled to
+8 bits for 16-bit ones, enlarged for a super-resolution model (``Enhancer.passthrough``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .errors import ConfigError
+from .fidelity import FidelityConfig, FidelityMonitor
+from .frames import Frame, FrameResult, Reason
+from .ops import Enhancer
+from .phi import PhiConfig, PhiMasker
+from .region import Box, Region, RegionConfig, RegionMode, RegionTracker, luma_u8
+from .temporal import EmaFilter, FlickerMeter, TemporalConfig, mean_abs_diff
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    region: RegionConfig = field(default_factory=RegionConfig)  # default: the whole frame
+    fidelity: FidelityConfig | None = None  # None: no fidelity check
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    phi: PhiConfig = field(default_factory=PhiConfig)
+
+    def __post_init__(self) -> None:
+        if self.phi.enabled and self.region.mode is RegionMode.FULL:
+            raise ConfigError("PHI masking needs an imaging region (--region auto or X,Y,W,H, or the profile's "
+                              "[region]); with the whole frame as the region nothing would be masked")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"region_mode": self.region.mode.value,
+                "fidelity": self.fidelity.to_dict() if self.fidelity and self.fidelity.enabled else None,
+                "temporal_filter": self.temporal.filter.value if not self.temporal.on
+                else f"{self.temporal.filter.value}:{self.temporal.alpha:g}",
+                "phi_masked": self.phi.enabled}
+
+
+class Rejected(Exception):
+    def __init__(self, reason: Reason, msg: str) -> None:
+        super().__init__(msg)
+        self.reason = reason
+
+
+class Guard:
+    def __init__(self, config: GuardConfig, enhancer: Enhancer, *, expected_frames: int | None = None) -> None:
+        self.config = config
+        self.enhancer = enhancer
+        self.scale = enhancer.post.scale
+        self.multiple = enhancer.pre.multiple
+        self.regions = RegionTracker(config.region, expected_frames=expected_frames, bits=enhancer.bits)
+        fid = config.fidelity
+        self.fidelity = FidelityMonitor(fid, self.scale) if fid is not None and fid.enabled else None
+        self.ema = EmaFilter(config.temporal.alpha) if config.temporal.on else None
+        self.phi = PhiMasker(config.phi) if config.phi.enabled else None
+        self.flicker = FlickerMeter()
+        self._provisional: dict[tuple[int, int], Region | None] = {}
+
+    # --- 1. before inference ------------------------------------------------------------------
+    def region_for(self, frame: Frame) -> Region | None:
+        return self.regions.region_for(frame.index, frame.pixels)
+
+    def crop(self, frame: Frame, region: Region) -> tuple[Frame, Box]:
+        box = region.crop_box(self.multiple)
+        if region.full:
+            return frame, box
+        return replace(frame, pixels=frame.pixels[box.slices]), box
+
+    # --- 2. after inference -------------------------------------------------------------------
+    def _compose(self, shown: np.ndarray, box: Box, enhanced: np.ndarray, mask: np.ndarray) -> None:
+        """``enhanced`` into ``shown[box]`` where ``mask`` is set (uint8 copies, no arithmetic).
+        cv2.copyTo writes into the ROI view (30x faster than a broadcast np.copyto on colour)."""
+        roi = shown[box.slices]
+        out = cv2.copyTo(enhanced, mask, roi)
+        if not np.shares_memory(out, roi):  # OpenCV made a new array instead: copy it back
+            np.copyto(roi, out.reshape(roi.shape))
+
+    def finish(self, frame: Frame, region: Region, box: Box, enhanced: np.ndarray, result: FrameResult) -> np.ndarray:
+        """The frame to show: ``enhanced`` (the model's output for ``box``) inside the region, the raw
+        frame everywhere else. Sets ``result.fidelity_db`` and ``result.change_score``; raises
+        ``Rejected`` when the fidelity check fails."""
+        key = (id(region), box, enhanced.shape)
+        if self.ema is not None:
+            enhanced = self.ema(key, enhanced)
+        raw = self.enhancer.passthrough(frame)
+        ob = box.scaled(self.scale)
+        if region.full:
+            shown = enhanced
+        else:
+            shown = raw.copy()
+            self._compose(shown, ob, enhanced, region.mask_in(box, self.scale))
+        shown_crop, raw_crop = shown[ob.slices], raw[ob.slices]
+        if self.fidelity is not None:
+            raw_in = raw_crop if self.scale == 1 else luma_u8(frame.pixels[box.slices], self.enhancer.bits)
+            score = self.fidelity.score(raw_in, shown_crop, region.mask_in(box), frame_hw=frame.hw)
+            result.fidelity_db = score.worst_db
+            if not score.passes(self.fidelity.config.min_db):
+                if self.ema is not None:
+                    self.ema.reset()
+                raise Rejected(Reason.FIDELITY, f"fidelity {score.worst_db:.1f} dB < {self.fidelity.config.min_db:g} dB")
+        result.change_score = mean_abs_diff(shown_crop, raw_crop, region.mask_in(box, self.scale))
+        return shown
+
+    def passthrough(self) -> None:
+        """A raw frame is being shown: the temporal filter starts again after it."""
+        if self.ema is not None:
+            self.ema.reset()
+
+    # --- 3. before the sinks ------------------------------------------------------------------
+    def _phi_region(self, frame: Frame) -> Region | None:
+        """The region PHI masking keeps; None keeps only the profile's boxes (fail closed)."""
+        cur = self.regions.current
+        if cur is not None and cur.hw == frame.hw:
+            return cur if cur.found else None  # detection found nothing: no outside to trust either
+        if not self.regions.auto:
+            return None  # a fixed region that does not fit this frame: blank all but the kept boxes
+        if frame.hw not in self._provisional:
+            self._provisional[frame.hw] = self.regions.provisional(frame.pixels)
+        return self._provisional[frame.hw]
+
+    def outgoing(self, frame: Frame, result: FrameResult) -> Frame:
+        """Measures flicker, then masks PHI; returns the frame the sinks get (``result.pixels`` masked in place)."""
+        if result.pixels is None:
+            return frame
+        region = self.regions.current
+        try:
+            if region is not None and region.hw == frame.hw:
+                box = region.box  # outside it the mask is empty: measure only there
+                scale = self.scale if result.pixels.shape[:2] != frame.hw else 1
+                ob = box.scaled(scale)
+                result.flicker_in, result.flicker_out = self.flicker(
+                    region, luma_u8(frame.pixels[box.slices], self.enhancer.bits).copy(),
+                    luma_u8(result.pixels[ob.slices]).copy(), region.mask_in(box), region.mask_in(box, scale))
+        except Exception as exc:  # noqa: BLE001 - a measurement, never a reason to lose a frame
+            log.debug("flicker not measured on frame %d: %s", frame.index, exc)
+            result.flicker_in = result.flicker_out = math.nan
+        if self.phi is not None:
+            frame = self.phi.apply(frame, result, self._phi_region(frame))
+        return frame
+
+    def summary(self) -> dict[str, Any]:
+        return {"settings": self.config.to_dict(), "regions": [r.to_dict() for r in self.regions.history],
+                "phi_failures": self.phi.failures if self.phi else 0}

@@ -1,0 +1,450 @@
+"""The imaging region: the part of a frame the model may change (ultrasound sector, scope circle).
+
+Everything outside it is scanner UI (text, depth scale, patient data) or black surround, and
+leaves the pipeline exactly as it came in. A region comes from the device profile or
+``--region``: ``full`` (the whole frame), a rectangle, a polygon, a mask image, or ``auto``:
+
+- **auto, from motion** (the usual case): the per-pixel temporal standard deviation over the
+  first ``frames`` frames. Speckle and tissue change from frame to frame; burned-in UI does
+  not. Moving pixels -> morphological opening (drops compression noise around text) ->
+  largest connected component -> convex hull (fills anechoic cysts and the dark, barely
+  moving edges of a sector). Static marks *inside* the hull that are bright or coloured
+  (calipers, in-sector labels) are carved out, so they pass through unchanged too (so does
+  a bright reflector that did not move while frames were collected: the safe direction).
+- **auto, from one frame** (a still image, a frozen loop, ``auto:1``): intensity after a
+  median filter (which erases thin text strokes) -> opening -> largest component -> hull.
+- Neither finds a plausible region (a blank stream): the whole frame, with a warning.
+
+While auto-detection collects its frames, those frames are shown **raw** (reason
+``region-pending``): a full-frame enhancement would touch the UI it is about to protect,
+and the guarantee "outside is untouched" then holds for every frame. At 30 fps the default
+15 frames are half a second. A source that says it has fewer frames collects only those; a
+change of frame size starts detection again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FRAMES = 15  # half a second at 30 fps: enough speckle decorrelation to separate it from UI
+MIN_AREA_FRACTION = 0.02  # a "region" smaller than this is a detection failure, not a sector
+MOTION_MIN_STD = 3.0  # grey levels: above lossy-video noise around static text
+MOTION_REL_STD = 0.1  # ... and above this fraction of the typical moving pixel's std
+STILL_MIN_LEVEL = 12.0  # grey levels above black counted as image in a single frame
+STATIC_MAX_STD = 1.5  # a mark inside the sector whose pixels change less than this is burned in,
+STATIC_REL_STD = 0.2  # ... or less than this fraction of the sector's median change (lossy video
+#                       makes static marks over moving speckle flicker by a few levels)
+MARK_MIN_LEVEL = 160.0  # ... and bright (calipers, labels are drawn near white)
+MARK_MIN_CHROMA = 48.0  # ... or coloured (max - min of B, G, R)
+
+
+class RegionMode(Enum):
+    AUTO = "auto"
+    FULL = "full"
+    RECT = "rect"
+    POLYGON = "polygon"
+    MASK = "mask"
+
+
+class Box(NamedTuple):
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
+
+    def scaled(self, s: int) -> "Box":
+        return Box(self.x * s, self.y * s, self.w * s, self.h * s)
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    mode: RegionMode = RegionMode.FULL
+    frames: int = DEFAULT_FRAMES  # auto: frames collected before the region is fixed
+    rect: Box | None = None
+    polygon: tuple[tuple[int, int], ...] = ()
+    mask: Path | None = None  # nonzero pixels are inside
+    carve_marks: bool = True  # auto: static bright/coloured marks inside the sector stay untouched
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise ConfigError(f"region frames must be >= 1 (got {self.frames})")
+        need = {RegionMode.RECT: self.rect, RegionMode.POLYGON: self.polygon, RegionMode.MASK: self.mask}
+        if self.mode in need and not need[self.mode]:
+            raise ConfigError(f"region mode {self.mode.value} needs its '{self.mode.value}' value")
+        if self.rect is not None and (self.rect.w < 1 or self.rect.h < 1):
+            raise ConfigError(f"region rectangle needs a positive width and height (got {tuple(self.rect)})")
+        if self.mode is RegionMode.POLYGON and len(self.polygon) < 3:
+            raise ConfigError("region polygon needs at least 3 points")
+        if self.mode is RegionMode.MASK and not self.mask.is_file():
+            raise ConfigError(f"region mask {self.mask} does not exist")
+
+    @classmethod
+    def parse(cls, text: str, base: "RegionConfig | None" = None) -> "RegionConfig":
+        """``--region auto[:FRAMES] | full | X,Y,W,H`` (other settings kept from ``base``)."""
+        base = base or cls()
+        t = text.strip().lower()
+        keep = dict(frames=base.frames, carve_marks=base.carve_marks)
+        if t == "full":
+            return cls(RegionMode.FULL, **keep)
+        if t == "auto" or t.startswith("auto:"):
+            n = t.partition(":")[2]
+            try:
+                keep["frames"] = int(n) if n else base.frames
+            except ValueError:
+                raise ConfigError(f"--region {text!r}: auto:FRAMES needs a whole number") from None
+            return cls(RegionMode.AUTO, **keep)
+        try:
+            vals = [int(v) for v in t.split(",")]
+        except ValueError:
+            vals = []
+        if len(vals) != 4:
+            raise ConfigError(f"--region {text!r}: expected auto[:FRAMES], full or X,Y,W,H in pixels")
+        return cls(RegionMode.RECT, rect=Box(*vals), **keep)
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str, base_dir: Path | None = None) -> "RegionConfig":
+        """The profile's ``[region]`` table (keys already checked by the profile loader)."""
+        try:
+            mode = RegionMode(raw.get("mode", "full"))
+        except ValueError:
+            choices = ", ".join(m.value for m in RegionMode)
+            raise ConfigError(f"{where}: region.mode {raw.get('mode')!r} is not one of: {choices}") from None
+        rect = raw.get("rect")
+        poly = raw.get("polygon", ())
+        if rect is not None and not (isinstance(rect, list) and len(rect) == 4 and all(isinstance(v, int) for v in rect)):
+            raise ConfigError(f"{where}: region.rect must be [x, y, width, height] in pixels")
+        if not (isinstance(poly, (list, tuple)) and all(isinstance(p, list) and len(p) == 2
+                                                       and all(isinstance(v, int) for v in p) for p in poly)):
+            raise ConfigError(f"{where}: region.polygon must be a list of [x, y] points")
+        mask = raw.get("mask")
+        if mask is not None:
+            mask = Path(mask)
+            if not mask.is_absolute() and base_dir is not None:
+                mask = base_dir / mask
+        try:
+            return cls(mode, frames=int(raw.get("frames", DEFAULT_FRAMES)), rect=Box(*rect) if rect else None,
+                       polygon=tuple((int(x), int(y)) for x, y in poly), mask=mask,
+                       carve_marks=bool(raw.get("carve_marks", True)))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True, eq=False)  # identity equality: a region is a cache key
+class Region:
+    hw: tuple[int, int]
+    mask: np.ndarray | None  # uint8 0/255, HxW; None = the whole frame
+    box: Box  # tight bounding box of the mask
+    source: str  # how it was found: full, rect, polygon, mask, auto-motion, auto-still, auto-none
+    from_frame: int = 0
+    carved_px: int = 0  # static marks removed from an auto region
+    _crops: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def whole(cls, hw: tuple[int, int], source: str = "full", from_frame: int = 0) -> "Region":
+        return cls(hw, None, Box(0, 0, hw[1], hw[0]), source, from_frame)
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, source: str, from_frame: int = 0, carved_px: int = 0) -> "Region | None":
+        m = np.where(mask > 0, np.uint8(255), np.uint8(0))
+        pts = cv2.findNonZero(m)
+        if pts is None:
+            return None
+        if cv2.countNonZero(m) == m.size:
+            return cls.whole(m.shape[:2], source, from_frame)
+        m.setflags(write=False)
+        return cls(m.shape[:2], m, Box(*cv2.boundingRect(pts)), source, from_frame, carved_px)
+
+    @property
+    def full(self) -> bool:
+        return self.mask is None
+
+    @property
+    def found(self) -> bool:
+        """False for the whole-frame fallback of a failed auto-detection (nothing to protect from)."""
+        return self.source != "auto-none"
+
+    @property
+    def area_fraction(self) -> float:
+        if self.mask is None:
+            return 1.0
+        return cv2.countNonZero(self.mask) / float(self.mask.size)
+
+    def crop_box(self, multiple: int) -> Box:
+        """The bounding box grown to a multiple of ``multiple`` with real pixels around it (so the
+        model sees context, not padding), kept inside the frame; the whole frame when full."""
+        H, W = self.hw
+        if self.mask is None:
+            return Box(0, 0, W, H)
+        x, y, w, h = self.box
+
+        def grow(lo: int, n: int, size: int) -> tuple[int, int]:
+            n2 = min(size, -(-n // multiple) * multiple)
+            lo2 = max(0, min(lo - (n2 - n) // 2, size - n2))
+            return lo2, n2
+
+        x, w = grow(x, w, W)
+        y, h = grow(y, h, H)
+        return Box(x, y, w, h)
+
+    def mask_in(self, box: Box, scale: int = 1) -> np.ndarray | None:
+        """The mask cut to ``box`` (input pixels), enlarged ``scale`` times (nearest); cached."""
+        if self.mask is None:
+            return None
+        key = (box, scale)
+        m = self._crops.get(key)
+        if m is None:
+            m = self.mask[box.slices]
+            if scale > 1:
+                m = cv2.resize(m, (m.shape[1] * scale, m.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+            m = np.ascontiguousarray(m)
+            m.setflags(write=False)
+            self._crops[key] = m
+        return m
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "from_frame": self.from_frame, "hw": list(self.hw),
+                "bbox": list(self.box), "area_fraction": round(self.area_fraction, 4), "carved_px": self.carved_px}
+
+
+# --- detection ----------------------------------------------------------------------------------
+WORK_SIDE = 256  # detection runs at most this large (shapes, not pixels, matter); the hull is drawn at full size
+
+
+def _odd(n: float, lo: int = 3) -> int:
+    n = max(lo, int(round(n)))
+    return n if n % 2 else n + 1
+
+
+def _ellipse(k: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+
+
+def luma_u8(pixels: np.ndarray, bits: int = 16) -> np.ndarray:
+    """8-bit grey view of a frame (uint16 scaled by its bit depth; colour -> BGR2GRAY)."""
+    p = pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+    if p.dtype == np.uint16:
+        p = cv2.convertScaleAbs(p, alpha=255.0 / ((1 << bits) - 1))
+    elif p.dtype != np.uint8:
+        p = np.clip(p, 0, 255).astype(np.uint8)
+    if p.ndim == 3:
+        p = cv2.cvtColor(p, cv2.COLOR_BGRA2GRAY if p.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    return p
+
+
+def _shrink(img: np.ndarray) -> tuple[np.ndarray, int]:
+    """``img`` area-reduced by an integer factor so its longer side is <= WORK_SIDE."""
+    f = max(1, -(-max(img.shape[:2]) // WORK_SIDE))
+    if f == 1:
+        return img, 1
+    h, w = img.shape[:2]
+    return cv2.resize(img, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA), f
+
+
+def _hull_of_largest(binary: np.ndarray, f: int, hw: tuple[int, int]) -> np.ndarray | None:
+    """Filled convex hull (at full size ``hw``, uint8 0/255) of the largest 8-connected component of
+    ``binary`` (a working image reduced ``f`` times), or None when there is no plausible one."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n < 2:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if stats[k, cv2.CC_STAT_AREA] < MIN_AREA_FRACTION * binary.size:
+        return None
+    comp = np.where(labels == k, np.uint8(255), np.uint8(0))
+    contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(np.vstack(contours)).astype(np.float32)
+    # working pixel i covers full pixels [i*f, (i+1)*f): map the hull's corners outward by half a cell
+    centre = hull.reshape(-1, 2).mean(axis=0)
+    pts = hull * f + (f - 1) / 2.0 + np.sign(hull - centre) * (f / 2.0 if f > 1 else 0.0)
+    out = np.zeros(hw, np.uint8)
+    cv2.fillConvexPoly(out, np.round(pts).astype(np.int32), 255)
+    return out
+
+
+def detect_still(gray: np.ndarray) -> np.ndarray | None:
+    """Imaging region of one 8-bit grey frame: bright-enough area with thin strokes removed."""
+    small, f = _shrink(cv2.medianBlur(gray, 5))  # the median erases 1-2 px text strokes and caliper lines
+    s = min(small.shape)
+    level = max(STILL_MIN_LEVEL, 0.08 * float(np.percentile(small[::2, ::2], 99)))
+    fg = np.where(small > level, np.uint8(255), np.uint8(0))
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _ellipse(_odd(s / 48)))  # dark speckle holes
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _ellipse(_odd(s / 40, 5)))  # what is left of text
+    return _hull_of_largest(fg, f, gray.shape)
+
+
+def detect_motion(std: np.ndarray) -> np.ndarray | None:
+    """Imaging region from the temporal std (grey levels) of each pixel."""
+    small, f = _shrink(std)
+    moving = small[small > MOTION_MIN_STD]
+    if moving.size < MIN_AREA_FRACTION * small.size:
+        return None
+    level = max(MOTION_MIN_STD, MOTION_REL_STD * float(np.percentile(moving, 75)))
+    fg = np.where(small > level, np.uint8(255), np.uint8(0))
+    s = min(small.shape)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _ellipse(_odd(s / 64)))  # isolated noisy pixels
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _ellipse(_odd(s / 32)))
+    return _hull_of_largest(fg, f, std.shape)
+
+
+def static_marks(mean: np.ndarray, std: np.ndarray, last: np.ndarray, hull: np.ndarray) -> np.ndarray:
+    """Burned-in marks inside ``hull``: pixels that (almost) never change and are bright or coloured
+    (uint8 0/255, dilated one pixel for anti-aliased edges). Full resolution: caliper lines are one
+    pixel wide."""
+    typical = float(np.median(std[::4, ::4][hull[::4, ::4] > 0])) if cv2.countNonZero(hull) else 0.0
+    still = cv2.compare(std, max(STATIC_MAX_STD, STATIC_REL_STD * typical), cv2.CMP_LE)
+    vivid = cv2.compare(mean, MARK_MIN_LEVEL, cv2.CMP_GE)
+    if last.ndim == 3 and last.shape[2] >= 3 and last.dtype == np.uint8:
+        b, g, r = cv2.split(last)[:3]
+        chroma = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
+        vivid = cv2.bitwise_or(vivid, cv2.compare(chroma, MARK_MIN_CHROMA, cv2.CMP_GE))
+    return cv2.bitwise_and(cv2.dilate(cv2.bitwise_and(still, vivid), _ellipse(3)), hull)
+
+
+class _Collector:
+    """Running sums of grey frames for the temporal mean and std (OpenCV accumulate: no loops).
+    float32 sums of 8-bit values and their squares stay exact for 250 frames."""
+
+    def __init__(self, hw: tuple[int, int], need: int, start: int) -> None:
+        self.hw, self.need, self.start = hw, need, start
+        self.sum = np.zeros(hw, np.float32)
+        self.sq = np.zeros(hw, np.float32)
+        self.n = 0
+        self.last: np.ndarray | None = None
+
+    def add(self, gray: np.ndarray, pixels: np.ndarray) -> None:
+        cv2.accumulate(gray, self.sum)
+        cv2.accumulateSquare(gray, self.sq)
+        self.n += 1
+        self.last = pixels
+
+    @property
+    def done(self) -> bool:
+        return self.n >= self.need
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        mean = cv2.multiply(self.sum, 1.0 / self.n)
+        var = cv2.subtract(cv2.multiply(self.sq, 1.0 / self.n), cv2.multiply(mean, mean))
+        return mean, cv2.sqrt(cv2.max(var, 0.0))
+
+
+def detect(collector: _Collector, gray_last: np.ndarray, carve: bool, frame_index: int) -> Region:
+    """The auto region from collected frames: motion first, one frame second, else the whole frame."""
+    mean, std = collector.stats()
+    hull = detect_motion(std) if collector.n > 1 else None
+    source = "auto-motion"
+    if hull is None:
+        hull, source = detect_still(gray_last), "auto-still"
+    if hull is None:
+        log.warning("no imaging region found in frames %d-%d; enhancing the whole frame",
+                    collector.start, frame_index)
+        return Region.whole(collector.hw, "auto-none", frame_index)
+    carved = 0
+    if carve and source == "auto-motion" and collector.last is not None:
+        marks = static_marks(mean, std, collector.last, hull)
+        carved = cv2.countNonZero(marks)
+        if carved:
+            hull = cv2.subtract(hull, marks)
+    region = Region.from_mask(hull, source, frame_index, carved)
+    return region if region is not None else Region.whole(collector.hw, "auto-none", frame_index)
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ConfigError(f"region mask {path} cannot be read as an image")
+    return np.where(img > 0, np.uint8(255), np.uint8(0))
+
+
+def _fixed_mask(config: RegionConfig, hw: tuple[int, int], mask_file: np.ndarray | None) -> np.ndarray | None:
+    if config.mode is RegionMode.MASK:
+        return mask_file if mask_file is not None and mask_file.shape == hw else None
+    m = np.zeros(hw, np.uint8)
+    if config.mode is RegionMode.RECT:
+        x, y, w, h = config.rect
+        m[max(0, y):max(0, y + h), max(0, x):max(0, x + w)] = 255
+    elif config.mode is RegionMode.POLYGON:
+        cv2.fillPoly(m, [np.array(config.polygon, np.int32)], 255)
+    return m
+
+
+class RegionOutside(Exception):
+    """The configured region does not cover any pixel of this frame (the frame is shown raw)."""
+
+
+class RegionTracker:
+    """Gives each frame its region: fixed ones per frame size, auto ones once detected.
+
+    ``region_for`` returns None while auto-detection is still collecting frames."""
+
+    def __init__(self, config: RegionConfig = RegionConfig(), *, expected_frames: int | None = None,
+                 bits: int = 16) -> None:
+        self.config, self.expected, self.bits = config, expected_frames, bits
+        self.history: list[Region] = []  # every region used, in order (for the report)
+        self._fixed: dict[tuple[int, int], Region | None] = {}
+        self._current: Region | None = None
+        self._collector: _Collector | None = None
+        self._mask_file = _read_mask(config.mask) if config.mode is RegionMode.MASK else None
+
+    @property
+    def auto(self) -> bool:
+        return self.config.mode is RegionMode.AUTO
+
+    @property
+    def current(self) -> Region | None:
+        return self._current
+
+    def _use(self, region: Region) -> Region:
+        if region is not self._current:
+            self._current = region
+            self.history.append(region)
+        return region
+
+    def region_for(self, index: int, pixels: np.ndarray) -> Region | None:
+        hw = (int(pixels.shape[0]), int(pixels.shape[1]))
+        if self._current is not None and self._current.hw == hw:
+            return self._current
+        if self.config.mode is RegionMode.FULL:
+            return self._use(Region.whole(hw, "full", index))
+        if not self.auto:
+            if hw not in self._fixed:
+                m = _fixed_mask(self.config, hw, self._mask_file)
+                self._fixed[hw] = Region.from_mask(m, self.config.mode.value, index) if m is not None else None
+            region = self._fixed[hw]
+            if region is None:
+                raise RegionOutside(f"the {self.config.mode.value} region does not fit a {hw[0]}x{hw[1]} frame")
+            return self._use(region)
+        return self._collect(index, pixels, hw)
+
+    def _collect(self, index: int, pixels: np.ndarray, hw: tuple[int, int]) -> Region | None:
+        c = self._collector
+        if c is None or c.hw != hw:
+            need = self.config.frames
+            if self.expected:  # a short file: collect what it has
+                need = max(1, min(need, self.expected - index))
+            c = self._collector = _Collector(hw, need, index)
+        gray = luma_u8(pixels, self.bits)
+        c.add(gray, pixels)
+        if not c.done:
+            return None
+        self._collector = None
+        return self._use(detect(c, gray, self.config.carve_marks, index))
+
+    def provisional(self, pixels: np.ndarray) -> Region | None:
+        """A one-frame guess while auto-detection collects (PHI masking cannot wait); None when
+        even that finds nothing."""
+        hull = detect_still(luma_u8(pixels, self.bits))
+        return Region.from_mask(hull, "auto-provisional") if hull is not None else None
