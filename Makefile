@@ -8,13 +8,14 @@ RUNTIME_STAMP := $(VENV)/.ganrt-runtime
 DEV_STAMP := $(VENV)/.ganrt-dev
 OUT ?= out
 
-.PHONY: demo test test-fast bundle bench clean help
+.PHONY: demo test test-fast bundle bench bench-quick clean help
 
 help:
 	@echo "make demo    bundled ultrasound cine -> bundled student -> $(OUT)/ (video, record, report)"
 	@echo "make test    full test suite (installs dev deps, CPU torch)"
 	@echo "make bundle  retrain + export the bundled us-enhance student (about 35 min on 2 cores)"
-	@echo "make bench   committed benchmark numbers for this machine (benchmarks/results/)"
+	@echo "make bench   every committed benchmark result, plot and the README table (about 10 min on 2 cores)"
+	@echo "make bench-quick  a tiny version of make bench into $(OUT)/bench-quick (README untouched)"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,9 @@ bundle: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(PY) -m ganrt.benchmarks.run_all --out benchmarks/results
+
+bench-quick: $(DEV_STAMP)
+	$(PY) -m ganrt.benchmarks.run_all --quick --out $(OUT)/bench-quick
 
 clean:
 	rm -rf $(OUT) runs .pytest_cache

@@ -123,8 +123,12 @@ def to_markdown(r: dict) -> str:
                   "computes); its latency row is ONNX Runtime's CPU kernels, not the engine it is built for."]
     g = r["student_gain_ratio_vs_teacher"]
     c = r["cost"]
+    q = r["quality"]
+    gains = {k: {m: q[k][m] - q["input"][m] for m in ("psnr", "ssim")} for k in ("teacher_fp32", "student_fp32", "student_int8-cpu")}
     lines += ["", f"Student gain / teacher gain (fp32): PSNR {g['fp32']['psnr']:.3f}, SSIM {g['fp32']['ssim']:.3f}; "
-              f"(int8-cpu): PSNR {g['int8-cpu']['psnr']:.3f}, SSIM {g['int8-cpu']['ssim']:.3f}.",
+              f"(int8-cpu): PSNR {g['int8-cpu']['psnr']:.3f}, SSIM {g['int8-cpu']['ssim']:.3f}. "
+              "A ratio is undefined (nan) when the teacher does not improve on the input; gains over the input: "
+              + "; ".join(f"{k} PSNR {v['psnr']:+.2f} dB, SSIM {v['ssim']:+.4f}" for k, v in gains.items()) + ".",
               f"gCNR student - teacher: " + ", ".join(f"{k} {v:+.3f}" for k, v in r["gcnr_student_minus_teacher"].items()) + "."]
     ci = r.get("gcnr_student_minus_teacher_paired_ci")
     if ci:

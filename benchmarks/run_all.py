@@ -1,0 +1,243 @@
+"""Regenerate every committed benchmark result, plot and the README results table in one command.
+
+    python -m ganrt.benchmarks.run_all                 # = make bench; writes benchmarks/results/, README.md
+    python -m ganrt.benchmarks.run_all --quick         # tiny version into out/bench-quick/ (README untouched)
+
+Steps (each writes JSON with its environment block, plus Markdown and PNGs):
+  cpu_peak                sustained fp32/int8 conv rates and memory bandwidth of this CPU (ORT)
+  compare_cpu_run1/run2   `ganrt bench --compare --sizes 256,512`, twice, each in its own process
+  compare_cpu_repeatability   run 2's medians against the spread run 1 reported
+  pipeline_cpu            `ganrt bench pipeline`: as fast as possible (null sink) and real time (mp4 sink)
+  <task>_baselines        student (each precision), teacher, classic filters: quality and speed
+  <task>_student_vs_teacher   the export's student-vs-teacher comparison (needs the teacher)
+  roofline                MACs/bytes per frame and floors here and on Jetson Orin (estimates)
+About 6-10 minutes on 2 cores with the teacher; the teacher is optional (--teacher, default
+runs/<task>/teacher_fp32.onnx when it exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ganrt.runtime.errors import GanrtError
+from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
+from ganrt.runtime.profiles import DEFAULT_PROFILE, DeviceProfile
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class RunAllConfig:
+    out: Path
+    model: Path
+    profile: str = DEFAULT_PROFILE
+    teacher: Path | None = None
+    readme: Path | None = None  # None: leave the README alone
+    plots: bool = True
+    quick: bool = False
+
+    # sizes of each step (full / quick)
+    @property
+    def sizes(self) -> str:
+        return "64,128" if self.quick else "256,512"
+
+    @property
+    def compare_args(self) -> list[str]:
+        if self.quick:
+            return ["--iterations", "10", "--per-round", "5", "--blocks", "2", "--warmup", "2", "--inputs", "2"]
+        return ["--iterations", "300", "--per-round", "10", "--blocks", "5", "--warmup", "20", "--inputs", "8"]
+
+
+def _json(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
+class _Steps:
+    """Runs named steps, timing each; a failing step is reported and the others still run."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, float, str]] = []
+
+    def __call__(self, name: str, fn: Callable[[], object]) -> object:
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            res = fn()
+            self.done.append((name, time.perf_counter() - t0, "ok"))
+            return res
+        except (GanrtError, ImportError, OSError) as exc:
+            self.done.append((name, time.perf_counter() - t0, f"FAILED: {exc}"))
+            print(f"   {name} failed: {exc}", file=sys.stderr)
+            return None
+
+    @property
+    def failed(self) -> bool:
+        return any(s != "ok" for _, _, s in self.done)
+
+
+def _compare_run(cfg: RunAllConfig, path: Path) -> dict:
+    """`ganrt bench --compare` in a fresh process: the second run is a real repeat, not a warm continuation."""
+    cmd = [sys.executable, "-m", "ganrt.runtime.cli", "bench", "--model", str(cfg.model), "--profile", cfg.profile,
+           "--compare", "--sizes", cfg.sizes, *cfg.compare_args, "--save", str(path)]
+    res = subprocess.run(cmd, cwd=REPO)
+    if res.returncode != 0:
+        raise GanrtError(f"`{' '.join(cmd[2:])}` exited {res.returncode}")
+    data = json.loads(path.read_text())
+    from ganrt.benchmarks.model_bench import format_compare
+
+    path.with_suffix(".md").write_text("# `ganrt bench --compare`\n\n```\n" + format_compare(data) + "\n```\n")
+    return data
+
+
+def _plot(fn, *args) -> None:
+    try:
+        fn(*args)
+    except GanrtError as exc:  # matplotlib missing: the numbers still count
+        print(f"   (no plot: {exc})", file=sys.stderr)
+
+
+def run(cfg: RunAllConfig) -> int:
+    from ganrt.benchmarks import baselines, cpu_peak, pipeline_bench, readme_table, repeatability, roofline
+
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.load(cfg.model)
+    profile = DeviceProfile.load(cfg.profile)
+    step = _Steps()
+    t_all = time.perf_counter()
+
+    peak_cfg = cpu_peak.PeakConfig(threads=profile.threads.intra_op,
+                                   **({"convs": ((16, 64),), "matmul": 128, "iterations": 3, "copy_mib": 16}
+                                      if cfg.quick else {}))
+    peak = step("cpu_peak", lambda: _json(out / "cpu_peak.json", cpu_peak.measure(peak_cfg)))
+    runs = [step(f"compare run {i}", lambda i=i: _compare_run(cfg, out / f"compare_cpu_run{i}.json")) for i in (1, 2)]
+    if all(runs):
+        rep = repeatability.compare_runs(*runs)
+        _json(out / "compare_cpu_repeatability.json", rep)
+        (out / "compare_cpu_repeatability.md").write_text(repeatability.to_markdown(rep))
+        print(repeatability.to_markdown(rep))
+        if cfg.plots:
+            from ganrt.benchmarks.plots import model_plots
+
+            _plot(model_plots, runs[0], out, "compare_cpu")
+
+    def _pipeline() -> dict:
+        pc = pipeline_bench.PipelineBenchConfig(frames=30 if cfg.quick else 300)
+        r = pipeline_bench.run_pipeline_bench(manifest, profile, pc)
+        _json(out / "pipeline_cpu.json", r)
+        (out / "pipeline_cpu.md").write_text(pipeline_bench.to_markdown(r))
+        if cfg.plots:
+            from ganrt.benchmarks.plots import pipeline_plots
+
+            _plot(pipeline_plots, r, out, "pipeline_cpu")
+        return r
+
+    step("pipeline", _pipeline)
+
+    def _baselines() -> dict:
+        bc = baselines.BaselinesConfig(teacher=cfg.teacher, **(
+            {"frames": 3, "hw": 128, "calib_frames": 2, "cine_frames": 3, "speed_hw": 128, "rounds": 2, "per_round": 3,
+             "warmup": 1} if cfg.quick else {}))
+        r = baselines.run(manifest, profile, bc)
+        baselines.write(r, out, plot=False)
+        if cfg.plots:
+            from ganrt.benchmarks.plots import quality_latency_plot
+
+            _plot(quality_latency_plot, r, out, f"{r['task']}_baselines")
+        return r
+
+    step("baselines", _baselines)
+
+    svt = None
+    if cfg.teacher is not None and not cfg.quick:
+        def _svt() -> dict:
+            from ganrt.benchmarks import student_vs_teacher
+
+            student_vs_teacher.main(["--bundle", str(cfg.model), "--teacher", str(cfg.teacher), "--out", str(out)])
+            return json.loads((out / f"{manifest.task}_student_vs_teacher.json").read_text())
+
+        svt = step("student vs teacher", _svt)
+
+    def _roofline() -> dict:
+        models = [(f"student {a.precision.value}", a.precision.value, a.verified_bytes())
+                  for p in Precision for a in manifest.artifacts.values() if a.precision is p]
+        measured: dict[tuple[str, int], float] = {}
+        if runs[0]:
+            for row in runs[0]["candidates"]:
+                measured[(f"student {row['precision']}", row["shape"][2])] = row["latency_ms"]["median"]
+        if cfg.teacher is not None and not cfg.quick:
+            models.append(("teacher fp32", "fp32", cfg.teacher.read_bytes()))
+            if svt:  # model-only teacher latency at 512 from the student-vs-teacher run
+                measured[("teacher fp32", 512)] = svt["latency_ms_512"]["teacher_fp32"]["median"]
+        sizes = [int(s) for s in cfg.sizes.split(",")]
+        cpu = json.loads((out / "cpu_peak.json").read_text())
+        from ganrt.benchmarks.env import environment
+
+        r = roofline.report(models, sizes, cpu, f"this CPU ({environment()['cpu']})", measured)
+        _json(out / "roofline.json", r)
+        (out / "roofline.md").write_text(roofline.to_markdown(r))
+        return r
+
+    if peak:
+        step("roofline", _roofline)
+
+    block = readme_table.render(out)
+    if cfg.readme is not None:
+        text = cfg.readme.read_text()
+        new = readme_table.replace_block(text, block)
+        if new != text:
+            cfg.readme.write_text(new)
+        print(f"README results block updated: {cfg.readme}")
+    else:
+        print(block)
+    total = time.perf_counter() - t_all
+    changed = Manifest.load(cfg.model).model_id != manifest.model_id
+    if changed:  # the bundle was replaced mid-run: the files mix two models
+        step.done.append(("bundle unchanged", 0.0, f"FAILED: {cfg.model} changed during the run; run again"))
+    for name, secs, status in step.done:
+        print(f"  {name:22s} {secs:7.1f} s  {status}")
+    print(f"  {'total':22s} {total:7.1f} s  -> {out}")
+    return 1 if step.failed else 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None, help="default benchmarks/results (quick: out/bench-quick)")
+    ap.add_argument("--model", type=Path, default=bundled_model_dir())
+    ap.add_argument("--profile", default=DEFAULT_PROFILE)
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="teacher ONNX (default: runs/<task>/teacher_fp32.onnx when it exists; not with --quick)")
+    ap.add_argument("--no-teacher", action="store_true")
+    ap.add_argument("--readme", type=Path, default=REPO / "README.md")
+    ap.add_argument("--no-readme", action="store_true", help="print the results block instead of writing README.md")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and counts, into out/bench-quick; README untouched")
+    a = ap.parse_args(argv)
+    try:
+        manifest = Manifest.load(a.model)
+    except GanrtError as exc:
+        print(f"run_all: {exc}", file=sys.stderr)
+        return exc.exit_code
+    teacher = a.teacher
+    if teacher is None and not a.no_teacher and not a.quick:
+        guess = REPO / "runs" / manifest.task / "teacher_fp32.onnx"
+        teacher = guess if guess.is_file() else None
+        if teacher is None:
+            print(f"(no teacher at {guess}: the teacher rows are left out)")
+    cfg = RunAllConfig(
+        out=a.out or (Path("out/bench-quick") if a.quick else REPO / "benchmarks" / "results"),
+        model=a.model, profile=a.profile, teacher=None if a.no_teacher else teacher,
+        readme=None if (a.no_readme or a.quick) else a.readme, plots=not a.no_plots, quick=a.quick)
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
