@@ -17,6 +17,8 @@
 #   bench     torch runner fp32/fp16 x CUDA graphs off/on x 1x1x512x512, 1x1x1080x1920
 #             (benchmarks/torch_bench.py: CUDA-event H2D/compute/D2H, host percentiles) -> torch_bench.json
 #   cli       `ganrt bench --backend torch` (registry path, desktop-rtx profile, fp16, 1080p) -> ganrt_bench_torch.json
+#   compare   `ganrt bench --compare` torch fp32/fp16 at 512² and 1080p, interleaved, ratios -> compare_gpu_torch.json
+#   tasks     the torch runner on every other bundled task (us-sr2x, intraop-enhance) -> torch_bench_<task>.json
 #   summary.json, gpu_check.log
 #
 # Python: $GANRT_PYTHON if set, else the repo's .venv/bin/python if it imports torch, else python3.
@@ -75,7 +77,7 @@ run_step() {
   return 0
 }
 
-STEPS_WANTED=",${GPU_CHECK_STEPS:-native,pytest,bench,cli},"   # e.g. GPU_CHECK_STEPS=bench,cli to rerun part
+STEPS_WANTED=",${GPU_CHECK_STEPS:-native,pytest,bench,cli,compare,tasks},"   # e.g. GPU_CHECK_STEPS=bench,cli to rerun part
 want() { [[ "$STEPS_WANTED" == *",$1,"* ]]; }
 skip_step() { say "SKIP $1: $2"; record "$1" skipped 0 "$2"; }
 dry_skip() { say "DRY RUN: skipping $1 (would run: $2)"; record "$1" dry-run 0 "$2"; }
@@ -223,6 +225,42 @@ else
     --profile desktop-rtx --shape 1x1x1080x1920 --iterations 200 --warmup 20 --json ${MODEL_ARGS[*]:-} \
     > '$OUT/ganrt_bench_torch.json'"
 fi
+
+# --- compare (interleaved, ratios) ---------------------------------------------------------------
+if ! want compare; then
+  skip_step compare "not in GPU_CHECK_STEPS"
+elif (( DRY )); then
+  dry_skip compare "$PY -m ganrt.runtime.cli bench --compare torch/fp32@512,torch/fp16@512,torch/fp32@1080x1920,torch/fp16@1080x1920"
+elif (( ! HAVE_GPU )) || ! py_has torch; then
+  skip_step compare "no GPU (nvidia-smi) or no torch for $PY"
+else
+  run_step compare 90 bash -c "cd '$SCRATCH' && '$PY' -m ganrt.runtime.cli bench --profile desktop-rtx \
+    --compare torch/fp32@512,torch/fp16@512,torch/fp32@1080x1920,torch/fp16@1080x1920 --iterations 300 --warmup 30 \
+    --json ${MODEL_ARGS[*]:-} > '$OUT/compare_gpu_torch.json'"
+fi
+
+# --- tasks (the other bundled models) --------------------------------------------------------------
+task_shapes() {   # input shapes whose outputs are 512² and 1080p
+  case "$1" in
+    us-sr2x) echo "1x1x256x256,1x1x540x960" ;;
+    intraop-enhance) echo "1x3x512x512,1x3x1080x1920" ;;
+    *) echo "1x1x512x512,1x1x1080x1920" ;;
+  esac
+}
+for mdir in "$REPO"/runtime/models/*/; do
+  task="$(basename "$mdir")"
+  [[ "$task" == us-enhance || ! -f "$mdir/manifest.json" ]] && continue
+  if ! want tasks; then
+    skip_step "task-$task" "not in GPU_CHECK_STEPS"
+  elif (( DRY )); then
+    dry_skip "task-$task" "$PY -m ganrt.benchmarks.torch_bench --model $mdir --shapes $(task_shapes "$task")"
+  elif (( ! HAVE_GPU )) || ! py_has torch; then
+    skip_step "task-$task" "no GPU (nvidia-smi) or no torch for $PY"
+  else
+    run_step "task-$task" 90 bash -c "cd '$SCRATCH' && '$PY' -m ganrt.benchmarks.torch_bench --model '$mdir' \
+      --shapes $(task_shapes "$task") --iterations 200 --warmup 20 --out '$OUT/torch_bench_$task.json'"
+  fi
+done
 
 # --- summary ------------------------------------------------------------------------------------------
 TOTAL=$(( $(date +%s) - START ))
