@@ -46,18 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
 
     r = sub.add_parser("run", help="enhance a video file, image folder, DICOM cine or camera", epilog=EPILOG)
-    r.add_argument("--source", required=True,
+    r.add_argument("--source", required=True, action="append",
                    help="video file, image folder, DICOM file, camera (0, /dev/videoN[?fourcc=MJPG&size=WxH&fps=N]) "
-                        "or gst:PIPELINE (ending in appsink)")
+                        "or gst:PIPELINE (ending in appsink); repeat for several streams through one model "
+                        "(outputs in OUT/streamN/)")
     _add_model_args(r)
     r.add_argument("--out", type=Path, default=Path("out"))
-    r.add_argument("--budget-ms", type=float, default=None)
+    r.add_argument("--budget-ms", type=float, action="append", default=None,
+                   help="deadline per frame (default: the profile's); once for every stream or once per --source")
     r.add_argument("--realtime", action="store_true", help="replay a file at its native frame rate (drops allowed)")
     r.add_argument("--max-frames", type=int, default=None)
     r.add_argument("--no-overlay", action="store_true", help="no labels drawn on any output")
     r.add_argument("--sink", action="append", default=None, metavar="KIND[:TARGET][?OPT=V]",
                    help="video|mjpg|lossless|side-by-side[:PATH], png[:DIR], dicom[:PATH.dcm], shm:NAME, "
-                        "pipe:-|FIFO|FILE, display, null (repeatable; default: video, side-by-side)")
+                        "pipe:-|FIFO|FILE, display, null (repeatable; default: video, side-by-side; with several "
+                        "sources a TARGET must contain {stream})")
     r.add_argument("--deidentify", action="store_true",
                    help="DICOM output per PS3.15 basic profile (header only); source name kept out of all outputs")
     r.add_argument("--record", choices=("jsonl", "csv"), default="jsonl")
@@ -230,7 +233,7 @@ def _cmd_profile_list(_args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .run_cmd import run_stream  # sink specs with provenance (app.stream_once takes sink kinds only)
+    from .run_cmd import run_stream  # one source: stream.stream_once; several: multistream.run_streams
 
     return run_stream(args)
 

@@ -9,6 +9,9 @@ from enum import Enum
 import numpy as np
 
 
+SIGNAL_LOST = "lost"  # FrameMeta.extra["signal"] of the cards a live source shows while its device is away
+
+
 class Outcome(Enum):
     ENHANCED = "enhanced"
     PASSTHROUGH = "passthrough"
@@ -32,6 +35,7 @@ class Reason(Enum):
     NO_REGION = "no-region"  # the configured imaging region does not fit this frame
     FIDELITY = "fidelity"  # the enhanced frame, degraded back, does not explain the input
     CHECK_ERROR = "check-error"  # the region/fidelity checks themselves failed: never show unchecked output
+    NO_SIGNAL = "no-signal"  # a live source's NO SIGNAL card: shown as it is, never sent to the model
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,12 @@ class Frame:
     @property
     def hw(self) -> tuple[int, int]:
         return int(self.pixels.shape[0]), int(self.pixels.shape[1])
+
+    @property
+    def signal_lost(self) -> bool:
+        """A NO SIGNAL card (sources/live.py), not a picture of the patient."""
+        extra = self.meta.extra
+        return bool(extra) and extra.get("signal") == SIGNAL_LOST
 
 
 @dataclass(slots=True)

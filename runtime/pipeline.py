@@ -201,6 +201,10 @@ def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: in
 def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, guard: Guard, policy: DeadlinePolicy,
                             worker: InferenceWorker, clock: Clock, once: _Once) -> FrameResult:
     result = FrameResult(frame.index, Outcome.PASSTHROUGH)
+    if frame.signal_lost:  # the source's own NO SIGNAL card: the model, region detection and policy never see it
+        guard.passthrough()
+        result.reason, result.pixels, result.guard_ms = Reason.NO_SIGNAL, enhancer.passthrough(frame), 0.0
+        return result
     t0 = clock.now_ns()
     region = model_in = box = None
     try:
@@ -276,11 +280,12 @@ def _expected_frames(source) -> int | None:
 
 
 def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: PipelineConfig = PipelineConfig(),
-        clock: Clock = SYSTEM_CLOCK, record: Record | None = None) -> Report:
+        clock: Clock = SYSTEM_CLOCK, record: Record | None = None, stop: threading.Event | None = None) -> Report:
     """Stream ``source`` through ``enhancer`` into ``sinks``; every frame ends in ``record``.
 
-    Enters (and so closes) the source and the sinks, and closes the record. Ctrl-C or a
-    sink's quit request ends the run normally: the report says ``interrupted``."""
+    Enters (and so closes) the source and the sinks, and closes the record. Ctrl-C, a sink's
+    quit request or ``stop`` (set by another thread: several streams stop together) ends the
+    run normally after the frame in hand: the report says ``interrupted``."""
     record = record if record is not None else Record.for_enhancer(enhancer)
     live = config.realtime if config.realtime is not None else bool(getattr(source, "live", False))
     policy = DeadlinePolicy(config.policy)
@@ -301,7 +306,7 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
             outputs.sinks = [stack.enter_context(s) for s in sinks]
             try:
                 for frame in feed:
-                    if warmup:
+                    if warmup and not frame.signal_lost:
                         _warm_up(frame, enhancer, worker, warmup)
                         warmup = 0
                     t_deq = clock.now_ns()
@@ -309,7 +314,8 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
                     result = _enhance_or_passthrough(frame, origin, enhancer, guard, policy, worker, clock, once)
                     result.wait_ms = (t_deq - frame.t_capture_ns) / 1e6
                     t_out = clock.now_ns()
-                    shown = guard.outgoing(frame, result)  # flicker measure, PHI mask
+                    # flicker measure, PHI mask; a NO SIGNAL card is ganrt's own drawing: nothing to measure or mask
+                    shown = frame if result.reason is Reason.NO_SIGNAL else guard.outgoing(frame, result)
                     t_sink = clock.now_ns()
                     result.guard_ms += (t_sink - t_out) / 1e6
                     try:
@@ -320,8 +326,8 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
                         result.late = policy.is_late(origin, result.t_output_ns)
                         policy.observe_output((result.t_output_ns - t_out) / 1e6)
                         record.add(frame, result)
-                    if outputs.quit_requested:
-                        log.info("stop requested by a sink")
+                    if outputs.quit_requested or (stop is not None and stop.is_set()):
+                        log.info("stop requested by %s", "a sink" if outputs.quit_requested else "the caller")
                         interrupted = True
                         break
             except KeyboardInterrupt:

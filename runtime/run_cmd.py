@@ -1,9 +1,9 @@
-"""`ganrt run` with sink specs: source -> enhancer -> sinks built from ``--sink KIND[:TARGET]``.
+"""`ganrt run`: the command line -> one ``RunSetup`` and a ``StreamSpec`` per ``--source``.
 
-It follows ``app.stream_once`` step for step and differs only where sinks are concerned:
-they are built from ``sink_specs`` after the Enhancer exists, because DICOM, PNG, video
-sidecars and the shm ring all carry the run's provenance (model sha, artifact, backend,
-profile), and the DICOM sink needs the source's header. With ``pipe:-`` stdout carries
+One source runs on its own runner (``stream.stream_once``, the path `ganrt demo` takes too)
+and writes into ``--out``. Several sources run together on one shared runner
+(``multistream.run_streams``): each stream writes into ``OUT/streamN/`` and ``OUT/report.json``
+holds every stream's rate and latency and the combined ones. With ``pipe:-`` stdout carries
 frames only, so the report goes to stderr. With ``--deidentify`` the source's name is kept
 out of the outputs and the report.
 """
@@ -14,63 +14,71 @@ import argparse
 import contextlib
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from .errors import ConfigError
-from .pipeline import PipelineConfig, run
-from .provenance import Provenance
-from .record import Record
-from .report import Report
-from .sink_specs import SinkContext, build_sinks, parse_sinks, writes_stdout
-from .sources import open_source
-
-DEIDENTIFIED_SOURCE = "(de-identified)"
+from .sink_specs import check_several_streams, parse_sinks, writes_stdout
+from .stream import DEIDENTIFIED_SOURCE, RunSetup, StreamSpec, stream_once
 
 
-def _scrub(report: Report) -> Report:
-    source = dict(report.source)
-    if "source_id" in source:
-        source["source_id"] = DEIDENTIFIED_SOURCE
-    return replace(report, source=source)
+def budgets(values: list[float] | None, streams: int) -> list[float | None]:
+    """``--budget-ms``: none (the profile's), one for every stream, or one per ``--source`` in order."""
+    if not values:
+        return [None] * streams
+    if len(values) == 1:
+        return list(values) * streams
+    if len(values) != streams:
+        raise ConfigError(f"--budget-ms given {len(values)} times for {streams} sources; give it once "
+                          "(every stream) or once per --source")
+    return list(values)
+
+
+def _setup(args: argparse.Namespace, sources: list[str]) -> RunSetup:
+    from .app import guard_config
+    from .cli import _load
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError("--max-frames must be >= 1")
+    sinks = parse_sinks(args.sink)  # a bad --sink fails before anything is opened
+    if len(sources) > 1:
+        check_several_streams(sinks, args.change_map)
+    manifest, profile, selection = _load(args)
+    guard = guard_config(profile, manifest, region=args.region, mask_phi=args.mask_phi,
+                         fidelity=not args.no_fidelity, temporal=args.temporal_filter)
+    return RunSetup(manifest, profile, selection, sinks=sinks, guard=guard, overlay=not args.no_overlay,
+                    record_fmt=args.record, deidentify=args.deidentify, change_map=args.change_map)
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    from .app import _print, change_map_sinks, pipeline_config
-    from .cli import _load
-    from .ops import Enhancer
+    from .app import _print
 
-    manifest, profile, selection = _load(args)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ConfigError("--max-frames must be >= 1")
-    specs = parse_sinks(args.sink)  # a bad --sink fails before anything is opened
-    deidentify = bool(getattr(args, "deidentify", False))
+    sources: list[str] = args.source
+    setup = _setup(args, sources)
+    per_stream = budgets(args.budget_ms, len(sources))
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    source = open_source(args.source, realtime=args.realtime, max_frames=args.max_frames)
-    if hasattr(source, "describe"):  # a camera: what was requested and what the driver granted
-        print(source.describe(), file=sys.stderr)
-    started = False
-    try:
-        config = pipeline_config(args, manifest, profile)  # budget, imaging region, fidelity, filter, PHI
-        with selection.runner as runner:
-            enhancer = Enhancer(runner, manifest, artifact=selection.artifact)
-            provenance = Provenance.for_run(manifest, enhancer, profile, selection.artifact, source=args.source)
-            if deidentify:
-                provenance = provenance.deidentified()
-            ctx = SinkContext(out, provenance, fps=source.fps if source.fps > 0 else 30.0,
-                              overlay=not args.no_overlay, source=source, deidentify=deidentify)
-            sinks = build_sinks(specs, ctx) + change_map_sinks(args, out, ctx.fps, provenance)
-            record = Record.for_enhancer(enhancer, out / f"record.{args.record}", fmt=args.record)
-            started = True  # run() owns (and closes) the source and the sinks from here
-            report = run(source, enhancer, sinks, config, record=record)
-    finally:
-        if not started:
-            source.close()
-    if deidentify:
-        report = _scrub(report)
-    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    title = f"{DEIDENTIFIED_SOURCE if deidentify else args.source} -> {args.out}"
-    with contextlib.redirect_stdout(sys.stderr) if writes_stdout(specs) else contextlib.nullcontext():
+    if len(sources) > 1:
+        return _run_several(args, setup, sources, per_stream)
+    spec = StreamSpec(sources[0], out, realtime=args.realtime, max_frames=args.max_frames, budget_ms=per_stream[0])
+    report = stream_once(spec, setup)
+    title = f"{DEIDENTIFIED_SOURCE if setup.deidentify else sources[0]} -> {out}"
+    with contextlib.redirect_stdout(sys.stderr) if writes_stdout(setup.sinks) else contextlib.nullcontext():
         _print(report, args, title)
+    return 0
+
+
+def _run_several(args: argparse.Namespace, setup: RunSetup, sources: list[str], per_stream: list[float | None]) -> int:
+    from .multistream import run_streams
+
+    specs = [StreamSpec(src, args.out / f"stream{i}", realtime=args.realtime, max_frames=args.max_frames,
+                        budget_ms=per_stream[i], name=f"stream{i}") for i, src in enumerate(sources)]
+    report, failures = run_streams(specs, setup)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"== {len(specs)} streams -> {args.out}/stream0..{len(specs) - 1}/")
+        print(report.format_table())
+    if failures:  # reported above; the first one decides the exit code (one line, see cli.main)
+        raise failures[0]
     return 0

@@ -13,13 +13,15 @@
 
 Without a target a file sink writes into ``--out`` (``enhanced.mp4``, ``enhanced.dcm``, ...).
 Display-type sinks take ``?overlay=0|1`` to override ``--no-overlay`` for that sink only.
-No file sink may write over the source file.
+No file sink may write over the source file. With several sources every stream gets every
+sink: without a target into ``OUT/streamN/``; a target must contain ``{stream}``, which
+becomes ``stream0``, ``stream1``, ... (``shm:us_{stream}``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -93,6 +95,7 @@ class SinkContext:
     stem: str = ""
     source: Any = None
     deidentify: bool = False
+    stream: str = ""  # several streams: "stream0", ... (window titles)
 
     @property
     def source_path(self) -> Path | None:
@@ -161,6 +164,10 @@ def _dicom(spec: SinkSpec, ctx: SinkContext) -> Sink:
                      modality=getattr(meta, "modality", "US"), deidentify=ctx.deidentify)
 
 
+def _display(spec: SinkSpec, ctx: SinkContext) -> Sink:
+    return DisplaySink(f"ganrt {ctx.stream}".rstrip(), overlay=_overlay(spec, ctx))  # a window per stream
+
+
 def _shm(spec: SinkSpec, ctx: SinkContext) -> Sink:
     from .sinks_ipc import ShmRingSink
 
@@ -191,7 +198,7 @@ SINK_TYPES: dict[SinkKind, SinkType] = {
     SinkKind.DICOM: SinkType(_dicom, "PATH", frozenset({"overlay"})),
     SinkKind.SHM: SinkType(_shm, "NAME", frozenset({"slots", "crc", "overlay"}), target_required=True),
     SinkKind.PIPE: SinkType(_pipe, "-|FIFO|FILE", frozenset({"format", "overlay"})),
-    SinkKind.DISPLAY: SinkType(lambda spec, ctx: DisplaySink(overlay=_overlay(spec, ctx)), "", frozenset({"overlay"})),
+    SinkKind.DISPLAY: SinkType(_display, "", frozenset({"overlay"})),
     SinkKind.NULL: SinkType(lambda spec, ctx: NullSink(), ""),
 }
 
@@ -204,6 +211,32 @@ def parse_sinks(values: Sequence[str] | None) -> tuple[SinkSpec, ...]:
     if len(to_stdout) > 1:
         raise ConfigError("only one --sink pipe:- can write to stdout")
     return specs
+
+
+STREAM_FIELD = "{stream}"
+
+
+def check_several_streams(specs: Sequence[SinkSpec], change_map: str | None = None) -> None:
+    """Several streams write every sink: a target naming one file, ring or pipe would be shared."""
+    for s in specs:
+        if s.kind is SinkKind.PIPE and (s.target or "-") == "-":
+            raise ConfigError("--sink pipe:- carries one stream; with several --source give each stream its own "
+                              f"target, e.g. pipe:/tmp/ganrt_{STREAM_FIELD}.raw")
+        if s.target and STREAM_FIELD not in s.target:
+            raise ConfigError(f"--sink {s.kind.value}:{s.target} would be written by every stream; put "
+                              f"{STREAM_FIELD} in the target or leave it out (each stream writes into OUT/streamN/)")
+    if change_map and STREAM_FIELD not in change_map:
+        raise ConfigError(f"--change-map {change_map} would be written by every stream; put {STREAM_FIELD} in it "
+                          "or leave it out")
+
+
+def for_stream(specs: Sequence[SinkSpec], stream: str) -> tuple[SinkSpec, ...]:
+    """``specs`` with ``{stream}`` in their targets replaced by the stream's name."""
+    return tuple(replace(s, target=fill_stream(s.target, stream)) if s.target else s for s in specs)
+
+
+def fill_stream(target: str, stream: str) -> str:
+    return target.replace(STREAM_FIELD, stream) if stream else target
 
 
 def writes_stdout(specs: Sequence[SinkSpec]) -> bool:

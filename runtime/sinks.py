@@ -178,7 +178,8 @@ class _Sidecar:
 
 
 class SideBySideSink(SinkBase):
-    """Input | output in one video; labels only on the output half."""
+    """Input | output in one video; labels only on the output half. For a super-resolution model
+    the input half is enlarged to the output's size (nearest neighbour: nothing smoothed or invented)."""
 
     def __init__(self, path: str | Path, fps: float = 30.0, codec: VideoCodec | None = None,
                  overlay: bool = True, bits: int = 16, provenance: Provenance | None = None) -> None:
@@ -195,8 +196,8 @@ class SideBySideSink(SinkBase):
 
         left = to_bgr(to_uint8(frame.pixels, self.bits))
         right = for_display(result.pixels, result, self.overlay)
-        if right.shape[:2] != left.shape[:2]:  # a model with scale > 1
-            right = cv2.resize(right, (left.shape[1], left.shape[0]), interpolation=cv2.INTER_AREA)
+        if right.shape[:2] != left.shape[:2]:  # a model with scale > 1: keep its detail, show the input's pixels big
+            left = cv2.resize(left, (right.shape[1], right.shape[0]), interpolation=cv2.INTER_NEAREST)
         self._out.write(np.hstack((left, right)))
         self._prov.count(result)
 

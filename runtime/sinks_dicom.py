@@ -80,8 +80,7 @@ class _Instance:
         self._fh.write(memoryview(data).cast("B"))
         self.nbytes += data.nbytes
         self.indices.append(frame.index)
-        no_signal = frame.meta.extra.get("signal") == "lost" if frame.meta.extra else False
-        self.labels.append(NO_SIGNAL_LABEL if no_signal else LABELS.get(result.outcome.value, "RAW"))
+        self.labels.append(NO_SIGNAL_LABEL if frame.signal_lost else LABELS.get(result.outcome.value, "RAW"))
         self.counts[result.outcome.value] += 1
         if result.reason.value:
             self.reasons[result.reason.value] += 1

@@ -12,8 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, sha256_file
 
 
-def blur_model(channels: int = 1, offset: float = 0.0) -> onnx.ModelProto:
-    """A 3x3 box blur (+offset) with dynamic H/W: output differs from input, stays in range."""
+def blur_model(channels: int = 1, offset: float = 0.0, batch: int | str = 1) -> onnx.ModelProto:
+    """A 3x3 box blur (+offset) with dynamic H/W: output differs from input, stays in range.
+    ``batch="N"`` makes the batch dimension dynamic too."""
     w = np.zeros((channels, channels, 3, 3), np.float32)
     for c in range(channels):
         w[c, c] = 1.0 / 9.0
@@ -27,8 +28,8 @@ def blur_model(channels: int = 1, offset: float = 0.0) -> onnx.ModelProto:
              numpy_helper.from_array(np.array(1.0, np.float32), "hi")]
     g = helper.make_graph(
         nodes, "blur",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, "H", "W"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, channels, "H", "W"])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, channels, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, channels, "H", "W"])],
         inits,
     )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])

@@ -25,6 +25,7 @@ class IOSpec:
     output_name: str
     input_dtype: np.dtype
     description: str = ""  # e.g. "onnxruntime 1.32 [CPUExecutionProvider]"
+    dynamic_batch: bool = False  # infer() takes N>1 frames stacked on axis 0 (the shared runner batches streams)
 
 
 @runtime_checkable

@@ -48,6 +48,11 @@ def tensorrt_ep_options(artifact: Artifact, manifest=None, profile=None, cache_d
     return ort_trt_ep_options(artifact, manifest, profile, cache_dir, facts)
 
 
+def _dynamic(shape) -> bool:
+    """A symbolic (named or unknown) leading dimension: the graph takes any batch size."""
+    return bool(shape) and not isinstance(shape[0], int)
+
+
 class OnnxRuntimeRunner(RunnerBase):
     name = "onnxruntime"
 
@@ -102,6 +107,7 @@ class OnnxRuntimeRunner(RunnerBase):
             output_name=out.name,
             input_dtype=np.dtype(dtype),
             description=f"onnxruntime {ort.__version__} [{', '.join(self.providers)}]",
+            dynamic_batch=_dynamic(inp.shape) and _dynamic(out.shape),
         )
         return self.io
 

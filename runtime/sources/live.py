@@ -22,13 +22,12 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, SourceError
-from ..frames import FrameMeta
+from ..frames import SIGNAL_LOST, FrameMeta
 from .base import DEFAULT_FPS, SourceBase
 from .capture import grab
 
 log = logging.getLogger(__name__)
 
-SIGNAL_LOST = "lost"
 START_TRIES = 30  # devices often deliver a few empty buffers right after opening
 
 

@@ -52,13 +52,15 @@ class FakeSource(SourceBase):
 class FakeRunner(RunnerBase):
     """A runner whose latency is set. Indices in ``fail_on``/``nan_on``/``hang_on`` count
     ``infer`` calls (0-based), not frames. A hung call waits for ``release`` (set it at teardown).
-    The output is ``fn(input)`` (identity by default)."""
+    The output is ``fn(input)`` (identity by default). ``dynamic_batch`` says it takes N>1 frames;
+    ``shapes`` and ``threads`` note each call's input shape and calling thread."""
 
     name = "fake"
 
     def __init__(self, latency_ms: float | Callable[[int], float] = 5.0, clock: ManualClock | None = None,
                  fail_on: Iterable[int] = (), nan_on: Iterable[int] = (), hang_on: Iterable[int] = (),
-                 fn: Callable[[np.ndarray], np.ndarray] | None = None, input_dtype=np.float32) -> None:
+                 fn: Callable[[np.ndarray], np.ndarray] | None = None, input_dtype=np.float32,
+                 dynamic_batch: bool = False) -> None:
         self.latency_ms, self.clock = latency_ms, clock
         self.fail_on, self.nan_on, self.hang_on = set(fail_on), set(nan_on), set(hang_on)
         self.fn = fn or (lambda x: x.copy())
@@ -66,10 +68,13 @@ class FakeRunner(RunnerBase):
         self.release = threading.Event()
         self.returned = threading.Event()  # a hung call came back
         self.calls = 0
+        self.dynamic_batch = dynamic_batch
+        self.shapes: list[tuple[int, ...]] = []
+        self.threads: list[str] = []
         self.io = None
 
     def activate(self) -> IOSpec:
-        return IOSpec("input", "output", self.input_dtype, "fake runner")
+        return IOSpec("input", "output", self.input_dtype, "fake runner", dynamic_batch=self.dynamic_batch)
 
     def deactivate(self) -> None:
         self.release.set()
@@ -78,6 +83,8 @@ class FakeRunner(RunnerBase):
         i = self.calls
         self.calls += 1
         x = feeds["input"]
+        self.shapes.append(tuple(x.shape))
+        self.threads.append(threading.current_thread().name)
         ms = self.latency_ms(i) if callable(self.latency_ms) else self.latency_ms
         if self.clock is not None:
             self.clock.advance_ms(ms)

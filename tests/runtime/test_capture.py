@@ -10,8 +10,11 @@ import pytest
 
 from fakes import FakeRunner, ManualClock, fake_manifest
 from ganrt.runtime.errors import SourceError
+from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.overlay import for_display, to_bgr
 from ganrt.runtime.pipeline import PipelineConfig, run
+from ganrt.runtime.record import Record
 from ganrt.runtime.sinks import NullSink
 from ganrt.runtime.sources import open_source
 from ganrt.runtime.sources.camera import CameraRequest, CameraSource
@@ -188,13 +191,43 @@ def test_outage_through_the_pipeline_is_recorded_frame_by_frame():
     assert rep.source["reconnects"] == 1 and rep.source["outages"] >= 1
 
 
+def test_no_signal_frames_go_out_raw_and_marked_and_never_reach_the_model():
+    clock = ManualClock()
+    first = FakeCapture([img(10), img(11), img(12)], props={cv2.CAP_PROP_FPS: 30.0})
+    back = FakeCapture([img(20), img(21)], props={cv2.CAP_PROP_FPS: 30.0})
+    src = CameraSource(CameraRequest(0), opener=Opener([first, None, back], clock), clock=clock, max_frames=40,
+                       reconnect=ReconnectPolicy(fail_reads=2, first_delay_s=0.2))
+    seen = []  # what the model was given (luminance of the frame, in [0, 1])
+    runner = FakeRunner(latency_ms=1.0, clock=clock, fn=lambda x: (seen.append(float(x.flat[0])), x.copy())[1])
+    sink = _Collect()
+    with runner:
+        enh = Enhancer(runner, fake_manifest(channels=3), clock=clock)
+        record = Record.for_enhancer(enh)
+        rep = run(src, enh, [sink], PipelineConfig.with_budget(1000.0, realtime=False, warmup=1), clock=clock,
+                  record=record)
+    cards = [i for i, f in enumerate(sink.frames) if f.meta.extra.get("signal") == SIGNAL_LOST]
+    assert len(cards) == rep.source["no_signal_frames"] >= 2
+    rows = {r.index: r for r in record.rows}
+    assert [i for i, r in rows.items() if r.reason is Reason.NO_SIGNAL] == cards
+    assert all(rows[i].outcome is Outcome.PASSTHROUGH for i in cards)
+    assert all(rows[i].outcome is Outcome.ENHANCED for i in rows if i not in cards)
+    # the model saw the warm-up and the five real frames only, never a card
+    assert [round(v * 255) for v in seen] == [10, 10, 11, 12, 20, 21]
+    for i in cards:  # shown as the source drew it; display sinks mark it raw
+        r = sink.results[i]
+        np.testing.assert_array_equal(r.pixels, sink.frames[i].pixels)
+        assert not np.array_equal(for_display(r.pixels, r, overlay=True), to_bgr(r.pixels))
+
+
 class _Collect(NullSink):
     def __init__(self) -> None:
         super().__init__()
         self.frames = []
+        self.results = []
 
     def write(self, frame, result) -> None:
         self.frames.append(frame)
+        self.results.append(result)
 
 
 # --- GStreamer --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frames
-from ganrt.runtime.frames import Frame, Outcome
+from ganrt.runtime.frames import Frame, FrameResult, Outcome
 from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_file
 from ganrt.runtime.ops import BadOutput, Enhancer, Postprocessor, Preprocessor
 from ganrt.runtime.pipeline import PipelineConfig, run
@@ -193,3 +193,22 @@ def test_real_sr_onnx_model_through_the_streaming_loop(tmp_path, channels):
         assert ok, name
         if name == "out.avi":
             assert first.shape[:2] == (46, 62)
+
+
+def test_side_by_side_keeps_the_super_resolution_and_enlarges_the_input_half(tmp_path):
+    class Keep:  # stands in for the video writer: keeps the composed frame
+        def write(self, bgr):
+            self.bgr = bgr
+
+        def close(self):
+            pass
+
+    img = make_frames(1, (6, 10))[0]
+    enhanced = make_frames(1, (12, 20), seed=1)[0]  # what a 2x model returned
+    sink = SideBySideSink(tmp_path / "sbs.avi", overlay=False)
+    sink._out = Keep()
+    sink.write(Frame(0, 0, img), FrameResult(0, Outcome.ENHANCED, pixels=enhanced))
+    out = sink._out.bgr
+    assert out.shape == (12, 40, 3)  # output at the model's resolution, not shrunk to the input's
+    np.testing.assert_array_equal(out[:, 20:, 0], enhanced)  # every enhanced pixel kept
+    np.testing.assert_array_equal(out[:, :20, 0], nearest2(img))  # input pixels shown big, not smoothed

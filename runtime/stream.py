@@ -1,0 +1,177 @@
+"""One stream through the model: the single path that `ganrt run` and `ganrt demo` share.
+
+``RunSetup`` is what a run configures once, whatever its streams: model and backend, sink
+specs, the checks around the model (imaging region, fidelity, temporal filter, PHI), labels,
+record format, de-identification, change map. ``StreamSpec`` is one source and where its
+outputs go. ``prepare`` builds what a stream needs around an activated runner (Enhancer,
+provenance, sinks from the registry -- every file they write carries the provenance -- and
+the record); ``StreamRun.run`` streams it and writes its report. ``stream_once`` does both
+for one stream on its own runner; ``multistream.run_streams`` prepares each of several
+streams the same way around one shared runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from .backends.registry import Selection
+from .changemap import ChangeMapSink
+from .clock import SYSTEM_CLOCK, Clock
+from .guard import GuardConfig
+from .manifest import Manifest
+from .pipeline import PipelineConfig, run
+from .profiles import DeviceProfile
+from .provenance import Provenance
+from .record import Record
+from .report import Report
+from .sink_specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks
+from .sinks import Sink
+from .sources import open_source
+
+log = logging.getLogger(__name__)
+
+DEIDENTIFIED_SOURCE = "(de-identified)"
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    manifest: Manifest
+    profile: DeviceProfile
+    selection: Selection  # the runner (not yet activated) and its artifact
+    sinks: tuple[SinkSpec, ...] = field(default_factory=lambda: parse_sinks(None))
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    budget_ms: float | None = None  # None: the profile's
+    overlay: bool = True
+    record_fmt: str = "jsonl"
+    deidentify: bool = False  # the source's name kept out of every output and the report
+    change_map: str | None = None  # None: none; "": OUT/<stem>change_map.mp4; else its path
+
+    def pipeline_config(self, spec: "StreamSpec") -> PipelineConfig:
+        budget = spec.budget_ms or self.budget_ms or self.profile.budget_ms
+        return PipelineConfig.with_budget(budget, guard=self.guard)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    source: str
+    out: Path  # this stream's output folder
+    stem: str = ""  # output file prefix
+    realtime: bool = False
+    loop: bool = False
+    max_frames: int | None = None
+    budget_ms: float | None = None  # None: the run's
+    name: str = ""  # several streams: "stream0", ... (fills {stream} in sink targets)
+
+
+SinkFactory = Callable[[SinkContext], list[Sink]]
+
+
+def make_sinks(setup: RunSetup, ctx: SinkContext) -> list[Sink]:
+    """The run's ``--sink`` specs (and change map) for one stream, each carrying ``ctx.provenance``."""
+    sinks = build_sinks(for_stream(setup.sinks, ctx.stream), ctx)
+    if setup.change_map is not None:
+        target = fill_stream(setup.change_map, ctx.stream)
+        path = Path(target).expanduser() if target else ctx.out / f"{ctx.stem}change_map.mp4"
+        sinks.append(ChangeMapSink.video(path, ctx.fps, ctx.provenance))
+    return sinks
+
+
+def scrub(report: Report) -> Report:
+    source = dict(report.source)
+    if "source_id" in source:
+        source["source_id"] = DEIDENTIFIED_SOURCE
+    return replace(report, source=source)
+
+
+def open_stream_source(spec: StreamSpec, clock: Clock = SYSTEM_CLOCK):
+    """``spec.source`` opened (the default ``SourceOpener``; tests pass fakes)."""
+    source = open_source(spec.source, realtime=spec.realtime, loop=spec.loop, max_frames=spec.max_frames,
+                         clock=clock)
+    if hasattr(source, "describe"):  # a camera: what was requested and what the driver granted
+        print(source.describe(), file=sys.stderr)
+    return source
+
+
+SourceOpener = Callable[[StreamSpec, Clock], object]
+
+
+@dataclass
+class StreamRun:
+    """A prepared stream. ``run`` owns (and closes) its source, sinks and record."""
+
+    spec: StreamSpec
+    source: object
+    enhancer: object
+    sinks: list[Sink]
+    record: Record
+    config: PipelineConfig
+    deidentify: bool
+    clock: Clock
+    started: bool = False
+
+    def run(self, stop: threading.Event | None = None) -> Report:
+        self.started = True
+        report = run(self.source, self.enhancer, self.sinks, self.config, clock=self.clock, record=self.record,
+                     stop=stop)
+        if self.deidentify:
+            report = scrub(report)
+        (self.spec.out / f"{self.spec.stem}report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        return report
+
+    def discard(self) -> None:
+        """Close what was opened, without streaming (another stream could not be prepared)."""
+        if self.started:
+            return
+        self.started = True
+        for closeable in (self.source, *self.sinks, self.record):
+            try:
+                closeable.close()
+            except Exception as exc:  # noqa: BLE001 - the error that stopped the run is the one to report
+                log.debug("closing %s: %s", type(closeable).__name__, exc)
+
+
+def prepare(spec: StreamSpec, setup: RunSetup, source, runner, *, clock: Clock = SYSTEM_CLOCK,
+            sinks: SinkFactory | None = None) -> StreamRun:
+    """Everything one stream needs around an activated ``runner``. The caller still owns ``source``
+    if this raises; sinks made before the failure are closed."""
+    from .ops import Enhancer
+
+    spec.out.mkdir(parents=True, exist_ok=True)
+    enhancer = Enhancer(runner, setup.manifest, artifact=setup.selection.artifact, clock=clock)
+    provenance = Provenance.for_run(setup.manifest, enhancer, setup.profile, setup.selection.artifact,
+                                    source=spec.source)
+    if setup.deidentify:
+        provenance = provenance.deidentified()
+    ctx = SinkContext(spec.out, provenance, fps=source.fps if source.fps > 0 else 30.0, overlay=setup.overlay,
+                      stem=spec.stem, source=source, deidentify=setup.deidentify, stream=spec.name)
+    built = (sinks or (lambda c: make_sinks(setup, c)))(ctx)
+    try:
+        record = Record.for_enhancer(enhancer, spec.out / f"{spec.stem}record.{setup.record_fmt}",
+                                     fmt=setup.record_fmt)
+        config = setup.pipeline_config(spec)
+    except BaseException:
+        for s in built:
+            s.close()
+        raise
+    return StreamRun(spec, source, enhancer, built, record, config, setup.deidentify, clock)
+
+
+def stream_once(spec: StreamSpec, setup: RunSetup, *, clock: Clock = SYSTEM_CLOCK, sinks: SinkFactory | None = None,
+                opener: SourceOpener = open_stream_source) -> Report:
+    """One source through its own runner (activated here) into its sinks; writes the record and report."""
+    source = opener(spec, clock)
+    owned = True
+    try:
+        with setup.selection.runner as runner:
+            stream = prepare(spec, setup, source, runner, clock=clock, sinks=sinks)
+            owned = False  # the pipeline closes the source from here
+            return stream.run()
+    finally:
+        if owned:
+            source.close()
