@@ -1,4 +1,4 @@
-"""ONNX export of a generator: opset 18, dynamic H and W, weights embedded, checked."""
+"""ONNX export of a generator: opset 18, dynamic batch, H and W, weights embedded, checked."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ def export_onnx(model: torch.nn.Module, path: Path, channels: int, probe_hw: tup
     model = model.eval()
     x = torch.rand(1, channels, *probe_hw)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out_axes = {2: "height", 3: "width"} if scale == 1 else {2: f"height_x{scale}", 3: f"width_x{scale}"}
+    # Batch is dynamic too: the runtime's shared runner batches several streams' frames into one call.
+    out_axes = {0: "batch", 2: "height", 3: "width"} if scale == 1 else {0: "batch", 2: f"height_x{scale}", 3: f"width_x{scale}"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (x,), str(path), input_names=[INPUT], output_names=[OUTPUT], opset_version=OPSET,
-            dynamic_axes={INPUT: {2: "height", 3: "width"}, OUTPUT: out_axes},
+            dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"}, OUTPUT: out_axes},
             dynamo=False, do_constant_folding=True,
         )
     m = onnx.load(str(path))
