@@ -110,7 +110,10 @@ def run(bundle: Path, teacher: Path, frames: int, hw: int, rounds: int, threads:
 
 def to_markdown(r: dict) -> str:
     lines = [f"# {r['task']}: student vs teacher ({r['environment']['cpu']}, {r['environment']['cores']} cores)", "",
-             f"Held-out: {r['held_out']['frames']} simulated scenes {r['held_out']['hw'][0]}², seeds from {r['held_out']['seed0']}.", "",
+             f"Held-out: {r['held_out']['frames']} simulated scenes {r['held_out']['hw'][0]}², seeds from {r['held_out']['seed0']}."
+             + (f" Load average at the start: {', '.join(f'{v:.2f}' for v in r['environment']['load_avg'])} on "
+                f"{r['environment']['cores']} cores (latencies are interleaved, so ratios hold better than absolute times)."
+                if r["environment"].get("load_avg") else ""), "",
              "| output | PSNR dB | SSIM | gCNR | speckle SNR | median ms @512² | speedup vs teacher |",
              "|---|---|---|---|---|---|---|"]
     for k, v in r["quality"].items():
