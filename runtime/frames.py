@@ -91,3 +91,6 @@ class FrameResult:
     fidelity_db: float = math.nan  # worst-tile score of the fidelity check (NaN: not checked)
     flicker_in: float = math.nan  # mean |raw - previous raw| inside the region, 8-bit levels
     flicker_out: float = math.nan  # the same for the shown frames
+    # Where viewer labels may go: the imaging region's mask (uint8 0/255, at the shown frame's size),
+    # so a label never touches the scanner's pixels outside it. None: a frame corner.
+    label_mask: np.ndarray | None = None

@@ -140,6 +140,9 @@ class Guard:
         if result.pixels is None:
             return frame
         region = self.regions.current
+        if region is not None and region.hw == frame.hw and region.mask is not None \
+                and result.pixels.shape[:2] == frame.hw:
+            result.label_mask = region.mask  # labels go inside the region (same size frames only)
         try:
             if region is not None and region.hw == frame.hw:
                 box = region.box  # outside it the mask is empty: measure only there
