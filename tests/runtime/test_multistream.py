@@ -233,8 +233,13 @@ def test_a_quit_in_one_stream_stops_every_stream(tmp_path):
     report, failures, _ = several(tmp_path, runner, sources, clock, sinks=sinks, stop=stop)
     assert not failures and stop.is_set()
     assert [s.report.interrupted for s in report.streams] == [True, True]
-    assert sinks["stream0"].indices == [0, 1, 2] and sinks["stream1"].indices == [0, 1]
-    assert [r["index"] for r in records(tmp_path, "stream1")] == [0, 1]
+    assert sinks["stream0"].indices == [0, 1, 2]
+    # stream1 may see the stop right after its first frame (stream0 can quit before stream1 asks
+    # for a second one) or read frame 1 as the stop arrives; either way every frame it read is
+    # recorded exactly once
+    assert sinks["stream1"].indices in ([0], [0, 1])
+    assert [r["index"] for r in records(tmp_path, "stream1")] in ([0], [0, 1])
+    assert len(records(tmp_path, "stream1")) >= len(sinks["stream1"].indices)
 
 
 def test_one_stream_path_writes_sinks_with_provenance(tmp_path):
