@@ -150,9 +150,9 @@ TASKS: dict[str, Task] = {
         teacher=TeacherConfig(scale=2),
         # body at 1/2 of the input = 1/4 of the output, like us-enhance's: 1.6 GMAC per 512^2 output
         student=StudentConfig(width=32, n_blocks=5, down=2, scale=2),
-        teacher_train=TeacherTrainConfig(steps=800, batch=2, patch=64),
-        distill=DistillConfig(steps=700, adv_steps=175, batch=8, patch=48),
-        finetune=FinetuneConfig(steps=500, qat_start=150, batch=8, patch=48, lesion_batch=6),
+        teacher_train=TeacherTrainConfig(steps=600, batch=2, patch=64),  # the bundled model's budget
+        distill=DistillConfig(steps=500, adv_steps=125, batch=8, patch=48),
+        finetune=FinetuneConfig(steps=300, qat_start=90, batch=8, patch=48, lesion_batch=6),
     ),
     "intraop-enhance": Task(
         name="intraop-enhance",
