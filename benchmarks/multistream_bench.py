@@ -7,7 +7,8 @@ Every stream replays its source at the source's native rate (realtime: newest fr
 drops allowed), all at the same time, through ``multistream.run_streams`` -- what
 `ganrt run --realtime --source A --source B` does: one runner shared through a scheduler
 thread (frames batched when the model takes a dynamic batch, else served one at a time), a
-deadline policy per stream. Then, as a reference, one stream alone with the same settings.
+deadline policy per stream, fair turns between the streams (``runtime.fairness``). Then, for
+comparison, the same streams without fair turns, and one stream alone with the same settings.
 
 Written: each stream's fps, capture->output p50/p99, enhanced/raw/dropped counts; the combined
 numbers; the scheduler's call counts; the machine's load average before, during and after and
@@ -22,7 +23,7 @@ import argparse
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -61,6 +62,7 @@ class MultiBenchConfig:
     backend: str = "auto"
     budget_ms: float | None = None  # None: the profile's
     reference: bool = True  # also one stream alone
+    unfair: bool = True  # also the same streams with no fair turns (each policy alone), for comparison
     note: str = ""  # what else the machine was doing
 
     def __post_init__(self) -> None:
@@ -151,6 +153,14 @@ def run_multistream_bench(manifest: Manifest, profile: DeviceProfile, cfg: Multi
         result["combined"], result["scheduler"] = report.combined(), report.scheduler
         result["backend"] = report.streams[0].report.static.get("backend", "?")
         result["load"] = load.result()
+        if cfg.unfair and len(specs) > 1:
+            specs = [replace(s, out=Path(td) / f"unfair{i}") for i, s in enumerate(specs)]
+            with LoadWatch() as load_u:
+                unfair, failures = run_streams(specs, setup, fair=None)
+            if failures:
+                raise failures[0]
+            result["without_fair_share"] = {"streams": {s.name: _stream_dict(s) for s in unfair.streams},
+                                            "combined": unfair.combined(), "load": load_u.result()}
         if cfg.reference:
             spec = StreamSpec(cfg.sources[0], Path(td) / "single", realtime=True, loop=True, max_frames=cfg.frames)
             with LoadWatch() as load1:
@@ -182,6 +192,11 @@ def _load_line(load: dict[str, Any]) -> str:
                f"by other processes" if load.get("cpu_other_pct_all_cores") is not None else ""))
 
 
+def _balance(streams: dict[str, Any]) -> float:
+    en = [d["enhanced"] for d in streams.values()]
+    return min(en) / max(en) if max(en) else float("nan")
+
+
 def to_markdown(r: dict[str, Any]) -> str:
     env, sch = r["environment"], r["scheduler"]
     lines = [f"# {len(r['streams'])} concurrent streams, one shared model ({r['backend']}, {r['precision']})", "",
@@ -196,17 +211,35 @@ def to_markdown(r: dict[str, Any]) -> str:
     for name, d in r["streams"].items():
         lines.append(_row(name, d))
     lines.append(_row("**combined**", r["combined"]))
+    if "without_fair_share" in r:
+        for name, d in r["without_fair_share"]["streams"].items():
+            lines.append(_row(f"{name}, no fair turns", d))
+        lines.append(_row("combined, no fair turns", r["without_fair_share"]["combined"]))
     if "single_stream_reference" in r:
         ref = r["single_stream_reference"]
         lines.append(_row("one stream alone (reference)", ref))
     sizes = ", ".join(f"{n} calls of {k}" for k, n in sch["batch_sizes"].items())
     lines += ["", f"Shared runner: {sch['mode']}" + (f" ({sch['why_serial']})" if sch.get("why_serial") else "")
               + f"; {sch['runner_calls']} model calls for {sch['requests']} requests ({sizes}).", ""]
+    fs = sch.get("fair_share")
+    if fs:
+        lines += [f"Fair turns (window {fs['window']} frames, margin {fs['margin']:g}): frames yielded by stream "
+                  + ", ".join(f"{k} {v}" for k, v in fs["yields_by_stream"].items()) + "; owed turns taken "
+                  + ", ".join(f"{k} {v}" for k, v in fs["turns_by_stream"].items()) + ".", ""]
+        lines += [f"Enhanced-frame balance (fewest / most, 1 = equal): {_balance(r['streams']):.2f} with fair turns"
+                  + (f", {_balance(r['without_fair_share']['streams']):.2f} without" if "without_fair_share" in r
+                     else "") + ".", ""]
     for name, d in r["streams"].items():
         why = {**d.get("passthrough_by_reason", {}), **{f"dropped {k}": v for k, v in
                                                         d.get("dropped_by_reason", {}).items()}}
         if why:
             lines.append(f"- {name} raw/dropped by reason: " + ", ".join(f"{k} {v}" for k, v in why.items()))
+    if "without_fair_share" in r:
+        for name, d in r["without_fair_share"]["streams"].items():
+            why = d.get("passthrough_by_reason", {})
+            if why:
+                lines.append(f"- {name}, no fair turns, raw by reason: " + ", ".join(f"{k} {v}" for k, v in why.items()))
+        lines.append(f"- run without fair turns: {_load_line(r['without_fair_share']['load'])}")
     if "single_stream_reference" in r:
         lines.append(f"- reference run: {_load_line(r['single_stream_reference']['load'])}")
     lines += ["", "capture->output: " + r["measured"]["capture_to_output_ms"] + "."]
@@ -225,13 +258,14 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-ms", type=float, default=None)
     ap.add_argument("--profile", default="cpu-x86-2core")
     ap.add_argument("--no-reference", action="store_true", help="skip the one-stream reference run")
+    ap.add_argument("--no-unfair", action="store_true", help="skip the comparison run without fair turns")
     ap.add_argument("--note", default="", help="what else the machine was doing (written into the result)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--name", default="multistream_cpu", help="result file stem (default multistream_cpu)")
     a = ap.parse_args(argv)
     sources = tuple(a.source) if a.source else (str(DEMO_CINE),) * a.streams
     cfg = MultiBenchConfig(sources=sources, frames=a.frames, sink=a.sink, precision=a.precision, backend=a.backend,
-                           budget_ms=a.budget_ms, reference=not a.no_reference, note=a.note)
+                           budget_ms=a.budget_ms, reference=not a.no_reference, note=a.note, unfair=not a.no_unfair)
     r = run_multistream_bench(Manifest.load(a.model), DeviceProfile.load(a.profile), cfg)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{a.name}.json").write_text(json.dumps(r, indent=1) + "\n")

@@ -36,6 +36,7 @@ class Reason(Enum):
     FIDELITY = "fidelity"  # the enhanced frame, degraded back, does not explain the input
     CHECK_ERROR = "check-error"  # the region/fidelity checks themselves failed: never show unchecked output
     NO_SIGNAL = "no-signal"  # a live source's NO SIGNAL card: shown as it is, never sent to the model
+    FAIR_SHARE = "fair-share"  # another stream sharing the runner was owed the turn (runtime.fairness)
 
 
 @dataclass(frozen=True, slots=True)

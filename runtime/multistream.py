@@ -3,7 +3,8 @@
 Each stream is prepared exactly like a single one (``stream.prepare``: its own Enhancer,
 deadline policy, sinks, record and report in its own folder) and runs the ordinary pipeline
 loop in its own thread; only the runner is shared, through ``scheduler.SharedRunner``, which
-makes every model call from one thread and batches streams whose frames agree.
+makes every model call from one thread and batches streams whose frames agree, and the
+streams take fair turns on it (``fairness.FairShare``).
 
 Sources are opened before the runner is activated, so a bad one fails in one line before
 anything slow starts. While running, a stream that fails (its source breaks, a sink raises)
@@ -17,6 +18,7 @@ import threading
 from typing import Sequence
 
 from .clock import SYSTEM_CLOCK, Clock
+from .fairness import FairConfig, FairShare, StreamShare
 from .multi_report import MultiReport, StreamResult
 from .report import Report
 from .scheduler import SchedulerConfig, SharedRunner
@@ -60,23 +62,27 @@ def _run_all(streams: list[StreamRun], stop: threading.Event) -> list[Report | B
 def run_streams(specs: Sequence[StreamSpec], setup: RunSetup, *, clock: Clock = SYSTEM_CLOCK,
                 sinks: SinkFactory | None = None, scheduler: SchedulerConfig = SchedulerConfig(),
                 stop: threading.Event | None = None,
-                opener: SourceOpener = open_stream_source) -> tuple[MultiReport, list[BaseException]]:
+                opener: SourceOpener = open_stream_source,
+                fair: FairConfig | None = FairConfig()) -> tuple[MultiReport, list[BaseException]]:
     """Run ``specs`` together on one runner. Returns the combined report and the failures of
-    streams that ended with an error (their frames are still in their records)."""
+    streams that ended with an error (their frames are still in their records). ``fair``: the
+    turn-taking between streams (``runtime.fairness``); None lets each stream's policy decide alone."""
     sources: list = []
     streams: list[StreamRun] = []
     try:
         for spec in specs:
             sources.append(opener(spec, clock))
+        shares = FairShare(len(specs), fair) if fair is not None and len(specs) > 1 else None
         with setup.selection.runner as runner, SharedRunner(runner, scheduler) as shared:
             for i, (spec, source) in enumerate(zip(specs, sources)):
-                streams.append(prepare(spec, setup, source, shared.client(i), clock=clock, sinks=sinks))
+                streams.append(prepare(spec, setup, source, shared.client(i), clock=clock, sinks=sinks,
+                                       share=StreamShare(shares, i) if shares else None, opener=opener))
             sources = []  # each stream's pipeline closes its source from here
             t0 = clock.now_ns()
             results = _run_all(streams, stop or threading.Event())
             wall_s = (clock.now_ns() - t0) / 1e9
         sched = {"mode": shared.mode.value, "why_serial": shared.why_serial, "max_batch": scheduler.max_batch,
-                 **shared.stats.to_dict()}
+                 **shared.stats.to_dict(), "fair_share": shares.to_dict() if shares else None}
     except BaseException:
         for s in streams:
             s.discard()

@@ -32,11 +32,14 @@ from dataclasses import dataclass, field
 from queue import SimpleQueue
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
+
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigError, GanrtError
 from .frames import Frame, FrameResult, Outcome, Reason
 from .guard import Guard, GuardConfig, Rejected
 from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
+from .fairness import StreamShare
 from .policy import DeadlinePolicy, PolicyConfig
 from .queue import CaptureThread, LatestFrameQueue, SyncFrames
 from .record import Record
@@ -199,7 +202,8 @@ def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: in
 
 
 def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, guard: Guard, policy: DeadlinePolicy,
-                            worker: InferenceWorker, clock: Clock, once: _Once) -> FrameResult:
+                            worker: InferenceWorker, clock: Clock, once: _Once,
+                            share: StreamShare | None = None) -> FrameResult:
     result = FrameResult(frame.index, Outcome.PASSTHROUGH)
     if frame.signal_lost:  # the source's own NO SIGNAL card: the model, region detection and policy never see it
         guard.passthrough()
@@ -226,6 +230,8 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
     guard_ns = clock.now_ns() - t0
     if reason is None:
         reason = policy.decide(origin_ns, clock.now_ns(), busy=worker.busy)
+        if share is not None:  # several streams on one runner: take turns (runtime.fairness)
+            reason = share.arbitrate(reason)
     if reason is None:
         times = StageTimes()
         enhanced, finish_ns = None, 0
@@ -280,17 +286,21 @@ def _expected_frames(source) -> int | None:
 
 
 def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: PipelineConfig = PipelineConfig(),
-        clock: Clock = SYSTEM_CLOCK, record: Record | None = None, stop: threading.Event | None = None) -> Report:
+        clock: Clock = SYSTEM_CLOCK, record: Record | None = None, stop: threading.Event | None = None,
+        share: StreamShare | None = None, lookahead: Sequence[np.ndarray] = ()) -> Report:
     """Stream ``source`` through ``enhancer`` into ``sinks``; every frame ends in ``record``.
 
     Enters (and so closes) the source and the sinks, and closes the record. Ctrl-C, a sink's
     quit request or ``stop`` (set by another thread: several streams stop together) ends the
-    run normally after the frame in hand: the report says ``interrupted``."""
+    run normally after the frame in hand: the report says ``interrupted``. ``share``: this stream's
+    handle on the fair turns between streams that share one runner. ``lookahead``: the source's
+    first frames read ahead (a file opened twice): auto region detection starts from them."""
     record = record if record is not None else Record.for_enhancer(enhancer)
     live = config.realtime if config.realtime is not None else bool(getattr(source, "live", False))
     policy = DeadlinePolicy(config.policy)
     try:
         guard = Guard(config.guard, enhancer, expected_frames=_expected_frames(source))
+        guard.regions.prime(lookahead)
     except BaseException:  # e.g. an unreadable region mask: this run owns the source and the record
         source.close()
         record.close()
@@ -311,7 +321,8 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
                         warmup = 0
                     t_deq = clock.now_ns()
                     origin = frame.t_capture_ns if live else t_deq  # budget origin: see the module docstring
-                    result = _enhance_or_passthrough(frame, origin, enhancer, guard, policy, worker, clock, once)
+                    result = _enhance_or_passthrough(frame, origin, enhancer, guard, policy, worker, clock, once,
+                                                     share)
                     result.wait_ms = (t_deq - frame.t_capture_ns) / 1e6
                     t_out = clock.now_ns()
                     # flicker measure, PHI mask; a NO SIGNAL card is ganrt's own drawing: nothing to measure or mask

@@ -25,10 +25,10 @@ change of frame size starts detection again.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -442,6 +442,21 @@ class RegionTracker:
             return None
         self._collector = None
         return self._use(detect(c, gray, self.config.carve_marks, index))
+
+    def prime(self, frames: Sequence[np.ndarray]) -> Region | None:
+        """Auto mode: detect from frames read ahead (a file source opened a second time), so the
+        stream's first frame already has its region instead of waiting ``config.frames`` frames
+        raw. Frames of another size than the first are ignored; None when not in auto mode."""
+        if not self.auto or not len(frames):
+            return None
+        hw = (int(frames[0].shape[0]), int(frames[0].shape[1]))
+        same = [f for f in frames if f.shape[:2] == hw]
+        c = _Collector(hw, len(same), 0)
+        for f in same:
+            gray = luma_u8(f, self.bits)
+            c.add(gray, f)
+        region = detect(c, gray, self.config.carve_marks, 0)
+        return self._use(replace(region, source=f"{region.source}-lookahead"))
 
     def provisional(self, pixels: np.ndarray) -> Region | None:
         """A one-frame guess while auto-detection collects (PHI masking cannot wait); None when

@@ -23,11 +23,13 @@ from typing import Callable
 from .backends.registry import Selection
 from .changemap import ChangeMapSink
 from .clock import SYSTEM_CLOCK, Clock
+from .fairness import StreamShare
 from .guard import GuardConfig
 from .manifest import Manifest
 from .pipeline import PipelineConfig, run
 from .profiles import DeviceProfile
 from .provenance import Provenance
+from .region import RegionMode
 from .record import Record
 from .report import Report
 from .sink_specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks
@@ -101,6 +103,37 @@ def open_stream_source(spec: StreamSpec, clock: Clock = SYSTEM_CLOCK):
 SourceOpener = Callable[[StreamSpec, Clock], object]
 
 
+def read_ahead(spec: StreamSpec, setup: "RunSetup", source, opener: SourceOpener, clock: Clock) -> list:
+    """Under ``--region auto``, a file source's first frames read through a second opening of it, so
+    the region is detected before the first frame is shown (on the 30-frame echo cine the stream
+    otherwise starts with half a second of raw frames). A live source cannot be read twice:
+    nothing is read ahead and detection collects frames as they come. Best effort: any failure
+    here only means the frames are collected the usual way."""
+    region = setup.guard.region
+    if region.mode is not RegionMode.AUTO or getattr(source, "live", False):
+        return []
+    try:
+        ahead = opener(replace(spec, realtime=False, loop=False, max_frames=region.frames), clock)
+    except Exception as exc:  # noqa: BLE001 - the stream's own opening already succeeded
+        log.debug("no look-ahead for %s: %s", spec.source, exc)
+        return []
+    frames: list = []
+    try:
+        if getattr(ahead, "live", False):
+            return []
+        while len(frames) < region.frames:
+            f = ahead.read()
+            if f is None:
+                break
+            if not f.signal_lost:
+                frames.append(f.pixels)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("look-ahead of %s stopped after %d frames: %s", spec.source, len(frames), exc)
+    finally:
+        ahead.close()
+    return frames
+
+
 @dataclass
 class StreamRun:
     """A prepared stream. ``run`` owns (and closes) its source, sinks and record."""
@@ -113,12 +146,14 @@ class StreamRun:
     config: PipelineConfig
     deidentify: bool
     clock: Clock
+    share: StreamShare | None = None  # fair turns with the other streams on a shared runner
+    lookahead: list = field(default_factory=list)  # first frames read ahead for region detection
     started: bool = False
 
     def run(self, stop: threading.Event | None = None) -> Report:
         self.started = True
         report = run(self.source, self.enhancer, self.sinks, self.config, clock=self.clock, record=self.record,
-                     stop=stop)
+                     stop=stop, share=self.share, lookahead=self.lookahead)
         if self.deidentify:
             report = scrub(report)
         (self.spec.out / f"{self.spec.stem}report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -137,9 +172,11 @@ class StreamRun:
 
 
 def prepare(spec: StreamSpec, setup: RunSetup, source, runner, *, clock: Clock = SYSTEM_CLOCK,
-            sinks: SinkFactory | None = None) -> StreamRun:
+            sinks: SinkFactory | None = None, share: StreamShare | None = None,
+            opener: SourceOpener | None = None) -> StreamRun:
     """Everything one stream needs around an activated ``runner``. The caller still owns ``source``
-    if this raises; sinks made before the failure are closed."""
+    if this raises; sinks made before the failure are closed. ``opener``: how ``source`` was opened,
+    to read a file source's first frames ahead (``read_ahead``); None reads nothing ahead."""
     from .ops import Enhancer
 
     spec.out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +196,8 @@ def prepare(spec: StreamSpec, setup: RunSetup, source, runner, *, clock: Clock =
         for s in built:
             s.close()
         raise
-    return StreamRun(spec, source, enhancer, built, record, config, setup.deidentify, clock)
+    ahead = read_ahead(spec, setup, source, opener, clock) if opener is not None else []
+    return StreamRun(spec, source, enhancer, built, record, config, setup.deidentify, clock, share, ahead)
 
 
 def stream_once(spec: StreamSpec, setup: RunSetup, *, clock: Clock = SYSTEM_CLOCK, sinks: SinkFactory | None = None,
@@ -169,7 +207,7 @@ def stream_once(spec: StreamSpec, setup: RunSetup, *, clock: Clock = SYSTEM_CLOC
     owned = True
     try:
         with setup.selection.runner as runner:
-            stream = prepare(spec, setup, source, runner, clock=clock, sinks=sinks)
+            stream = prepare(spec, setup, source, runner, clock=clock, sinks=sinks, opener=opener)
             owned = False  # the pipeline closes the source from here
             return stream.run()
     finally:

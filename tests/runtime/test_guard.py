@@ -154,14 +154,15 @@ def test_run_options_end_to_end(tmp_path, capsys):
                "--change-map", "--budget-ms", "10000"])
     assert rc == 0, capsys.readouterr().err
     rep = json.loads((out / "report.json").read_text())
-    assert rep["imaging_region"][0]["source"] == "auto-motion"
+    # a file source is read ahead: the region is found before the first frame is shown
+    assert rep["imaging_region"][0]["source"] == "auto-motion-lookahead"
     assert rep["guard"] == {"region_mode": "auto", "fidelity": rep["guard"]["fidelity"], "temporal_filter": "ema:0.7",
                             "phi_masked": True, "phi_failures": 0}
-    assert rep["guard"]["fidelity"]["min_db"] > 0 and rep["fidelity"]["checked"] == rep["enhanced"] == 4
-    assert rep["passthrough_by_reason"] == {"region-pending": 14}
+    assert rep["guard"]["fidelity"]["min_db"] > 0 and rep["fidelity"]["checked"] == rep["enhanced"] == 18
+    assert rep["passthrough_by_reason"] == {}
     rows = list(csv.DictReader(open(out / "record.csv")))
     assert len(rows) == 18 and {"guard_ms", "change_score", "fidelity_db", "flicker_in", "flicker_out"} <= set(rows[0])
-    assert all(float(r["change_score"]) > 0 for r in rows[14:]) and rows[0]["change_score"] == ""
+    assert all(float(r["change_score"]) > 0 for r in rows)
     cap = cv2.VideoCapture(str(out / "change_map.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 18
     json.dumps(rep, allow_nan=False)

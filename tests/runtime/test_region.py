@@ -197,3 +197,15 @@ def test_super_resolution_outside_is_the_enlarged_raw_frame():
     assert np.array_equal(shown[outside], raw_big[outside])  # the enlarged raw frame, exactly
     assert np.count_nonzero(shown[~outside] != raw_big[~outside]) > 0.5 * np.count_nonzero(~outside)
     assert np.array_equal(keep.shown[0], cv2.resize(to_uint8(frames16[0]), (512, 512), interpolation=cv2.INTER_LINEAR))
+
+
+def test_frames_read_ahead_give_the_first_frame_its_region():
+    frames, _, _ = ui_cine(20)
+    collected = RegionTracker(AUTO)
+    found = [r for r in (collected.region_for(i, f) for i, f in enumerate(frames)) if r is not None][0]
+    ahead = RegionTracker(AUTO)
+    primed = ahead.prime(frames[:AUTO.frames])
+    assert ahead.region_for(0, frames[0]) is primed  # no frame waits
+    assert primed.source == "auto-motion-lookahead" and np.array_equal(primed.mask, found.mask)
+    assert RegionTracker(RegionConfig()).prime(frames) is None  # only auto mode reads ahead
+    assert RegionTracker(AUTO).prime([]) is None
