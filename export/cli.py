@@ -36,6 +36,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--format", default="mp4", help="comma list of mp4,png,dcm")
     s.set_defaults(func=_simulate)
 
+    f = sub.add_parser("fidelity", help="calibrate a bundle's fidelity threshold on its held-out pairs and write it "
+                       "into its manifest (the pipeline does this for every new bundle)")
+    f.add_argument("--model", type=Path, required=True, help="bundle directory")
+    f.add_argument("--frames", type=int, default=None, help="held-out pairs (default: the bundle's held-out set)")
+    f.set_defaults(func=_fidelity)
+
 
 def _pipeline(args: argparse.Namespace) -> int:
     from dataclasses import replace
@@ -84,4 +90,15 @@ def _simulate(args: argparse.Namespace) -> int:
     stem = f"sim_{args.which}" if task.name == "us-enhance" else f"sim_{task.name}_{args.which}"
     for p in write_cine(args.out, frames, args.fps, formats, stem=stem):
         print(p)
+    return 0
+
+
+def _fidelity(args: argparse.Namespace) -> int:
+    from .fidelity_cal import calibrate_bundle
+
+    if args.frames is not None and args.frames < 1:
+        raise ConfigError("fidelity: --frames must be >= 1")
+    cal = calibrate_bundle(args.model, args.frames).to_dict()
+    print(f"{args.model}: fidelity min_db {cal['min_db']} ({cal['degrade']}); lowest score {cal['floor_db']} dB, "
+          f"median {cal['median_db']} dB over {cal['frames']} held-out frames x {len(cal['floor_by_artifact'])} artifacts")
     return 0

@@ -21,7 +21,9 @@ from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, Precision, sha256_file
 from . import gate as gating
 from .archs import ResnetGenerator, StudentConfig, StudentGenerator, TeacherConfig, count_macs, count_params
 from .checkpoint import load_weights, save_weights
+from .arrays import to_images, to_nchw
 from .data.pairs import PairBank
+from .fidelity_cal import calibrate as calibrate_fidelity
 from .distill import DistillConfig, distill_student
 from .finetune import FinetuneConfig, finetune_student
 from .evaluate import gain_ratio, quality
@@ -93,18 +95,9 @@ def _tool_versions() -> dict[str, str]:
             "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
 
 
-def _nchw(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a[:, None] if a.ndim == 3 else a.transpose(0, 3, 1, 2), dtype=np.float32)
-
-
 def _torch_out(model: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return np.concatenate([model(torch.from_numpy(frames[i : i + 1])).numpy() for i in range(len(frames))])
-
-
-def _images(nchw: np.ndarray) -> np.ndarray:
-    """NCHW -> (N,H,W) gray or (N,H,W,3): the layout of a PairSet's frames."""
-    return nchw[:, 0] if nchw.shape[1] == 1 else np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
 
 
 def _upsample(nchw: np.ndarray, scale: int, interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
@@ -163,7 +156,7 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     student_sha = save_weights(student, staging / "student.safetensors", {"arch": json.dumps(s_arch.to_dict())})
 
     # ONNX export + parity
-    x_eval, y_eval = _nchw(held.inputs), _nchw(held.targets)
+    x_eval, y_eval = to_nchw(held.inputs), to_nchw(held.targets)
     fp32 = export_onnx(student, staging / ARTIFACT_FILES[Precision.FP32], task.channels, scale=task.scale)
     parity = parity_db(student, fp32, x_eval[: min(4, len(x_eval))])
     teacher_onnx = export_onnx(teacher, run_dir / "teacher_fp32.onnx", task.channels, scale=task.scale)
@@ -177,7 +170,7 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     g16 = gating.gate("fp16", gating.outputs(staging / ARTIFACT_FILES[Precision.FP16], x_eval), fp32_out, y_eval)
     gating.require(g16)
     results["fp16"], recipes["fp16"] = g16.to_dict(), {"precision": "fp16", "io": "float32"}
-    calib_x = _nchw(calib.inputs)
+    calib_x = to_nchw(calib.inputs)
     for prec in (Precision.INT8_TRT, Precision.INT8_CPU):
         g, recipe = _quantize_gated(fp32, staging / ARTIFACT_FILES[prec], prec, calib_x, x_eval, fp32_out, y_eval,
                                     ranges)
@@ -197,9 +190,12 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     for prec in (Precision.FP16, Precision.INT8_TRT, Precision.INT8_CPU):
         outs[f"student_{prec.value}"] = gating.outputs(staging / ARTIFACT_FILES[prec], x_eval,
                                                        GATE_SEMANTICS.get(prec, gating.Semantics.KERNELS))
-    q = {k: quality(_images(v), held) for k, v in outs.items()}
-    q["target"] = quality(_images(y_eval), held)
+    q = {k: quality(to_images(v), held) for k, v in outs.items()}
+    q["target"] = quality(to_images(y_eval), held)
     ratios = {k: gain_ratio(q["student_fp32"], q["teacher"], q["input"], k) for k in ("psnr", "ssim")}
+    # The runtime's fidelity threshold for this model: every artifact's outputs, as the runtime scores them.
+    fidelity = calibrate_fidelity({k.removeprefix("student_"): to_images(v) for k, v in outs.items()
+                                   if k.startswith("student_")}, held, task.scale)
 
     in512 = (512 // task.scale, 512 // task.scale)  # cost per 512x512 *output* frame
     cost = {
@@ -233,6 +229,7 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
         },
         "artifacts": artifacts,
         "default_artifact": {"cpu": "int8-cpu", "gpu": "fp16", "tensorrt": "int8-trt"},
+        "fidelity": fidelity.manifest_block(),
         "weights": {"file": "student.safetensors", "sha256": sha256_file(staging / "student.safetensors"),
                     "arch": "StudentGenerator", "config": s_arch.to_dict()},
         "source_checkpoint": {"teacher_sha256": teacher_sha, "student_sha256": student_sha,
@@ -242,6 +239,7 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
             "student_gain_ratio_vs_teacher": ratios,
             **({"input_row": f"bicubic x{task.scale} upsample of the input"} if task.scale != 1 else {}),
             "gates": results,
+            "fidelity_calibration": fidelity.to_dict(),
             "onnx_parity_db": {"student": parity, "teacher": teacher_parity},
         },
         "cost": cost,
@@ -253,8 +251,8 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     }
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     (staging / "MODEL_CARD.md").write_text(model_card(manifest, task.data_note))
-    shown = _images(_upsample(x_eval[:2], task.scale, cv2.INTER_NEAREST))  # the input's own pixels, enlarged
-    side_by_side(shown, _images(outs["student_fp32"][:2]), _images(teacher_out[:2]), held.targets[:2],
+    shown = to_images(_upsample(x_eval[:2], task.scale, cv2.INTER_NEAREST))  # the input's own pixels, enlarged
+    side_by_side(shown, to_images(outs["student_fp32"][:2]), to_images(teacher_out[:2]), held.targets[:2],
                  run_dir / "side_by_side.png")
     # Swap the finished bundle into place only now: a failed export never leaves half a bundle.
     if out_dir.exists():

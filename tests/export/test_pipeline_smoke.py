@@ -71,3 +71,26 @@ def test_resume_skips_finished_training(exported):
     for part in ("teacher", "student"):
         assert again["training"][part]["seconds"] == pytest.approx(m["training"][part]["seconds"])
         assert m["training"][part]["seconds"] > 0
+
+
+def test_manifest_carries_a_fidelity_threshold_calibrated_on_its_own_outputs(exported, tmp_path):
+    import shutil
+
+    from ganrt.export.fidelity_cal import calibrate_bundle
+    from ganrt.runtime.fidelity import FidelityConfig
+
+    out, _, m = exported
+    cal = m["metrics"]["fidelity_calibration"]
+    assert set(cal["floor_by_artifact"]) == {"fp32", "fp16", "int8-trt", "int8-cpu"}
+    assert cal["floor_db"] == min(cal["floor_by_artifact"].values())
+    assert cal["floor_db"] - cal["margin_db"] - 0.1 <= cal["min_db"] <= cal["floor_db"] - cal["margin_db"]
+    assert m["fidelity"] == {"min_db": cal["min_db"], "degrade": "gaussian"}
+    assert FidelityConfig.from_manifest(Manifest.load(out)).min_db == cal["min_db"]  # what the runtime applies
+    # `ganrt export fidelity` re-creates the same held-out pairs and reaches the same threshold
+    again = tmp_path / "b"
+    shutil.copytree(out, again)
+    raw = json.loads((again / "manifest.json").read_text())
+    del raw["fidelity"]
+    (again / "manifest.json").write_text(json.dumps(raw))
+    assert calibrate_bundle(again).config.min_db == pytest.approx(cal["min_db"], abs=0.11)
+    assert json.loads((again / "manifest.json").read_text())["fidelity"]["min_db"] == pytest.approx(cal["min_db"], abs=0.11)
