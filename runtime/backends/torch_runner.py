@@ -277,6 +277,7 @@ class TorchRunner(RunnerBase):
             input_name=self._in_name,
             output_name=self._out_name,
             input_dtype=np.dtype(np.float32),  # I/O stays float32 (as the fp16 ONNX artifact's)
+            dynamic_batch=True,  # any N: each input shape, batch included, has its own buffers and graph
             description=f"torch {torch.__version__} [{', '.join(opts)}, weights {spec.artifact.sha256[:12]}]",
         )
         return self.io

@@ -473,6 +473,24 @@ def test_torch_weights_are_verified_before_loading(built, tmp_path):
         TorchRunner(m, Precision.FP32, device="cpu").activate()
 
 
+def test_torch_runner_batches_and_a_batch_equals_serial_calls(built):
+    pytest.importorskip("torch")
+    from ganrt.runtime.backends.torch_runner import TorchRunner
+    from ganrt.runtime.scheduler import BatchMode, SharedRunner
+
+    rng = np.random.default_rng(3)
+    xs = [rng.random((1, 1, 16, 24), dtype=np.float32) for _ in range(3)]
+    with TorchRunner(built.manifest, Precision.FP32, device="cpu") as runner:
+        assert runner.io.dynamic_batch is True
+        serial = [runner.infer({runner.io.input_name: x})[runner.io.output_name] for x in xs]
+        sched = SharedRunner(runner, threaded=False)
+        futures = [sched.submit(i, {runner.io.input_name: x}) for i, x in enumerate(xs)]
+        sched.serve_pending()
+        assert sched.mode is BatchMode.BATCH and sched.stats.to_dict()["batch_sizes"] == {"3": 1}
+        for f, want in zip(futures, serial):
+            np.testing.assert_allclose(f.result()[runner.io.output_name], want, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("edit,match", [
     (lambda r: r["weights"]["config"].update(width=16), "do not fit"),
     (lambda r: r["weights"]["config"].update(depth=3), "unknown key"),
