@@ -10,7 +10,9 @@ predicted a miss) it records whether the frame got the runner, over the stream's
 such frames. Between streams that are both contending:
 
 - a stream the policy lets run *yields* (``Reason.FAIR_SHARE``, the raw frame) while another
-  stream's share is more than ``margin`` below its own: the runner is then free for that one;
+  stream's share is more than ``margin`` below its own and that stream's latest frame was refused
+  (it wants the runner now): the runner is then free for that one. A yield to a stream that would
+  not use the room is a frame lost for nothing, so there is none;
 - a stream the policy holds back (``Reason.PREDICTED_MISS``) runs anyway when its share is more
   than ``margin`` below every other's and each of those yielded its latest frame: its turn, in
   the room the yields left (its prediction was learned while it queued behind them).
@@ -53,6 +55,7 @@ class FairShare:
         self._served = [collections.deque(maxlen=config.window) for _ in range(streams)]
         self._last = [-1] * streams  # tick of each stream's last wanted frame
         self._yielded = [False] * streams  # the stream's latest wanted frame gave way to another
+        self._refused = [False] * streams  # the stream's latest wanted frame did not get the runner
         self._tick = 0
         self._lock = threading.Lock()
         self.yields = [0] * streams  # frames a stream gave up to another
@@ -77,7 +80,8 @@ class FairShare:
             mine, rivals = self.share(stream), self._rivals(stream)
             if mine is not None and rivals:
                 m, theirs = self.config.margin, [self.share(o) for o in rivals]
-                if reason is None and min(theirs) < mine - m:
+                owed = [o for o, t in zip(rivals, theirs) if t < mine - m]
+                if reason is None and any(self._refused[o] for o in owed):
                     reason = Reason.FAIR_SHARE
                     self.yields[stream] += 1
                 elif (reason is Reason.PREDICTED_MISS and mine < min(theirs) - m
@@ -86,6 +90,7 @@ class FairShare:
                     self.turns[stream] += 1
             self._served[stream].append(reason is None)
             self._yielded[stream] = reason is Reason.FAIR_SHARE
+            self._refused[stream] = reason is not None
             self._tick += 1
             self._last[stream] = self._tick
         return reason
