@@ -309,6 +309,7 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
     feed = _Feed(source, live, config, record.add_dropped)
     once, interrupted, warmup = _Once(), False, config.warmup
     outputs = _Outputs()
+    opened = False  # the sinks have written a frame
     t_start = clock.now_ns()
     try:
         with ExitStack() as stack:
@@ -335,7 +336,9 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
                         result.t_output_ns = clock.now_ns()
                         result.sink_ms = (result.t_output_ns - t_sink) / 1e6
                         result.late = policy.is_late(origin, result.t_output_ns)
-                        policy.observe_output((result.t_output_ns - t_out) / 1e6)
+                        if opened:  # sinks open their files on the first write: a cost no later frame pays
+                            policy.observe_output((result.t_output_ns - t_out) / 1e6)
+                        opened = True
                         record.add(frame, result)
                     if outputs.quit_requested or (stop is not None and stop.is_set()):
                         log.info("stop requested by %s", "a sink" if outputs.quit_requested else "the caller")

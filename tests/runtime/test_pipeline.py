@@ -324,3 +324,29 @@ def test_a_user_error_in_a_sink_ends_the_run_with_the_record_complete(tmp_path):
     with pytest.raises(ConfigError, match="cannot write"):
         stream(n=8, runner_kw=dict(latency_ms=1.0), sinks=[Unwritable()], record=Record(path))
     assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [0, 1, 2, 3]
+
+
+def test_a_sinks_slow_first_write_does_not_turn_the_next_frames_raw():
+    """Sinks open their files on the first write (a DICOM writer, a container header); the deadline
+    policy must not predict every later frame's output from that one."""
+    clock = ManualClock()
+
+    class OpensSlowly(SinkBase):
+        def __init__(self) -> None:
+            self.n = 0
+
+        def write(self, frame, result) -> None:
+            clock.advance(int((40.0 if self.n == 0 else 1.0) * MS))
+            self.n += 1
+
+    runner = FakeRunner(clock=clock, latency_ms=5.0)
+    src = FakeSource(n=6, clock=clock, interval_ns=33 * MS)
+    try:
+        with runner:
+            enh = Enhancer(runner, fake_manifest(1), clock=clock)
+            rec = Record.for_enhancer(enh)
+            run(src, enh, [OpensSlowly()], PipelineConfig(policy=PolicyConfig(budget_ms=33.0), warmup=0), clock=clock,
+                record=rec)
+    finally:
+        runner.release.set()
+    assert outcomes(rec) == [(Outcome.ENHANCED, Reason.NONE)] * 6
