@@ -106,11 +106,11 @@ SourceOpener = Callable[[StreamSpec, Clock], object]
 def read_ahead(spec: StreamSpec, setup: "RunSetup", source, opener: SourceOpener, clock: Clock) -> list:
     """Under ``--region auto``, a file source's first frames read through a second opening of it, so
     the region is detected before the first frame is shown (on the 30-frame echo cine the stream
-    otherwise starts with half a second of raw frames). A live source cannot be read twice:
-    nothing is read ahead and detection collects frames as they come. Best effort: any failure
-    here only means the frames are collected the usual way."""
+    otherwise starts with half a second of raw frames). A camera cannot be read twice (its source
+    is not ``replayable``): nothing is read ahead and detection collects frames as they come.
+    Best effort: any failure here only means the frames are collected the usual way."""
     region = setup.guard.region
-    if region.mode is not RegionMode.AUTO or getattr(source, "live", False):
+    if region.mode is not RegionMode.AUTO or not getattr(source, "replayable", False):
         return []
     try:
         ahead = opener(replace(spec, realtime=False, loop=False, max_frames=region.frames), clock)
@@ -119,7 +119,7 @@ def read_ahead(spec: StreamSpec, setup: "RunSetup", source, opener: SourceOpener
         return []
     frames: list = []
     try:
-        if getattr(ahead, "live", False):
+        if not getattr(ahead, "replayable", False):
             return []
         while len(frames) < region.frames:
             f = ahead.read()

@@ -39,6 +39,10 @@ class FrameSource(Protocol):
 class SourceBase:
     """Subclasses implement ``_next_pixels`` (None at the end) and optionally ``_rewind``/``_close``."""
 
+    # Opening it again gives the same frames from the start (a file, even when replayed in real
+    # time), so it can be read ahead; a capture device cannot (``LiveSource`` says False).
+    replayable: bool = True
+
     def __init__(self, source_id: str, *, fps: float = 0.0, frame_count: int | None = None, live: bool = False,
                  realtime: bool = False, clock: Clock = SYSTEM_CLOCK, loop: bool = False,
                  max_frames: int | None = None, modality: str = "US") -> None:

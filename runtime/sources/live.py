@@ -83,6 +83,8 @@ class LiveSource(SourceBase):
     """Subclasses provide ``_open_capture()`` (raise SourceError when the device is not there)
     and may override ``_configure(cap)`` (request a format right after each open)."""
 
+    replayable = False  # a camera or pipeline: a second opening is not the same frames (or not possible)
+
     def __init__(self, source_id: str, *, reconnect: ReconnectPolicy = ReconnectPolicy(),
                  fps_hint: float | None = None, **kw) -> None:
         kw.pop("realtime", None)  # a live device paces itself

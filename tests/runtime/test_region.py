@@ -209,3 +209,25 @@ def test_frames_read_ahead_give_the_first_frame_its_region():
     assert primed.source == "auto-motion-lookahead" and np.array_equal(primed.mask, found.mask)
     assert RegionTracker(RegionConfig()).prime(frames) is None  # only auto mode reads ahead
     assert RegionTracker(AUTO).prime([]) is None
+
+
+def test_read_ahead_reopens_files_but_never_a_camera():
+    from types import SimpleNamespace
+
+    from ganrt.runtime.stream import StreamSpec, read_ahead
+
+    frames, _, _ = ui_cine(20)
+    opened = []
+
+    def opener(spec, clock):
+        opened.append(spec)
+        return FakeSource(frames, n=len(frames), clock=clock)
+
+    setup = SimpleNamespace(guard=GuardConfig(region=AUTO))
+    spec = StreamSpec("scan.mp4", Path("out"), realtime=True, loop=True, max_frames=500)
+    file_src, camera = SimpleNamespace(replayable=True), SimpleNamespace(replayable=False, live=True)
+    assert read_ahead(spec, setup, camera, opener, ManualClock()) == [] and opened == []
+    got = read_ahead(spec, setup, file_src, opener, ManualClock())
+    assert len(got) == AUTO.frames and np.array_equal(got[0], frames[0])
+    assert opened[0].realtime is False and opened[0].loop is False and opened[0].max_frames == AUTO.frames
+    assert read_ahead(spec, SimpleNamespace(guard=GuardConfig()), file_src, opener, ManualClock()) == []  # not auto
