@@ -10,9 +10,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from ganrt.export.fidelity_cal import calibrate, frame_scores, write_into_manifest  # noqa: E402
+from ganrt.export.fidelity_cal import (DETREND_CANDIDATES, calibrate, frame_scores, with_blobs,  # noqa: E402
+                                      write_into_manifest)
 from ganrt.export.tasks import get_task  # noqa: E402
-from ganrt.runtime.fidelity import CALIBRATION_MARGIN_DB, FidelityConfig  # noqa: E402
+from ganrt.runtime.fidelity import CALIBRATION_MARGIN_DB  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +42,13 @@ def smooth(images: np.ndarray) -> np.ndarray:
 def test_threshold_is_margin_below_the_floor_of_every_artifact(pairs):
     faithful = pairs.targets  # the clean target: far from the speckled input, so it scores lowest
     cal = calibrate({"a": faithful, "b": pairs.inputs}, pairs, scale=1)
-    scores = np.concatenate([frame_scores(x, pairs, 1, FidelityConfig()) for x in (faithful, pairs.inputs)])
+    scores = np.concatenate([frame_scores(x, pairs, 1, cal.config) for x in (faithful, pairs.inputs)])
     assert cal.floor_db == pytest.approx(float(np.nanmin(scores)))
     assert cal.config.min_db <= cal.floor_db - CALIBRATION_MARGIN_DB < cal.config.min_db + 0.1
     assert cal.floor_by_artifact["b"] > cal.floor_by_artifact["a"]  # the input explains itself best
-    assert cal.manifest_block() == {"min_db": cal.config.min_db, "degrade": "gaussian"}
+    assert cal.manifest_block() == {"min_db": cal.config.min_db, "degrade": "gaussian",
+                                    "detrend_cells": cal.config.detrend_cells}
+    assert [c["detrend_cells"] for c in cal.candidates] == list(DETREND_CANDIDATES)
 
 
 def test_an_invented_blob_scores_below_the_calibrated_threshold(pairs):
@@ -54,6 +57,17 @@ def test_an_invented_blob_scores_below_the_calibrated_threshold(pairs):
     hallucinated = frame_scores(blob(model, pairs.sector), pairs, 1, cal.config)
     assert np.nanmin(hallucinated) < cal.config.min_db
     assert np.mean(hallucinated < cal.config.min_db) >= 0.5
+    # the recorded catch rate is the chosen scale's, the best of those tried
+    assert cal.catch_rate == max(c["blob_catch_rate"] for c in cal.candidates) > 0
+    chosen = [c for c in cal.candidates if c["detrend_cells"] == cal.config.detrend_cells][0]
+    assert chosen["min_db"] == cal.config.min_db and chosen["blob_catch_rate"] == pytest.approx(cal.catch_rate, abs=1e-3)
+
+
+def test_blobs_land_inside_the_region_and_leave_the_rest(pairs):
+    model = smooth(pairs.inputs)
+    added = with_blobs(model, pairs.sector, 0.5) - model
+    assert np.all(added >= 0) and all(added[i][pairs.sector[i]].max() > 0.2 for i in range(len(model)))
+    assert np.array_equal(with_blobs(model, pairs.sector, 0.5), with_blobs(model, pairs.sector, 0.5))  # seeded
 
 
 def test_super_resolution_is_scored_on_the_input_grid():

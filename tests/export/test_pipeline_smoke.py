@@ -84,7 +84,8 @@ def test_manifest_carries_a_fidelity_threshold_calibrated_on_its_own_outputs(exp
     assert set(cal["floor_by_artifact"]) == {"fp32", "fp16", "int8-trt", "int8-cpu"}
     assert cal["floor_db"] == min(cal["floor_by_artifact"].values())
     assert cal["floor_db"] - cal["margin_db"] - 0.1 <= cal["min_db"] <= cal["floor_db"] - cal["margin_db"]
-    assert m["fidelity"] == {"min_db": cal["min_db"], "degrade": "gaussian"}
+    assert m["fidelity"] == {"min_db": cal["min_db"], "degrade": "gaussian", "detrend_cells": cal["detrend_cells"]}
+    assert 0.0 <= cal["blob_catch_rate"] <= 1.0 and len(cal["candidates"]) == 3
     assert FidelityConfig.from_manifest(Manifest.load(out)).min_db == cal["min_db"]  # what the runtime applies
     # `ganrt export fidelity` re-creates the same held-out pairs and reaches the same threshold
     again = tmp_path / "b"
