@@ -226,6 +226,7 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
             "size_multiple": math.lcm(task.size_multiple, s_arch.down),
             "scale": task.scale,
             "dynamic_hw": True,
+            "dynamic_batch": True,  # the ONNX batch axis is dynamic (onnx_export): TensorRT profiles may batch
         },
         "artifacts": artifacts,
         "default_artifact": {"cpu": "int8-cpu", "gpu": "fp16", "tensorrt": "int8-trt"},

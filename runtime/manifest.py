@@ -113,6 +113,7 @@ class Manifest:
     scale: int
     artifacts: dict[str, Artifact]
     raw: dict[str, Any]
+    dynamic_batch: bool = False  # io.dynamic_batch: every artifact takes N frames on axis 0
 
     @property
     def model_id(self) -> str:
@@ -179,6 +180,7 @@ class Manifest:
             scale=int(io.get("scale", 1)),
             artifacts=artifacts,
             raw=raw,
+            dynamic_batch=io.get("dynamic_batch") is True,
         )
 
 

@@ -39,6 +39,9 @@ class TensorRTOptions:
     timing_cache: bool = True
     cuda_graphs: bool = True
     dla_core: int | None = None  # only on devices that have DLA (AGX/NX, not Orin Nano)
+    # Largest batch the engine's profile takes (several streams' frames in one call); 1 = no batching.
+    # Only models whose manifest says io.dynamic_batch get more than 1.
+    max_batch: int = 1
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,11 @@ class DeviceProfile:
                 raise ConfigError(f"{where}: tensorrt shapes must satisfy min_hw <= opt_hw <= max_hw")
         if t.dla_core is not None and t.dla_core < 0:
             raise ConfigError(f"{where}: tensorrt.dla_core must be >= 0")
+        if not 1 <= t.max_batch <= MAX_TRT_BATCH:
+            raise ConfigError(f"{where}: tensorrt.max_batch must be between 1 and {MAX_TRT_BATCH} (got {t.max_batch})")
 
+
+MAX_TRT_BATCH = 16
 
 SECTION_KEYS: dict[str, set[str]] = {
     "region": {"mode", "frames", "rect", "polygon", "mask", "carve_marks"},

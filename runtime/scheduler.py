@@ -95,7 +95,9 @@ class SharedRunner:
         self.runner, self.io, self.config = runner, runner.io, config
         self.name = getattr(runner, "name", type(runner).__name__)
         can_batch = bool(getattr(self.io, "dynamic_batch", False))
-        self.mode = BatchMode.BATCH if config.batching and config.max_batch > 1 and can_batch else BatchMode.SERIAL
+        own = getattr(self.io, "max_batch", None)  # e.g. a TensorRT profile's largest batch
+        self.max_batch = min(config.max_batch, own) if own else config.max_batch
+        self.mode = BatchMode.BATCH if config.batching and self.max_batch > 1 and can_batch else BatchMode.SERIAL
         self.why_serial = "" if self.mode is BatchMode.BATCH else (
             "the model has a fixed batch size of 1" if not can_batch else "batching turned off")
         self.stats = SchedulerStats()
@@ -146,7 +148,7 @@ class SharedRunner:
         groups: dict[tuple, list[_Request]] = {}
         for r in requests:
             groups.setdefault(r.key, []).append(r)
-        n = self.config.max_batch
+        n = self.max_batch
         return [g[i:i + n] for g in groups.values() for i in range(0, len(g), n)]
 
     def _serve(self, group: list[_Request]) -> None:

@@ -26,6 +26,7 @@ class IOSpec:
     input_dtype: np.dtype
     description: str = ""  # e.g. "onnxruntime 1.32 [CPUExecutionProvider]"
     dynamic_batch: bool = False  # infer() takes N>1 frames stacked on axis 0 (the shared runner batches streams)
+    max_batch: int | None = None  # the most frames infer() takes at once (None: no limit of its own)
 
 
 @runtime_checkable

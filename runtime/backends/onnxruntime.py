@@ -108,8 +108,19 @@ class OnnxRuntimeRunner(RunnerBase):
             input_dtype=np.dtype(dtype),
             description=f"onnxruntime {ort.__version__} [{', '.join(self.providers)}]",
             dynamic_batch=_dynamic(inp.shape) and _dynamic(out.shape),
+            max_batch=self._trt_max_batch(),
         )
         return self.io
+
+    def _trt_max_batch(self) -> int | None:
+        """Under the TensorRT EP, the largest batch of the engine profile it was given (None otherwise):
+        a larger batch would make the EP build another engine mid-stream."""
+        manifest, profile, _ = self._trt_ep
+        if Provider.TENSORRT.value not in self.providers or manifest is None or profile is None:
+            return None
+        from .trt_identity import optimisation_profile
+
+        return optimisation_profile(profile, manifest)[2][0]
 
     def _provider_list(self, wanted: Sequence[Provider]) -> list:
         if Provider.TENSORRT not in wanted:

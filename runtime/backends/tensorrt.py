@@ -98,10 +98,13 @@ class TensorRTRunner(RunnerBase):
         facts = self.loaded.facts
         where = facts.device.name if facts else "GPU"
         dla = self.loaded.identity.build.dla_core
+        max_n = self._shape_profile.max[0] if self._shape_profile is not None else 1  # the profile's batch range
         self.io = IOSpec(
             input_name=self._in_name,
             output_name=self._out_name,
             input_dtype=self._in_dtype,
+            dynamic_batch=max_n > 1,
+            max_batch=max_n,
             description=(f"tensorrt {trt.__version__} [{where}{f', DLA core {dla}' if dla is not None else ''}, "
                          f"engine {self.loaded.entry.key[:12]}{', built now' if self.loaded.built else ''}, "
                          f"{self._mem.name}{', CUDA graphs' if self._graphs else ''}]"),

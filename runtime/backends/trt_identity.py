@@ -218,13 +218,17 @@ def optimisation_profile(profile, manifest) -> tuple[Shape, Shape, Shape]:
     """(min, opt, max) NCHW shapes for the manifest's input under a DeviceProfile.
 
     H and W come from ``profile.tensorrt.{min,opt,max}_hw`` rounded UP to the manifest's
-    ``size_multiple`` (the preprocessor pads frames up to it); batch 1; channels from the
-    manifest. DLA (``tensorrt.dla_core`` set) takes static shapes only: min == opt == max.
+    ``size_multiple`` (the preprocessor pads frames up to it); channels from the manifest. Batch
+    is 1 at min and opt and ``tensorrt.max_batch`` at max when the manifest says its artifacts
+    take a dynamic batch (``io.dynamic_batch``), else 1: a static-batch ONNX cannot build a range.
+    DLA (``tensorrt.dla_core`` set) takes static shapes only: min == opt == max.
     """
     t = profile.tensorrt
     m = max(1, int(manifest.size_multiple))
     c = int(manifest.input.channels)
-    shapes = tuple((1, c, _round_up(h, m), _round_up(w, m)) for h, w in (t.min_hw, t.opt_hw, t.max_hw))
+    n = int(getattr(t, "max_batch", 1)) if getattr(manifest, "dynamic_batch", False) else 1
+    shapes = tuple((b, c, _round_up(h, m), _round_up(w, m))
+                   for b, (h, w) in zip((1, 1, n), (t.min_hw, t.opt_hw, t.max_hw)))
     mn, opt, mx = shapes
     if t.dla_core is not None and not (mn == opt == mx):
         raise ConfigError(

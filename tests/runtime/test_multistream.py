@@ -3,6 +3,7 @@ failure isolation, stopping together, and `ganrt run --source A --source B` (fak
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -79,6 +80,17 @@ def test_batches_are_capped_at_max_batch():
         sched.submit(s, feeds(0.5))
     sched.serve_pending()
     assert [shape[0] for shape in runner.shapes] == [2, 2, 1]
+
+
+def test_a_runner_with_its_own_batch_limit_caps_the_batches():
+    runner = FakeRunner(latency_ms=0.0, dynamic_batch=True)
+    runner.__enter__()
+    runner.io = dataclasses.replace(runner.io, max_batch=2)  # e.g. a TensorRT profile's largest batch
+    sched = SharedRunner(runner, SchedulerConfig(max_batch=4), threaded=False)
+    for s in range(5):
+        sched.submit(s, feeds(0.5))
+    sched.serve_pending()
+    assert sched.max_batch == 2 and runner.shapes == [(2, 1, 8, 8), (2, 1, 8, 8), (1, 1, 8, 8)]
 
 
 def test_a_failed_batch_is_retried_one_by_one_so_only_the_bad_input_fails():

@@ -201,6 +201,45 @@ def test_optimisation_profile_from_shipped_profiles(manifest):
     assert optimisation_profile(agx, manifest) == ((1, 1, 512, 512),) * 3
 
 
+def test_optimisation_profile_batches_only_models_with_a_dynamic_batch(manifest):
+    rtx = DeviceProfile.load("desktop-rtx")
+    assert rtx.tensorrt.max_batch == 4
+    batched = dataclasses.replace(manifest, dynamic_batch=True)
+    assert optimisation_profile(rtx, batched) == ((1, 1, 256, 256), (1, 1, 1080, 1920), (4, 1, 2160, 3840))
+    assert optimisation_profile(rtx, manifest)[2][0] == 1  # a static-batch ONNX cannot build a range
+    with pytest.raises(ConfigError, match="static"):  # DLA: one shape, batch included
+        optimisation_profile(_profile("dla-b", (512, 512), (512, 512), (512, 512), dla_core=0, max_batch=2), batched)
+    for bad in (0, 17):
+        with pytest.raises(ConfigError, match="max_batch"):
+            _profile(max_batch=bad)
+
+
+def test_bundled_manifests_say_dynamic_batch_and_their_onnx_agrees():
+    import onnx
+
+    from ganrt.runtime.manifest import bundled_model_dir
+
+    for task in ("us-enhance", "us-sr2x", "intraop-enhance"):
+        m = Manifest.load(bundled_model_dir(task))
+        assert m.dynamic_batch, task
+        for art in m.artifacts.values():
+            g = onnx.load_from_string(art.verified_bytes()).graph
+            assert g.input[0].type.tensor_type.shape.dim[0].dim_param, (task, art.key)
+
+
+def test_onnxruntime_under_the_tensorrt_ep_batches_no_more_than_its_profile(manifest):
+    from types import SimpleNamespace
+
+    from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
+
+    batched = dataclasses.replace(manifest, dynamic_batch=True)
+    runner = OnnxRuntimeRunner(manifest.artifacts["fp32"], manifest=batched, profile=_profile(max_batch=3))
+    runner._session = SimpleNamespace(get_providers=lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    assert runner._trt_max_batch() == 3
+    runner._session = SimpleNamespace(get_providers=lambda: ["CPUExecutionProvider"])
+    assert runner._trt_max_batch() is None
+
+
 def test_optimisation_profile_rounds_up_and_takes_channels(manifest):
     rgb = dataclasses.replace(manifest, size_multiple=8, input=dataclasses.replace(manifest.input, channels=3))
     mn, opt, mx = optimisation_profile(_profile(min_hw=(250, 257), opt_hw=(480, 640), max_hw=(721, 1281)), rgb)
