@@ -99,7 +99,9 @@ def _fidelity(args: argparse.Namespace) -> int:
     if args.frames is not None and args.frames < 1:
         raise ConfigError("fidelity: --frames must be >= 1")
     cal = calibrate_bundle(args.model, args.frames).to_dict()
-    print(f"{args.model}: fidelity min_db {cal['min_db']} ({cal['degrade']}, detrend {cal['detrend_cells']:g} cells); "
+    how = (f"detrend {cal['detrend_cells']:g} cells" if cal["method"] == "residual"
+           else f"window {cal['window_cells']:g} cells")
+    print(f"{args.model}: fidelity min_db {cal['min_db']} ({cal['method']}, {how}, {cal['degrade']}); "
           f"lowest score {cal['floor_db']} dB, median {cal['median_db']} dB over {cal['frames']} held-out frames x "
           f"{len(cal['floor_by_artifact'])} artifacts; catches {100 * cal['blob_catch_rate']:.0f}% of synthetic blobs")
     return 0

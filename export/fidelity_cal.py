@@ -8,15 +8,17 @@ rejects good frames on another. This runs every artifact of the bundle on held-o
 through the same scorer the runtime uses, in the runtime's display form (8-bit, BGR for colour,
 the imaging region as the mask), and sets ``min_db`` ``margin_db`` below the lowest score seen:
 normal output passes with that margin, and an invention that moves a tile further than the
-model ever does goes raw. How far is "further" depends on the residual's detrending scale, so
-each scale in ``DETREND_CANDIDATES`` is tried, with synthetic inventions (bright and dark blobs)
-added to the model's own held-out outputs, and the scale whose threshold catches the most of
-them goes into the manifest with its measured catch rate.
+model ever does goes raw. How far is "further" depends on how disagreement is measured (the
+residual and its detrending scale, or the unexplained structure and its window), so each setting
+in ``CANDIDATES`` is tried, with synthetic inventions (bright and dark blobs) added to the
+model's own held-out outputs, and the one whose threshold catches the most of them goes into the
+manifest with its measured catch rate.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,20 +27,33 @@ from typing import Mapping
 import cv2
 import numpy as np
 
-from ganrt.runtime.fidelity import CALIBRATION_MARGIN_DB, Degrade, FidelityConfig, FidelityMonitor
+from ganrt.runtime.fidelity import CALIBRATION_MARGIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
 
 from .arrays import to_images, to_nchw
 from .data.simulator import to_uint8
 from .tasks import PairSet
 
+log = logging.getLogger(__name__)
 
-# Residual detrending scales tried (Gaussian sigma, in comparison cells). A larger one keeps more of
-# an invented blob in the residual; a smaller one also absorbs tone changes that vary faster (a
-# smoke veil), which lowers the floor of faithful frames. The calibration measures both.
-DETREND_CANDIDATES = (4.0, 3.0, 2.0)
+
+# Settings tried. Residual: its detrending scale (Gaussian sigma, cells); a larger one keeps more of
+# an invented blob, a smaller one also absorbs faster tone changes (a smoke veil), which lowers the
+# floor of faithful frames. Structure: its correlation window (sigma, cells). The first is the
+# runtime's default; a later one is taken only when it catches more.
+CANDIDATES: tuple[dict, ...] = (
+    {"method": Method.RESIDUAL, "detrend_cells": 4.0},
+    {"method": Method.RESIDUAL, "detrend_cells": 3.0},
+    {"method": Method.RESIDUAL, "detrend_cells": 2.0},
+    {"method": Method.STRUCTURE, "window_cells": 1.0},
+    {"method": Method.STRUCTURE, "window_cells": 1.5},
+    {"method": Method.STRUCTURE, "window_cells": 2.5},
+)
 BLOB_AMPLITUDES = (0.5, -0.5)  # bright and dark inventions, of full scale
 BLOB_SIGMA = 1 / 20  # of the frame's shorter side: a lesion-sized structure
 BLOB_SEED = 20_260_101
+# Real frames that normal output must pass too (no ground truth needed: only the floor): the one
+# real ultrasound cine that installs offline, pydicom's echocardiogram. None for endoscopy.
+REAL_CINES = {"us-enhance": "examples_ybr_color.dcm", "us-sr2x": "examples_ybr_color.dcm"}
 
 
 @dataclass(frozen=True)
@@ -50,21 +65,25 @@ class FidelityCalibration:
     floor_by_artifact: dict[str, float]
     margin_db: float
     catch_rate: float  # share of synthetic blobs on the reference artifact's outputs that score below min_db
-    candidates: tuple[dict, ...] = ()  # every detrend scale tried: its threshold and catch rate
+    candidates: tuple[dict, ...] = ()  # every setting tried: its threshold and catch rate
+    real: dict | None = None  # the real cine in the floor: its name, frames and lowest score
 
     def manifest_block(self) -> dict:
         """What the runtime reads (``FidelityConfig.from_manifest``)."""
-        return {"min_db": round(self.config.min_db, 2), "degrade": self.config.degrade.value,
-                "detrend_cells": self.config.detrend_cells}
+        c = self.config
+        return {"min_db": round(c.min_db, 2), "degrade": c.degrade.value, "method": c.method.value,
+                "detrend_cells": c.detrend_cells, "window_cells": c.window_cells}
 
     def to_dict(self) -> dict:
         return {"frames": self.frames, "floor_db": round(self.floor_db, 2), "median_db": round(self.median_db, 2),
                 "floor_by_artifact": {k: round(v, 2) for k, v in self.floor_by_artifact.items()},
                 "margin_db": self.margin_db, "min_db": round(self.config.min_db, 2),
-                "degrade": self.config.degrade.value, "detrend_cells": self.config.detrend_cells,
+                "degrade": self.config.degrade.value, "method": self.config.method.value,
+                "detrend_cells": self.config.detrend_cells, "window_cells": self.config.window_cells,
                 "blob_catch_rate": round(self.catch_rate, 3), "candidates": list(self.candidates),
+                "real_frames": self.real,
                 "how": "every artifact on the held-out pairs through ganrt.runtime.fidelity, 8-bit display form, "
-                       "the imaging region as the mask; min_db = floor - margin; of the detrend scales tried, the "
+                       "the imaging region as the mask; min_db = floor - margin; of the settings tried, the "
                        f"one whose threshold catches most synthetic blobs (amplitudes {list(BLOB_AMPLITUDES)}, "
                        f"sigma {BLOB_SIGMA:g} of the frame) added to the reference artifact's outputs"}
 
@@ -107,32 +126,88 @@ def with_blobs(outputs: np.ndarray, regions: np.ndarray, amplitude: float, seed:
 
 
 def calibrate(outputs_by_artifact: Mapping[str, np.ndarray], pairs: PairSet, scale: int,
-              margin_db: float = CALIBRATION_MARGIN_DB, reference: str | None = None) -> FidelityCalibration:
+              margin_db: float = CALIBRATION_MARGIN_DB, reference: str | None = None,
+              real: "RealFrames | None" = None) -> FidelityCalibration:
     """``outputs_by_artifact``: name -> (N, H, W[, 3]) outputs in [0, 1] for ``pairs``' inputs;
-    ``reference``: the artifact the synthetic blobs are added to (default: ``fp32`` or the first)."""
+    ``reference``: the artifact the synthetic blobs are added to (default: ``fp32`` or the first);
+    ``real``: real frames through the model, whose scores join the floor (``real_frames``)."""
     ref = reference or ("fp32" if "fp32" in outputs_by_artifact else next(iter(outputs_by_artifact)))
     blobbed = [with_blobs(outputs_by_artifact[ref], pairs.sector, a, BLOB_SEED + k)
                for k, a in enumerate(BLOB_AMPLITUDES)]
     base = FidelityConfig(degrade=Degrade.DOWNSAMPLE if scale > 1 else Degrade.GAUSSIAN)
     best: FidelityCalibration | None = None
     tried = []
-    for d in DETREND_CANDIDATES:
-        cfg = replace(base, detrend_cells=d)
+    for cand in CANDIDATES:
+        cfg = replace(base, **cand)
         per = {k: frame_scores(v, pairs, scale, cfg) for k, v in outputs_by_artifact.items()}
         judged = np.concatenate([v[~np.isnan(v)] for v in per.values()])
         if judged.size == 0:
             raise ValueError("no held-out frame had a region large enough to judge fidelity")
         floor = float(judged.min())
+        real_floor = None
+        if real is not None and real.items:
+            rs = np.array([FidelityMonitor(cfg, scale).score(*item).worst_db for item in real.items])
+            if np.isfinite(rs).any():
+                real_floor = float(np.nanmin(rs))
+                floor = min(floor, real_floor)
         cfg = replace(cfg, min_db=math.floor((floor - margin_db) * 10) / 10)
         fake = np.concatenate([frame_scores(b, pairs, scale, cfg) for b in blobbed])
         caught = float(np.mean(fake[~np.isnan(fake)] < cfg.min_db)) if np.isfinite(fake).any() else 0.0
-        tried.append({"detrend_cells": d, "min_db": cfg.min_db, "floor_db": round(floor, 2),
-                      "blob_catch_rate": round(caught, 3)})
+        tried.append({**{k: (v.value if isinstance(v, Method) else v) for k, v in cand.items()},
+                      "min_db": cfg.min_db, "floor_db": round(floor, 2), "blob_catch_rate": round(caught, 3),
+                      **({"real_floor_db": round(real_floor, 2)} if real_floor is not None else {})})
         cal = FidelityCalibration(cfg, len(pairs.inputs), floor, float(np.median(judged)),
                                   {k: float(np.nanmin(v)) for k, v in per.items()}, margin_db, caught)
-        if best is None or caught > best.catch_rate:  # ties keep the larger (earlier) scale
+        if best is None or caught > best.catch_rate:  # ties keep the earlier setting
             best = cal
-    return replace(best, candidates=tuple(tried))
+    meta = {"cine": real.name, "frames": len(real.items)} if real is not None and real.items else None
+    return replace(best, candidates=tuple(tried), real=meta)
+
+
+@dataclass(frozen=True)
+class RealFrames:
+    """Real frames through a bundle as the runtime runs them: (input crop, shown crop, region mask
+    at input resolution, whole frame's H x W) per frame, ready for ``FidelityMonitor.score``."""
+
+    name: str
+    items: tuple[tuple, ...]
+
+
+def real_frames(model_dir: Path, task: str, artifact: str = "fp32") -> RealFrames | None:
+    """The task's real cine (``REAL_CINES``) through the bundle's ``artifact``, with the imaging region
+    detected from the whole cine; None when the task has none or pydicom is not installed."""
+    name = REAL_CINES.get(task)
+    if name is None:
+        return None
+    try:
+        from pydicom.data import get_testdata_file
+    except ImportError:
+        log.warning("pydicom not installed: the fidelity floor uses simulated frames only")
+        return None
+    from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
+    from ganrt.runtime.manifest import Manifest
+    from ganrt.runtime.ops import Enhancer
+    from ganrt.runtime.region import RegionConfig, RegionMode, RegionTracker, luma_u8
+    from ganrt.runtime.sources import open_source
+
+    man = Manifest.load(model_dir)
+    with open_source(str(get_testdata_file(name))) as src:
+        frames = []
+        while (f := src.read()) is not None:
+            frames.append(f)
+    if not frames:
+        return None
+    items = []
+    with OnnxRuntimeRunner(man.artifacts[artifact]) as runner:
+        enh = Enhancer(runner, man, artifact=man.artifacts[artifact])
+        region = RegionTracker(RegionConfig(RegionMode.AUTO), bits=enh.bits).prime([f.pixels for f in frames])
+        box, s = region.crop_box(enh.pre.multiple), man.scale
+        for f in frames:
+            crop = replace(f, pixels=f.pixels[box.slices])
+            out = enh.enhance(crop)
+            raw = enh.passthrough(crop) if s == 1 else luma_u8(crop.pixels, enh.bits)
+            items.append((raw, out, region.mask_in(box), f.hw))
+    return RealFrames(name, tuple(items))
 
 
 def write_into_manifest(manifest_path: Path, cal: FidelityCalibration) -> dict:
@@ -161,11 +236,12 @@ def calibrate_bundle(model_dir: Path, frames: int | None = None) -> FidelityCali
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{path}: not a ganrt export bundle with held-out metrics ({exc})") from None
     pairs = task.make_pairs(range(seed0, seed0 + n), hw)
+    real = real_frames(Path(model_dir), task.name)
     x = to_nchw(pairs.inputs)
     outs = {}
     for name, art in m["artifacts"].items():
         sem = gating.Semantics.QDQ_REFERENCE if name == "int8-trt" else gating.Semantics.KERNELS
         outs[name] = to_images(gating.outputs(Path(model_dir) / art["file"], x, sem))
-    cal = calibrate(outs, pairs, task.scale)
+    cal = calibrate(outs, pairs, task.scale, real=real)
     write_into_manifest(path, cal)
     return cal

@@ -18,6 +18,10 @@ enhancement's domain shift and compare on a coarse scale:
    region; the score is the PSNR (values in [0, 1]) of the *worst* tile, so one invented
    blob fails the frame even when the rest of it is faithful.
 
+``method = "structure"`` replaces steps 3-4 with the output's local structure that the input
+does not explain (``Method.STRUCTURE``): insensitive to local contrast changes, which a smoke
+veil or low light cause and which the residual cannot tell from an invented blob.
+
 Below ``min_db`` the frame is shown raw (reason ``fidelity``). The threshold is per model,
 in the manifest's optional ``fidelity`` block; without one, ``DEFAULT_MIN_DB`` applies.
 
@@ -52,12 +56,23 @@ CALIBRATION_MARGIN_DB = 2.2
 DEFAULT_MIN_DB = CALIBRATED_FLOOR_DB - CALIBRATION_MARGIN_DB
 GAIN_RANGE = (0.25, 4.0)  # an inverted or flattened image is not a tone change
 MIN_TILE_COVERAGE = 0.5  # a tile counts when at least half of it is inside the region
+STRUCTURE_EPS = 9e-5  # stabilises the local correlation of flat cells (a tenth of SSIM's C2 on [0, 1])
 
 
 class Degrade(Enum):
     GAUSSIAN = "gaussian"
     DOWNSAMPLE = "downsample"
     NONE = "none"
+
+
+class Method(Enum):
+    """How a tile's disagreement is measured once both frames are on the cell grid."""
+
+    RESIDUAL = "residual"  # input minus the tone-matched output (steps 3-4 above)
+    # Output structure the input does not explain: (1 - local correlation) x the output's local
+    # variance. A contrast change (smoke, low light, gain) keeps the correlation; an invented blob
+    # has none with the input. Scored as PSNR of that energy, like the residual.
+    STRUCTURE = "structure"
 
 
 @dataclass(frozen=True)
@@ -69,10 +84,14 @@ class FidelityConfig:
     tile_cells: int = 4  # tile side, cells
     detrend_cells: float = 4.0  # smooth tone changes removed from the residual (Gaussian sigma, cells)
     enabled: bool = True
+    method: Method = Method.RESIDUAL
+    window_cells: float = 1.0  # structure: the local correlation's Gaussian window (sigma, cells)
 
     def __post_init__(self) -> None:
-        if self.grid < 2 or self.tile_cells < 1 or self.sigma_px < 0 or self.detrend_cells < 0:
-            raise ModelError("fidelity: need grid >= 2, tile_cells >= 1, sigma_px >= 0 and detrend_cells >= 0")
+        if self.grid < 2 or self.tile_cells < 1 or self.sigma_px < 0 or self.detrend_cells < 0 \
+                or not self.window_cells > 0:
+            raise ModelError("fidelity: need grid >= 2, tile_cells >= 1, sigma_px >= 0, detrend_cells >= 0 "
+                             "and window_cells > 0")
 
     @classmethod
     def from_manifest(cls, manifest: Any) -> "FidelityConfig":
@@ -90,7 +109,8 @@ class FidelityConfig:
         try:
             kw = {**base.to_dict(), **raw}
             kw["degrade"] = Degrade(kw["degrade"])
-            for k in ("min_db", "sigma_px", "detrend_cells"):
+            kw["method"] = Method(kw["method"])
+            for k in ("min_db", "sigma_px", "detrend_cells", "window_cells"):
                 kw[k] = float(kw[k])
             for k in ("grid", "tile_cells"):
                 kw[k] = int(kw[k])
@@ -101,7 +121,8 @@ class FidelityConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"min_db": self.min_db, "degrade": self.degrade.value, "sigma_px": self.sigma_px, "grid": self.grid,
-                "tile_cells": self.tile_cells, "detrend_cells": self.detrend_cells, "enabled": self.enabled}
+                "tile_cells": self.tile_cells, "detrend_cells": self.detrend_cells, "enabled": self.enabled,
+                "method": self.method.value, "window_cells": self.window_cells}
 
 
 @dataclass(frozen=True)
@@ -167,6 +188,8 @@ class FidelityMonitor:
         n = float(valid.sum())
         if n < 4:
             return NOT_JUDGED
+        if c.method is Method.STRUCTURE:
+            return self._worst_tile(_unexplained(a, b, valid, c.window_cells), valid, n)
         ma, mb = float((a * valid).sum()) / n, float((b * valid).sum()) / n
         da, db = (a - ma) * valid, (b - mb) * valid
         var_b = float((db * db).sum())
@@ -177,9 +200,13 @@ class FidelityMonitor:
             s = c.detrend_cells
             smooth = cv2.GaussianBlur(r, (0, 0), s) / np.maximum(cv2.GaussianBlur(valid, (0, 0), s), 1e-3)
             r = (r - smooth) * valid
-        r2 = r * r
+        return self._worst_tile(r * r, valid, n)
+
+    def _worst_tile(self, err: np.ndarray, valid: np.ndarray, n: float) -> FidelityScore:
+        """PSNR of the worst tile's mean error (tiles at least half inside the region) and of the whole region."""
+        r2, (hs, ws) = err * valid, err.shape
         mean_db = _psnr(float(r2.sum()) / n)
-        t = c.tile_cells
+        t = self.config.tile_cells
         th, tw = -(-hs // t), -(-ws // t)
         pad = ((0, th * t - hs), (0, tw * t - ws))
         tile_err = np.pad(r2, pad).reshape(th, t, tw, t).sum(axis=(1, 3))
@@ -189,3 +216,19 @@ class FidelityMonitor:
             return FidelityScore(math.nan, mean_db)
         worst = float((tile_err[ok] / tile_n[ok]).max())
         return FidelityScore(_psnr(worst), mean_db)
+
+
+def _unexplained(a: np.ndarray, b: np.ndarray, valid: np.ndarray, window: float) -> np.ndarray:
+    """Per cell: the output's local variance not correlated with the input's, (1 - corr) x var(b),
+    from Gaussian-windowed moments inside the region (normalised convolution)."""
+    def g(x: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(x, (0, 0), window)
+
+    w = g(valid) + 1e-6
+    ma, mb = g(a * valid) / w, g(b * valid) / w
+    va = np.maximum(g(a * a * valid) / w - ma * ma, 0.0)
+    vb = np.maximum(g(b * b * valid) / w - mb * mb, 0.0)
+    cov = g(a * b * valid) / w - ma * mb
+    eps = STRUCTURE_EPS
+    corr = np.clip((cov + eps) / (np.sqrt(va * vb) + eps), -1.0, 1.0)
+    return ((1.0 - corr) * vb).astype(np.float32)

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from ganrt.export.fidelity_cal import (DETREND_CANDIDATES, calibrate, frame_scores, with_blobs,  # noqa: E402
+from ganrt.export.fidelity_cal import (CANDIDATES, calibrate, frame_scores, with_blobs,  # noqa: E402
                                       write_into_manifest)
 from ganrt.export.tasks import get_task  # noqa: E402
 from ganrt.runtime.fidelity import CALIBRATION_MARGIN_DB  # noqa: E402
@@ -47,8 +47,9 @@ def test_threshold_is_margin_below_the_floor_of_every_artifact(pairs):
     assert cal.config.min_db <= cal.floor_db - CALIBRATION_MARGIN_DB < cal.config.min_db + 0.1
     assert cal.floor_by_artifact["b"] > cal.floor_by_artifact["a"]  # the input explains itself best
     assert cal.manifest_block() == {"min_db": cal.config.min_db, "degrade": "gaussian",
-                                    "detrend_cells": cal.config.detrend_cells}
-    assert [c["detrend_cells"] for c in cal.candidates] == list(DETREND_CANDIDATES)
+                                    "method": cal.config.method.value, "detrend_cells": cal.config.detrend_cells,
+                                    "window_cells": cal.config.window_cells}
+    assert len(cal.candidates) == len(CANDIDATES)
 
 
 def test_an_invented_blob_scores_below_the_calibrated_threshold(pairs):
@@ -59,7 +60,8 @@ def test_an_invented_blob_scores_below_the_calibrated_threshold(pairs):
     assert np.mean(hallucinated < cal.config.min_db) >= 0.5
     # the recorded catch rate is the chosen scale's, the best of those tried
     assert cal.catch_rate == max(c["blob_catch_rate"] for c in cal.candidates) > 0
-    chosen = [c for c in cal.candidates if c["detrend_cells"] == cal.config.detrend_cells][0]
+    chosen = [c for c in cal.candidates if c["min_db"] == cal.config.min_db
+              and c["method"] == cal.config.method.value][0]
     assert chosen["min_db"] == cal.config.min_db and chosen["blob_catch_rate"] == pytest.approx(cal.catch_rate, abs=1e-3)
 
 

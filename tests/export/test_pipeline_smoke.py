@@ -84,8 +84,12 @@ def test_manifest_carries_a_fidelity_threshold_calibrated_on_its_own_outputs(exp
     assert set(cal["floor_by_artifact"]) == {"fp32", "fp16", "int8-trt", "int8-cpu"}
     assert cal["floor_db"] == min(cal["floor_by_artifact"].values())
     assert cal["floor_db"] - cal["margin_db"] - 0.1 <= cal["min_db"] <= cal["floor_db"] - cal["margin_db"]
-    assert m["fidelity"] == {"min_db": cal["min_db"], "degrade": "gaussian", "detrend_cells": cal["detrend_cells"]}
-    assert 0.0 <= cal["blob_catch_rate"] <= 1.0 and len(cal["candidates"]) == 3
+    assert m["fidelity"] == {"min_db": cal["min_db"], "degrade": "gaussian", "method": cal["method"],
+                             "detrend_cells": cal["detrend_cells"], "window_cells": cal["window_cells"]}
+    assert 0.0 <= cal["blob_catch_rate"] <= 1.0 and len(cal["candidates"]) == 6
+    # the real echo cine's frames through the model are in the floor too (pydicom is a test dependency)
+    assert cal["real_frames"] == {"cine": "examples_ybr_color.dcm", "frames": 30}
+    assert all(c["floor_db"] <= c["real_floor_db"] for c in cal["candidates"])
     assert FidelityConfig.from_manifest(Manifest.load(out)).min_db == cal["min_db"]  # what the runtime applies
     # `ganrt export fidelity` re-creates the same held-out pairs and reaches the same threshold
     again = tmp_path / "b"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ganrt.runtime.errors import ModelError
-from ganrt.runtime.fidelity import DEFAULT_MIN_DB, Degrade, FidelityConfig, FidelityMonitor
+from ganrt.runtime.fidelity import DEFAULT_MIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
 from ganrt.runtime.frames import Frame, Outcome, Reason
 from ganrt.runtime.guard import GuardConfig
 from ganrt.runtime.manifest import Manifest, bundled_model_dir
@@ -125,3 +125,33 @@ def test_default_threshold_passes_the_bundled_student_on_unseen_simulated_frames
                 caught.append(not mon.score(x, blob, sec.astype(np.uint8) * 255).passes(DEFAULT_MIN_DB))
     # not every invention is caught (see fidelity.py: the model's own changes set the floor); most are
     assert np.mean(caught) >= 0.7  # measured 0.8 on these frames
+
+
+def test_structure_method_ignores_contrast_changes_and_sees_invented_blobs():
+    """The unexplained-structure score: a local contrast change (a veil lifted, brightness raised)
+    keeps the input's structure; a blob the input does not have is structure it cannot explain."""
+    import cv2
+
+    frames, sector = sim_cine(3, seed=11)
+    mask = sector.astype(np.uint8) * 255
+    mon = FidelityMonitor(FidelityConfig(method=Method.STRUCTURE))
+    x = frames[0].astype(np.float32)
+    h, w = x.shape
+    ramp = np.linspace(0.6, 1.4, w, dtype=np.float32)[None, :]  # contrast varying across the frame
+    restored = np.clip((x - x.mean()) * ramp + x.mean() + 20, 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    r, c = (int(v.mean()) for v in np.nonzero(sector))
+    blob = np.clip(x + 120 * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * (h / 20) ** 2)), 0, 255).astype(np.uint8)
+    same, veiled, invented = (mon.score(frames[0], im, mask).worst_db for im in (frames[0], restored, blob))
+    assert same > 50 and veiled > invented + 10
+    residual = FidelityMonitor(FidelityConfig())  # the residual score drops for the contrast change too
+    assert residual.score(frames[0], restored, mask).worst_db < veiled
+    assert cv2.absdiff(restored, frames[0]).mean() > 5  # the contrast change is not small
+
+
+def test_manifest_selects_the_method():
+    cfg = FidelityConfig.from_manifest(type("M", (), {"raw": {"fidelity": {"method": "structure", "window_cells": 1.5,
+                                                                             "min_db": 30}}, "scale": 1})())
+    assert cfg.method is Method.STRUCTURE and cfg.window_cells == 1.5 and cfg.min_db == 30.0
+    with pytest.raises(ModelError, match="fidelity"):
+        FidelityConfig.from_manifest(type("M", (), {"raw": {"fidelity": {"method": "ssim"}}, "scale": 1})())
