@@ -81,7 +81,7 @@ def run_streams(specs: Sequence[StreamSpec], setup: RunSetup, *, clock: Clock = 
             t0 = clock.now_ns()
             results = _run_all(streams, stop or threading.Event())
             wall_s = (clock.now_ns() - t0) / 1e9
-        sched = {"mode": shared.mode.value, "why_serial": shared.why_serial, "max_batch": scheduler.max_batch,
+        sched = {"mode": shared.mode.value, "why_serial": shared.why_serial, "max_batch": shared.max_batch,
                  **shared.stats.to_dict(), "fair_share": shares.to_dict() if shares else None}
     except BaseException:
         for s in streams:
