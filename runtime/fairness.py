@@ -17,10 +17,11 @@ such frames. Between streams that are both contending:
   than ``margin`` below every other's and each of those yielded its latest frame: its turn, in
   the room the yields left (its prediction was learned while it queued behind them).
 
-Turns and yields come in pairs: a stream is owed a turn exactly when the others are due to
-yield, so the runner carries about the load the policies allowed, shared out evenly
-(``benchmarks/multistream_bench.py`` measures both, with and without fair turns). A stream that stops wanting frames (ended, or its
-region still pending) stops counting after ``window`` other decisions.
+A yield goes only to a stream that wants the runner, and a turn only into room a yield left, so
+the runner carries about the load the policies allowed, shared out more evenly
+(``benchmarks/multistream_bench.py`` measures both, with and without fair turns, in one run). A
+stream that stops wanting frames (ended, or its region still pending) stops counting after
+``window`` other decisions.
 """
 
 from __future__ import annotations
