@@ -10,8 +10,18 @@ Interface (``CudaMem``):
     alloc_pinned(nbytes) -> PinnedBuffer          free_pinned(buf)     (page-locked, .array is a uint8 view)
     memcpy_htod_async(dst, src, nbytes, stream)   memcpy_dtoh_async(dst, src, nbytes, stream)
     stream_create() / stream_handle(s) -> int / stream_synchronize(s) / stream_destroy(s)
-    supports_graphs; graph_begin_capture(s); graph_end_capture(s) -> graph; graph_launch(g, s); graph_destroy(g)
+    supports_graphs; graph_begin_capture(s); graph_end_capture(s) -> graph; graph_abort_capture(s);
+    graph_launch(g, s); graph_destroy(g)
     close()
+
+Graph capture follows trtexec (samples/common/sampleDevice.h): thread-local capture mode, so
+another thread's CUDA calls (a second stream's runner, the torch runner) neither break nor join
+this capture; and when the captured launch fails, ``graph_abort_capture`` ends the capture,
+destroys whatever graph it returned and clears CUDA's last error, so later plain launches do not
+report a stale error.
+
+pycuda calls run with the device's primary context pushed around each call, on whichever thread
+makes it: inference runs on worker threads, not the thread that activated the runner.
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ class CudaMem(Protocol):
     def stream_destroy(self, stream: Any) -> None: ...
     def graph_begin_capture(self, stream: Any) -> None: ...
     def graph_end_capture(self, stream: Any) -> Any: ...
+    def graph_abort_capture(self, stream: Any) -> None: ...
     def graph_launch(self, graph: Any, stream: Any) -> None: ...
     def graph_destroy(self, graph: Any) -> None: ...
     def close(self) -> None: ...
@@ -143,16 +154,28 @@ class CudaPythonMem:
         self._check(self.rt.cudaStreamDestroy(stream), "cudaStreamDestroy")
 
     def graph_begin_capture(self, stream: Any) -> None:
-        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._check(self.rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
 
     def graph_end_capture(self, stream: Any) -> Any:
         graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
         try:
             exe = self._check(self.rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+        except CudaError:
+            self.rt.cudaGetLastError()  # an instantiation failure must not linger as the last error
+            raise
         finally:
             self.rt.cudaGraphDestroy(graph)  # the executable graph keeps what it needs
         return exe
+
+    def graph_abort_capture(self, stream: Any) -> None:
+        """End a capture whose work failed: an invalidated capture returns no graph; otherwise the
+        graph it returns must not be used and is destroyed. Then clear CUDA's last error."""
+        res = self.rt.cudaStreamEndCapture(stream)
+        err, graph = (res[0], res[1]) if isinstance(res, tuple) and len(res) > 1 else (res, None)
+        if int(err) == 0 and graph is not None and int(graph) != 0:
+            self.rt.cudaGraphDestroy(graph)
+        self.rt.cudaGetLastError()
 
     def graph_launch(self, graph: Any, stream: Any) -> None:
         self._check(self.rt.cudaGraphLaunch(graph, stream), "cudaGraphLaunch")
@@ -181,15 +204,22 @@ class PyCudaMem:
         try:
             cuda.init()
             self._ctx = cuda.Device(device).retain_primary_context()
-            self._ctx.push()
         except cuda.Error as exc:
             raise CudaError(f"CUDA is not usable here (pycuda: {exc})") from None
 
     def _guard(self, what: str, fn, *args):
+        """Run ``fn`` with the primary context current on the calling thread (pycuda's calls need a
+        current context, and the worker threads have none), then pop it again."""
+        try:
+            self._ctx.push()
+        except self.cuda.Error as exc:
+            raise CudaError(f"CUDA {what} failed: cannot make the device context current ({exc})") from None
         try:
             return fn(*args)
         except self.cuda.Error as exc:
             raise CudaError(f"CUDA {what} failed: {exc}") from None
+        finally:
+            self.cuda.Context.pop()
 
     def alloc_device(self, nbytes: int) -> DeviceBuffer:
         h = self._guard(f"mem_alloc({nbytes})", self.cuda.mem_alloc, max(1, nbytes))
@@ -227,6 +257,9 @@ class PyCudaMem:
     def stream_destroy(self, stream: Any) -> None:
         pass  # pycuda destroys the stream when the object goes
 
+    def graph_abort_capture(self, stream: Any) -> None:  # pragma: no cover - supports_graphs is False
+        pass
+
     def graph_begin_capture(self, stream: Any) -> None:  # pragma: no cover - supports_graphs is False
         raise CudaError("CUDA graphs are not available through pycuda here; install cuda-python")
 
@@ -234,8 +267,8 @@ class PyCudaMem:
 
     def close(self) -> None:
         try:
-            self._ctx.pop()
-        except Exception:  # already popped / context gone
+            self._ctx.detach()  # release the primary context reference taken in __init__
+        except Exception:  # already released / context gone
             pass
 
 
