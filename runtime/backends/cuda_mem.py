@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import BackendUnavailable
+from .cuda_probe import INSUFFICIENT_DRIVER, driver_mismatch_line, helper_label
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,10 @@ class CudaPythonMem:
 
     def _check(self, res: Any, what: str) -> Any:
         err, rest = (res[0], res[1:]) if isinstance(res, tuple) else (res, ())
+        if int(err) == INSUFFICIENT_DRIVER:  # cuda-python's CUDA is newer than the driver's
+            driver = self.rt.cudaDriverGetVersion()
+            raise CudaError(f"CUDA {what} failed: " + driver_mismatch_line(
+                helper_label(), int(driver[1]) if int(driver[0]) == 0 else 0))
         if int(err) != 0:
             name = self.rt.cudaGetErrorName(err)[1]
             text = self.rt.cudaGetErrorString(err)[1]
@@ -158,11 +163,15 @@ class CudaPythonMem:
         self._check(self.rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
 
     def graph_end_capture(self, stream: Any) -> Any:
-        graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+        try:
+            graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+        except CudaError:
+            self.rt.cudaGetLastError()  # an invalidated capture must not linger as the last error
+            raise
         try:
             exe = self._check(self.rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
         except CudaError:
-            self.rt.cudaGetLastError()  # an instantiation failure must not linger as the last error
+            self.rt.cudaGetLastError()  # nor an instantiation failure
             raise
         finally:
             self.rt.cudaGraphDestroy(graph)  # the executable graph keeps what it needs

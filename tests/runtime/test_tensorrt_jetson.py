@@ -268,14 +268,18 @@ class _FakeCudaRuntime(SimpleNamespace):
                          cudaGraphDestroy=rec("cudaGraphDestroy"), cudaGetLastError=rec("cudaGetLastError", (0,)))
 
 
-def test_cuda_python_capture_is_thread_local_and_abort_cleans_up(monkeypatch):
-    rt = _FakeCudaRuntime()
+def _install_runtime(monkeypatch, rt) -> None:
     pkg, bindings = ModuleType("cuda"), ModuleType("cuda.bindings")
     bindings.runtime = rt
     pkg.bindings = bindings
     monkeypatch.setitem(sys.modules, "cuda", pkg)
     monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
     monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", rt)
+
+
+def test_cuda_python_capture_is_thread_local_and_abort_cleans_up(monkeypatch):
+    rt = _FakeCudaRuntime()
+    _install_runtime(monkeypatch, rt)
     mem = cuda_mem.CudaPythonMem()
     mem.graph_begin_capture(5)
     assert ("cudaStreamBeginCapture", 5, "thread-local") in rt.calls
@@ -283,6 +287,25 @@ def test_cuda_python_capture_is_thread_local_and_abort_cleans_up(monkeypatch):
     names = [c[0] for c in rt.calls]
     assert names[-3:] == ["cudaStreamEndCapture", "cudaGraphDestroy", "cudaGetLastError"]
     assert rt.calls[-2] == ("cudaGraphDestroy", 77)
+
+
+def test_cuda_python_failed_end_capture_clears_the_last_error(monkeypatch):
+    rt = _FakeCudaRuntime()
+    rt.cudaStreamEndCapture = lambda s: (rt.calls.append(("cudaStreamEndCapture", s)), (901, None))[1]
+    rt.cudaGetErrorName = rt.cudaGetErrorString = lambda e: (0, b"cudaErrorStreamCaptureInvalidated")
+    _install_runtime(monkeypatch, rt)
+    with pytest.raises(cuda_mem.CudaError, match="cudaStreamEndCapture"):
+        cuda_mem.CudaPythonMem().graph_end_capture(5)
+    assert rt.calls[-1] == ("cudaGetLastError",)
+
+
+def test_cuda_python_mem_names_the_driver_mismatch(monkeypatch):
+    rt = _FakeCudaRuntime()
+    rt.cudaSetDevice = lambda d: (cuda_probe.INSUFFICIENT_DRIVER,)
+    rt.cudaDriverGetVersion = lambda: (0, 12020)
+    _install_runtime(monkeypatch, rt)
+    with pytest.raises(cuda_mem.CudaError, match=r"cudaSetDevice failed: .*supports CUDA 12\.2.*<13"):
+        cuda_mem.CudaPythonMem()
 
 
 # --- 8. pycuda on the worker threads -------------------------------------------------------------------
