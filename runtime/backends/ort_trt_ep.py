@@ -42,9 +42,10 @@ from .trt_identity import (
 
 log = logging.getLogger(__name__)
 
-#: The first ONNX Runtime whose TensorRT EP creates strongly typed networks when trt_fp16_enable and
-#: trt_int8_enable are off (the branch is in its TensorRT EP source by that release); older ones build
-#: weakly typed FP32 networks from our FP16 / Q/DQ artifacts.
+#: The ONNX Runtime from which the TensorRT EP is known to create strongly typed networks when
+#: trt_fp16_enable and trt_int8_enable are off (its TensorRT EP source carries that branch by this
+#: release; it may be somewhat older). Without it the EP builds weakly typed networks from our
+#: FP16 / Q/DQ artifacts, which then do not run at the precision the artifact states.
 MIN_ORT_STRONGLY_TYPED = (1, 22)
 
 
