@@ -399,3 +399,26 @@ def test_shipped_jetson_profile_is_valid_and_keeps_dla_without_graphs():
     agx = DeviceProfile.load("jetson-agx-orin")
     assert agx.tensorrt.dla_core == 0 and agx.tensorrt.cuda_graphs is False
     assert Manifest is not None  # imported for the fixtures
+
+
+def test_build_notes_reach_engine_json_and_engine_info(manifest, tmp_path, capsys):
+    from ganrt.runtime.backends.trt_engine import BuildOutput, load_or_build
+    from test_tensorrt_logic import FakeBuilder, FakeProbe
+
+    class NotingBuilder(FakeBuilder):
+        def build(self, request):
+            out = super().build(request)
+            return BuildOutput(out.engine, out.timing_cache, ("relu1 (ACTIVATION)",),
+                               ("ONNX parser flag ADJUST_FOR_DLA is not in TensorRT 10.3.0 (first in 10.16): x",),
+                               ({"name": "{ForeignNode[conv1]}", "type": "DLA"},))
+
+    res = load_or_build(manifest, manifest.artifact("int8-trt"), _profile(dla_core=0, cuda_graphs=False),
+                        tmp_path / "c", builder=NotingBuilder(), probe=FakeProbe(DeviceFacts(ORIN, 13040, 12060)),
+                        progress=False)
+    meta = json.loads((res.entry.dir / "engine.json").read_text())
+    assert meta["build_notes"][0].startswith("ONNX parser flag ADJUST_FOR_DLA is not in")
+    assert meta["layers"] == [{"name": "{ForeignNode[conv1]}", "type": "DLA"}]
+    assert meta["built_on"]["helper_cuda_runtime"] == 13040 and meta["identity"]["build"]["strongly_typed"] is False
+    assert main(["engine", "info", "--cache", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "weakly typed, DLA core 0" in out and "ADJUST_FOR_DLA is not in TensorRT 10.3.0" in out
