@@ -20,14 +20,16 @@ this capture; and when the captured launch fails, ``graph_abort_capture`` ends t
 destroys whatever graph it returned and clears CUDA's last error, so later plain launches do not
 report a stale error.
 
-pycuda calls run with the device's primary context pushed around each call, on whichever thread
-makes it: inference runs on worker threads, not the thread that activated the runner.
+Inference runs on worker threads, not the thread that activated the runner: pycuda calls run
+with the device's primary context pushed around each call, and cuda-python makes the device
+current once on each thread that calls it (the current device is per thread).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -98,14 +100,21 @@ class CudaPythonMem:
             from cuda.bindings import runtime as rt
         except ImportError:
             from cuda import cudart as rt  # raises ImportError when cuda-python is absent
-        self.rt = rt
+        self.rt, self._device, self._thread = rt, device, threading.local()
         try:
-            self._check(rt.cudaSetDevice(device), "cudaSetDevice")
+            self._bind()
         except CudaError:
             raise
         except Exception as exc:  # the driver library itself is missing
             raise CudaError(f"CUDA is not usable here ({exc.__class__.__name__}: {' '.join(str(exc).split())[:200]})") \
                 from None
+
+    def _bind(self) -> None:
+        """Make ``device`` current on the calling thread once: the current device is per thread,
+        and inference runs on worker threads (which would otherwise use device 0)."""
+        if not getattr(self._thread, "bound", False):
+            self._check(self.rt.cudaSetDevice(self._device), "cudaSetDevice")
+            self._thread.bound = True
 
     def _check(self, res: Any, what: str) -> Any:
         err, rest = (res[0], res[1:]) if isinstance(res, tuple) else (res, ())
@@ -124,6 +133,7 @@ class CudaPythonMem:
         return rest[0] if len(rest) == 1 else rest
 
     def alloc_device(self, nbytes: int) -> DeviceBuffer:
+        self._bind()
         ptr = self._check(self.rt.cudaMalloc(max(1, nbytes)), f"cudaMalloc({nbytes})")
         return DeviceBuffer(int(ptr), nbytes)
 
@@ -131,6 +141,7 @@ class CudaPythonMem:
         self._check(self.rt.cudaFree(buf.ptr), "cudaFree")
 
     def alloc_pinned(self, nbytes: int) -> PinnedBuffer:
+        self._bind()
         ptr = int(self._check(self.rt.cudaMallocHost(max(1, nbytes)), f"cudaMallocHost({nbytes})"))
         return PinnedBuffer(ptr, nbytes, _view(ptr, max(1, nbytes)))
 
@@ -139,6 +150,7 @@ class CudaPythonMem:
         self._check(self.rt.cudaFreeHost(buf.ptr), "cudaFreeHost")
 
     def memcpy_htod_async(self, dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Any) -> None:
+        self._bind()
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
         self._check(self.rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, stream), "cudaMemcpyAsync(HtoD)")
 
@@ -147,18 +159,21 @@ class CudaPythonMem:
         self._check(self.rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, stream), "cudaMemcpyAsync(DtoH)")
 
     def stream_create(self) -> Any:
+        self._bind()
         return self._check(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking), "cudaStreamCreate")
 
     def stream_handle(self, stream: Any) -> int:
         return int(stream)
 
     def stream_synchronize(self, stream: Any) -> None:
+        self._bind()
         self._check(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
 
     def stream_destroy(self, stream: Any) -> None:
         self._check(self.rt.cudaStreamDestroy(stream), "cudaStreamDestroy")
 
     def graph_begin_capture(self, stream: Any) -> None:
+        self._bind()
         mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._check(self.rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
 

@@ -265,7 +265,8 @@ class _FakeCudaRuntime(SimpleNamespace):
         super().__init__(calls=calls, cudaStreamCaptureMode=modes, cudaSetDevice=rec("cudaSetDevice"),
                          cudaStreamBeginCapture=rec("cudaStreamBeginCapture"),
                          cudaStreamEndCapture=rec("cudaStreamEndCapture", (0, 77)),
-                         cudaGraphDestroy=rec("cudaGraphDestroy"), cudaGetLastError=rec("cudaGetLastError", (0,)))
+                         cudaGraphDestroy=rec("cudaGraphDestroy"), cudaGetLastError=rec("cudaGetLastError", (0,)),
+                         cudaMalloc=rec("cudaMalloc", (0, 0x3000)))
 
 
 def _install_runtime(monkeypatch, rt) -> None:
@@ -287,6 +288,17 @@ def test_cuda_python_capture_is_thread_local_and_abort_cleans_up(monkeypatch):
     names = [c[0] for c in rt.calls]
     assert names[-3:] == ["cudaStreamEndCapture", "cudaGraphDestroy", "cudaGetLastError"]
     assert rt.calls[-2] == ("cudaGraphDestroy", 77)
+
+
+def test_cuda_python_binds_the_device_on_each_worker_thread(monkeypatch):
+    rt = _FakeCudaRuntime()
+    _install_runtime(monkeypatch, rt)
+    mem = cuda_mem.CudaPythonMem(device=1)
+    mem.alloc_device(16)  # the activating thread: bound once, at construction
+    t = threading.Thread(target=lambda: (mem.alloc_device(16), mem.alloc_device(16)), name="ganrt-infer")
+    t.start()
+    t.join()
+    assert [c for c in rt.calls if c[0] == "cudaSetDevice"] == [("cudaSetDevice", 1)] * 2  # once per thread
 
 
 def test_cuda_python_failed_end_capture_clears_the_last_error(monkeypatch):
