@@ -6,7 +6,9 @@
 
 `build` builds the engine when the cache has no exact match (with --no-build it only verifies
 and fails with EngineMismatch naming the differing fields); `prebuild` builds every engine a
-profile needs, for install time; `info` reads only the cache's JSON (no TensorRT needed).
+profile needs, for install time; `info` reads the cache's JSON and says which TensorRT, CUDA
+driver and CUDA helper this machine has (each line says "not found" and why when absent: no
+TensorRT is needed).
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def _build_one(manifest, profile, artifact, cache: Path | None, no_build: bool) 
     if e.dla_fallback:
         line += f"\n  DLA core {e.identity.build.dla_core}: {len(e.dla_fallback)} layer(s) fall back to the GPU: " \
                 + ", ".join(e.dla_fallback)
+    for note in e.meta.get("build_notes", []):
+        line += f"\n  {note}"
     return line
 
 
@@ -102,12 +106,17 @@ def _cmd_prebuild(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .backends.trt_engine import EngineCache
 
+    from .backends.cuda_probe import environment
+
     cache = EngineCache(args.cache)
     entries, problems = cache.entries()
+    env = environment()
     if args.json:
-        print(json.dumps({"cache": str(cache.root), "engines": [e.meta for e in entries], "problems": problems},
-                         indent=2, sort_keys=True))
+        print(json.dumps({"cache": str(cache.root), "engines": [e.meta for e in entries], "problems": problems,
+                          "environment": env}, indent=2, sort_keys=True))
         return 0
+    for what, text in env.items():
+        print(f"{what + ':':17s}{text}")
     print(f"engine cache: {cache.root} ({len(entries)} engine(s))")
     for e in entries:
         i = e.identity
@@ -117,10 +126,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
         size = e.meta.get("engine_bytes", 0) / 2**20
         print(f"{e.key[:12]}  {e.meta.get('artifact', {}).get('key', '?')} [{b.precision}] onnx {i.onnx_sha256[:12]}  "
               f"built {e.meta.get('built_at', '?')}  {size:.1f} MiB")
-        print(f"    TensorRT {i.toolkit.tensorrt}, CUDA runtime {_cuda(i.toolkit.cuda_runtime)}, driver "
+        print(f"    TensorRT {i.toolkit.tensorrt} [{i.toolkit.tensorrt_build or '?'}], CUDA driver "
               f"{_cuda(i.toolkit.cuda_driver)}; {i.device.label()}")
         print(f"    profile {shapes}; opt level {b.builder_optimization_level}, workspace {b.workspace_mb} MiB, "
-              f"timing cache {'on' if b.timing_cache else 'off'}{dla}")
+              f"timing cache {'on' if b.timing_cache else 'off'}, {'strongly' if b.strongly_typed else 'weakly'} "
+              f"typed{dla}")
+        for note in e.meta.get("build_notes", []):
+            print(f"    {note}")
     for p in problems:
         print(f"  (skipped {p})")
     return 0

@@ -6,7 +6,10 @@ falls back to a default on a cart.
 
 from __future__ import annotations
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (JetPack 6's system Python, which its TensorRT is built for)
+    import tomli as tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ class TensorRTOptions:
     workspace_mb: int = 1024
     builder_optimization_level: int = 3
     timing_cache: bool = True
-    cuda_graphs: bool = True
+    cuda_graphs: bool = True  # must be false when dla_core is set
     dla_core: int | None = None  # only on devices that have DLA (AGX/NX, not Orin Nano)
     # Largest batch the engine's profile takes (several streams' frames in one call); 1 = no batching.
     # Only models whose manifest says io.dynamic_batch get more than 1.
@@ -116,6 +119,11 @@ class DeviceProfile:
                 raise ConfigError(f"{where}: tensorrt shapes must satisfy min_hw <= opt_hw <= max_hw")
         if t.dla_core is not None and t.dla_core < 0:
             raise ConfigError(f"{where}: tensorrt.dla_core must be >= 0")
+        if t.dla_core is not None and t.cuda_graphs:
+            # Capturing a launch of a DLA engine into a CUDA graph fails (TensorRT runs DLA work
+            # outside stream capture's reach), so the combination is refused, not silently dropped.
+            raise ConfigError(f"{where}: tensorrt.cuda_graphs = true cannot be used with tensorrt.dla_core = "
+                              f"{t.dla_core} (CUDA graph capture fails with DLA engines); set cuda_graphs = false")
         if not 1 <= t.max_batch <= MAX_TRT_BATCH:
             raise ConfigError(f"{where}: tensorrt.max_batch must be between 1 and {MAX_TRT_BATCH} (got {t.max_batch})")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -12,6 +13,8 @@ from ..errors import BackendUnavailable, ModelError
 from ..lazy import lazy_import
 from ..manifest import Artifact
 from .base import IOSpec, RunnerBase
+
+log = logging.getLogger(__name__)
 
 
 class Provider(Enum):
@@ -38,12 +41,12 @@ def tensorrt_ep_options(artifact: Artifact, manifest=None, profile=None, cache_d
     ``trt_engine_cache_enable``, ``trt_engine_cache_path`` (that folder), ``trt_timing_cache_enable``
     + ``trt_timing_cache_path`` (``<cache>/timing``), ``trt_max_workspace_size``,
     ``trt_builder_optimization_level``, ``trt_profile_{min,opt,max}_shapes`` (with a manifest and
-    profile), ``trt_dla_enable`` + ``trt_dla_core`` (DLA profiles). Deliberately *not* set:
-    ``trt_fp16_enable`` / ``trt_int8_enable`` — with both off the EP builds a strongly typed
-    network and the precision comes from the artifact (FP16 ONNX, explicit Q/DQ).
-    Details: ``trt_engine.ort_trt_ep_options``.
+    profile). Deliberately *not* set: ``trt_fp16_enable`` / ``trt_int8_enable`` — with both off the
+    EP builds a strongly typed network and the precision comes from the artifact (FP16 ONNX,
+    explicit Q/DQ). A DLA profile is refused (ConfigError): the EP would run it on the GPU.
+    Details: ``ort_trt_ep.ort_trt_ep_options``.
     """
-    from .trt_engine import ort_trt_ep_options
+    from .ort_trt_ep import ort_trt_ep_options
 
     return ort_trt_ep_options(artifact, manifest, profile, cache_dir, facts)
 
@@ -123,6 +126,14 @@ class OnnxRuntimeRunner(RunnerBase):
         return optimisation_profile(profile, manifest)[2][0]
 
     def _provider_list(self, wanted: Sequence[Provider]) -> list:
+        if Provider.TENSORRT in wanted:
+            from .ort_trt_ep import check_ort_for_trt_ep
+
+            try:
+                check_ort_for_trt_ep(lazy_import("onnxruntime", extra="ganrt", what="onnxruntime").__version__)
+            except BackendUnavailable as exc:  # the other providers still run the artifact as it is
+                log.warning("not using the TensorRT EP: %s", exc)
+                wanted = [p for p in wanted if p is not Provider.TENSORRT]
         if Provider.TENSORRT not in wanted:
             return [p.value for p in wanted]
         manifest, profile, cache_dir = self._trt_ep

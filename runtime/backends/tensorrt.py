@@ -3,16 +3,20 @@
 Cheap constructor; ``activate()`` probes the device, gets the engine from ``load_or_build``,
 deserializes it, creates the execution context, a stream and pinned host + device buffers.
 ``infer`` sets the input shape only when it changes, binds tensors by name
-(``set_tensor_address``) and launches with ``execute_async_v3``. With fixed shapes the
-copy-in / execute / copy-out sequence is captured once as a CUDA graph and replayed
-(re-captured when the shape changes or the buffers move). ``deactivate`` frees everything
-and is idempotent.
+(``set_tensor_address``) and launches with ``execute_async_v3``. With CUDA graphs the
+copy-in / execute / copy-out sequence is captured once per input shape and replayed: one graph
+per shape (batch size included, at most ``MAX_GRAPHS``, least recently used dropped), so streams
+batched 1..max_batch frames at a time do not recapture on every change; all are dropped when the
+buffers move. A failed capture ends the capture, frees its graph, clears CUDA's last error and
+turns graphs off for the runner (as trtexec does). Graphs are never used with a DLA engine
+(capture fails there). ``deactivate`` frees everything and is idempotent.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -27,6 +31,8 @@ from .trt_engine import EngineBuilder, LoadResult, TensorRTBuilder, load_or_buil
 from .trt_identity import Probe, ShapeProfile, check_trt_precision, probe_device
 
 log = logging.getLogger(__name__)
+
+MAX_GRAPHS = 8  # captured graphs kept per runner (one per input shape)
 
 
 def check_available() -> None:
@@ -66,7 +72,7 @@ class TensorRTRunner(RunnerBase):
         self._out_shape: tuple[int, ...] = ()
         self._in_bytes = self._out_bytes = 0
         self._d_in = self._d_out = self._h_in = self._h_out = None
-        self._graph = None
+        self._graph_cache: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self._graphs = False
         self._bound = False
 
@@ -136,7 +142,8 @@ class TensorRTRunner(RunnerBase):
         if self._context is None:
             raise BackendUnavailable("TensorRT could not create an execution context (out of GPU memory?)")
         self._stream = self._mem.stream_create()
-        self._graphs = bool(self._graphs_wanted and self._mem.supports_graphs)
+        dla = loaded.identity.build.dla_core is not None  # graph capture fails with DLA engines
+        self._graphs = bool(self._graphs_wanted and self._mem.supports_graphs and not dla)
 
     def deactivate(self) -> None:
         self._teardown()
@@ -198,25 +205,55 @@ class TensorRTRunner(RunnerBase):
         mem.memcpy_dtoh_async(self._h_out, self._d_out, self._out_bytes, stream)
 
     def _run_graph(self) -> None:
+        mem, stream, shape = self._mem, self._stream, self._shape
+        graph = self._graph_cache.get(shape)
+        if graph is not None:
+            self._graph_cache.move_to_end(shape)
+            mem.graph_launch(graph, stream)
+            return
+        # TensorRT does its shape-dependent setup on the first launch after set_input_shape: run
+        # once outside the capture (this frame's output), then capture a launch with nothing left to set up.
+        self._enqueue()
+        mem.stream_synchronize(stream)
+        graph = self._capture()
+        if graph is None:
+            self._graphs = False
+            self._drop_graph([])
+            return
+        self._graph_cache[shape] = graph
+        while len(self._graph_cache) > MAX_GRAPHS:
+            _, old = self._graph_cache.popitem(last=False)
+            _try([], mem.graph_destroy, old)
+
+    def _capture(self) -> Any:
+        """The executable graph of one copy-in / execute / copy-out, or None (logged) when capture
+        fails; a failed capture is ended, its graph freed and CUDA's last error cleared."""
         mem, stream = self._mem, self._stream
-        if self._graph is None:
-            # TensorRT does its shape-dependent setup on the first launch after set_input_shape:
-            # run once outside the capture, then capture a launch that has nothing left to set up.
-            self._enqueue()
-            mem.stream_synchronize(stream)
-            try:
-                mem.graph_begin_capture(stream)
-                try:
-                    self._enqueue()
-                finally:
-                    graph = mem.graph_end_capture(stream)
-                self._graph = graph
-            except GanrtError as exc:
-                log.warning("CUDA graph capture failed (%s); running without CUDA graphs", exc)
-                self._graphs = False
-                return  # this frame's result is already in the host buffer
-            return  # the warm-up launch produced this frame's output; the graph replays from the next frame
-        mem.graph_launch(self._graph, stream)
+        try:
+            mem.graph_begin_capture(stream)
+        except GanrtError as exc:
+            log.warning("CUDA graph capture failed to start (%s); running without CUDA graphs", exc)
+            return None
+        why = ""
+        try:
+            mem.memcpy_htod_async(self._d_in, self._h_in, self._in_bytes, stream)
+            if self._context.execute_async_v3(mem.stream_handle(stream)):
+                mem.memcpy_dtoh_async(self._h_out, self._d_out, self._out_bytes, stream)
+            else:
+                why = "TensorRT's execute_async_v3 failed under capture (the engine has work that cannot be captured)"
+        except Exception as exc:  # CUDA / TensorRT binding errors while capturing
+            why = f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}"
+        if why:
+            problems: list[str] = []
+            _try(problems, mem.graph_abort_capture, stream)
+            log.warning("CUDA graph capture failed (%s); running without CUDA graphs%s", why,
+                        f" ({'; '.join(problems)})" if problems else "")
+            return None
+        try:
+            return mem.graph_end_capture(stream)
+        except GanrtError as exc:
+            log.warning("CUDA graph capture failed (%s); running without CUDA graphs", exc)
+            return None
 
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         p = self._shape_profile
@@ -224,7 +261,6 @@ class TensorRTRunner(RunnerBase):
             raise ModelError(f"input {'x'.join(map(str, shape))} is outside the engine's optimisation profile "
                              f"({'x'.join(map(str, p.min))} .. {'x'.join(map(str, p.max))}); "
                              f"widen tensorrt.min_hw/max_hw in the device profile")
-        self._drop_graph([])
         self._shape = None  # until this succeeds: a failure here forces the next call to set it again
         if not self._context.set_input_shape(self._in_name, shape):
             raise ModelError(f"TensorRT rejected input shape {shape} for {self._in_name!r}")
@@ -241,6 +277,8 @@ class TensorRTRunner(RunnerBase):
         """Grow (never shrink) the buffers; re-bind the tensor addresses when they move."""
         moved_in = self._grow("_d_in", "_h_in", in_bytes)
         moved_out = self._grow("_d_out", "_h_out", out_bytes)
+        if moved_in or moved_out:
+            self._drop_graph([])  # every captured graph holds the old addresses
         if moved_in or moved_out or not self._bound:
             ok_in = self._context.set_tensor_address(self._in_name, self._d_in.ptr)
             ok_out = self._context.set_tensor_address(self._out_name, self._d_out.ptr)
@@ -264,9 +302,11 @@ class TensorRTRunner(RunnerBase):
         return True
 
     def _drop_graph(self, problems: list[str]) -> None:
-        if self._graph is not None and self._mem is not None:
-            _try(problems, self._mem.graph_destroy, self._graph)
-        self._graph = None
+        """Destroy every captured graph."""
+        if self._mem is not None:
+            for graph in self._graph_cache.values():
+                _try(problems, self._mem.graph_destroy, graph)
+        self._graph_cache.clear()
 
 
 def _try(problems: list[str], fn: Callable[..., Any], *args: Any) -> None:

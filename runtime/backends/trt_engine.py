@@ -13,7 +13,9 @@ detected and rebuilt instead of loaded.
 
 The builder follows the one path that TensorRT 10.3 (JetPack 6) through 11.x share: a strongly
 typed network parsed from ONNX whose precision is in the graph (FP16 ONNX, or explicit Q/DQ for
-INT8). No FP16/INT8 builder flags and no calibrator (both gone in TensorRT 11).
+INT8). No calibrator. The exception is DLA on 10.x: every DLA path there (trtexec, the samples'
+``enableDLA``) builds weakly typed with FP16 (+ INT8) flags, so DLA engines are built that way
+(``trt_dla.py``) and their identity says ``strongly_typed: false``.
 
 TensorRT Python calls used, and where they exist:
 
@@ -22,9 +24,12 @@ call                                              10.3–10.x    11.x
 ================================================  ===========  ==========================================
 Builder, create_network(flags), OnnxParser        yes          yes
 NetworkDefinitionCreationFlag.STRONGLY_TYPED      required     deprecated and ignored (always strongly
-                                                               typed); used only when present
+                                                  (not DLA)    typed); used only when present
 NetworkDefinitionCreationFlag.EXPLICIT_BATCH      deprecated   removed — never used here
-BuilderFlag.FP16 / INT8, int8_calibrator          deprecated   removed — never used here
+BuilderFlag.FP16 / INT8                           DLA only     removed — never used on 11
+int8_calibrator                                   deprecated   removed — never used here
+OnnxParserFlag.ADJUST_FOR_DLA                     from 10.16   yes — the build report says when absent
+create_engine_inspector (DLA layer report)        yes          yes
 parser.parse, num_errors, get_error(i).desc()     yes          yes
 create_optimization_profile, set_shape            yes          yes
 set_memory_pool_limit(MemoryPoolType.WORKSPACE)   yes          yes
@@ -61,19 +66,7 @@ from typing import IO, Any, Callable, Iterator, Protocol
 
 from ..errors import BackendUnavailable, ConfigError, EngineMismatch, GanrtError, ModelError
 from ..lazy import lazy_import
-from .trt_identity import (
-    UNKNOWN_DEVICE,
-    DeviceFacts,
-    EngineIdentity,
-    Probe,
-    ShapeProfile,
-    Toolkit,
-    build_options,
-    check_trt_precision,
-    make_identity,
-    optimisation_profile,
-    probe_device,
-)
+from .trt_identity import DeviceFacts, EngineIdentity, Probe, check_trt_precision, make_identity, probe_device
 
 log = logging.getLogger(__name__)
 
@@ -285,13 +278,16 @@ class BuildRequest:
 class BuildOutput:
     engine: bytes
     timing_cache: bytes | None = None
-    dla_fallback: tuple[str, ...] = ()
+    dla_fallback: tuple[str, ...] = ()  # layers TensorRT said cannot run on DLA (can_run_on_DLA)
+    notes: tuple[str, ...] = ()  # what the build did or could not do, for the report (engine.json)
+    layers: tuple[dict, ...] = ()  # per-layer info from the engine inspector (DLA builds)
 
 
 class EngineBuilder(Protocol):
     """What ``load_or_build`` needs from a builder (the real one wraps TensorRT; tests inject a fake)."""
 
     version: str  # the TensorRT version the engines will be built with
+    # (optional) build_label: str — which TensorRT build (wheel / system package); part of the identity
 
     def build(self, request: BuildRequest) -> BuildOutput: ...
 
@@ -310,9 +306,11 @@ class LoadResult:
         return self.entry.identity
 
 
-def wanted_identity(manifest, artifact, profile, builder_version: str, probe: Probe) -> tuple[EngineIdentity, DeviceFacts]:
+def wanted_identity(manifest, artifact, profile, builder_version: str, probe: Probe,
+                    builder: Any = None) -> tuple[EngineIdentity, DeviceFacts]:
     facts = probe()
-    return make_identity(manifest, artifact, profile, builder_version, facts), facts
+    build_label = str(getattr(builder, "build_label", "")) if builder is not None else ""
+    return make_identity(manifest, artifact, profile, builder_version, facts, build_label), facts
 
 
 def load_or_build(manifest, artifact, profile, cache_dir: Path | str | None = None, no_build: bool = False, *,
@@ -324,7 +322,7 @@ def load_or_build(manifest, artifact, profile, cache_dir: Path | str | None = No
     check_trt_precision(artifact)
     builder = builder if builder is not None else TensorRTBuilder()
     probe = probe if probe is not None else probe_device
-    identity, facts = wanted_identity(manifest, artifact, profile, builder.version, probe)
+    identity, facts = wanted_identity(manifest, artifact, profile, builder.version, probe, builder)
     cache = cache if cache is not None else EngineCache(cache_dir)
     key = identity.key()
 
@@ -365,13 +363,18 @@ def load_or_build(manifest, artifact, profile, cache_dir: Path | str | None = No
             "artifact": {"key": artifact.key, "file": artifact.path.name, "precision": artifact.precision.value},
             "profile": getattr(profile, "name", ""),
             "dla_fallback": list(out.dla_fallback),
-            "built_on": {"uuid": facts.uuid, "pci_bus_id": facts.pci_bus_id, "via": facts.via},
+            "build_notes": list(out.notes),
+            "layers": list(out.layers),
+            "built_on": {"uuid": facts.uuid, "pci_bus_id": facts.pci_bus_id, "via": facts.via,
+                         "helper_cuda_runtime": facts.helper_runtime},
         }
         try:
             entry = cache.store(identity, out.engine, meta)
         except OSError as exc:
             raise ConfigError(f"cannot write the engine cache at {cache.root} ({exc.strerror or exc}); "
                               f"set {CACHE_ENV} or --cache to a writable folder") from None
+    for note in out.notes:
+        log.warning("TensorRT build %s: %s", key[:12], note)
     if out.dla_fallback:
         log.warning("%d layer(s) cannot run on DLA core %s and fall back to the GPU: %s", len(out.dla_fallback),
                     identity.build.dla_core, ", ".join(out.dla_fallback[:8]) + (" …" if len(out.dla_fallback) > 8 else ""))
@@ -403,90 +406,26 @@ def _mismatch_line(cache: EngineCache, identity: EngineIdentity, manifest, artif
             f"{near.identity.describe_diff(identity)}; {hint}")
 
 
-# --- ONNX Runtime's TensorRT execution provider --------------------------------------------------
-
-
-def ort_trt_ep_options(artifact, manifest=None, profile=None, cache_dir: Path | str | None = None,
-                       facts: DeviceFacts | None = None) -> dict[str, str]:
-    """Provider options for ONNX Runtime's TensorRT execution provider.
-
-    The EP builds its engines into the same cache as the native TensorRT runner, in a folder
-    named by the same kind of ``EngineIdentity`` key (ONNX sha256, optimisation profile, builder
-    options, toolkit, device); its toolkit field says "onnxruntime-trt-ep" because the TensorRT
-    library is the one ONNX Runtime loads. Options set:
-
-    - ``trt_engine_cache_enable`` / ``trt_engine_cache_path``: ``<cache>/<key>/``
-    - ``trt_timing_cache_enable`` / ``trt_timing_cache_path``: ``<cache>/timing/`` (profile's timing_cache)
-    - ``trt_max_workspace_size`` (bytes) and ``trt_builder_optimization_level`` from the profile
-    - ``trt_profile_{min,opt,max}_shapes``: the profile's NCHW shapes (when manifest and profile are given)
-    - ``trt_dla_enable`` / ``trt_dla_core`` when the profile names a DLA core
-    - no ``trt_fp16_enable`` / ``trt_int8_enable``: with both off the EP builds a strongly typed
-      network, so precision comes from the artifact itself (FP16 ONNX, explicit Q/DQ)
-
-    ``facts`` (a ``DeviceFacts``) is probed when not given; without cuda-python the key holds an
-    unknown device, and the EP's own engine names (which include the GPU architecture) keep
-    different GPUs apart.
-    """
-    from ..profiles import TensorRTOptions
-
-    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    trt_opts = profile.tensorrt if profile is not None else TensorRTOptions()
-    if facts is None:
-        try:
-            facts = probe_device()
-        except BackendUnavailable as exc:
-            log.info("TensorRT EP cache key without device facts (%s)", exc)
-            facts = UNKNOWN_DEVICE
-    shapes: tuple = ()
-    if manifest is not None and profile is not None:
-        mn, opt, mx = optimisation_profile(profile, manifest)
-        shapes = (ShapeProfile(manifest.input.name, mn, opt, mx),)
-    try:
-        ort_version = lazy_import("onnxruntime", extra="ganrt", what="onnxruntime").__version__
-    except BackendUnavailable:
-        ort_version = "?"
-    identity = EngineIdentity(artifact.sha256, shapes, build_options(trt_opts, artifact.precision.value),
-                              Toolkit(f"onnxruntime-trt-ep/{ort_version}", facts.cuda_runtime, facts.cuda_driver),
-                              facts.device)
-    engine_dir = root / identity.key()
-    engine_dir.mkdir(parents=True, exist_ok=True)
-    marker = engine_dir / "identity.json"
-    if not marker.exists():
-        atomic_write_bytes(marker, (json.dumps({"kind": "onnxruntime-trt-ep", "identity": identity.to_dict()},
-                                               indent=2, sort_keys=True) + "\n").encode())
-    opts: dict[str, Any] = {
-        "trt_engine_cache_enable": True,
-        "trt_engine_cache_path": str(engine_dir),
-        "trt_timing_cache_enable": bool(trt_opts.timing_cache),
-        "trt_max_workspace_size": int(trt_opts.workspace_mb) << 20,
-        "trt_builder_optimization_level": int(trt_opts.builder_optimization_level),
-    }
-    if trt_opts.timing_cache:
-        (root / TIMING_DIR).mkdir(parents=True, exist_ok=True)
-        opts["trt_timing_cache_path"] = str(root / TIMING_DIR)
-    for p in shapes:
-        for name, shape in (("min", p.min), ("opt", p.opt), ("max", p.max)):
-            opts[f"trt_profile_{name}_shapes"] = f"{p.input}:{'x'.join(str(v) for v in shape)}"
-    if trt_opts.dla_core is not None:
-        opts["trt_dla_enable"] = True
-        opts["trt_dla_core"] = int(trt_opts.dla_core)
-    return {k: str(v) for k, v in opts.items()}
-
-
 # --- the real builder (TensorRT) ---------------------------------------------------------------------
 
 
 class TensorRTBuilder:
-    """Builds strongly typed engines with TensorRT 10.3–11.x. Cheap to construct; imports
-    TensorRT (BackendUnavailable naming ganrt[trt] when it is missing)."""
+    """Builds engines with TensorRT 10.3–11.x: strongly typed, except DLA engines on 10.x
+    (``trt_dla.py``). Cheap to construct; imports TensorRT (BackendUnavailable naming ganrt[trt]
+    when it is missing)."""
 
     def __init__(self, trt: Any = None, progress_stream: IO[str] | None = None) -> None:
+        from .cuda_probe import tensorrt_build_label
+
         self.trt = trt if trt is not None else lazy_import("tensorrt", extra="trt", what="TensorRT")
         self.version = str(self.trt.__version__)
         self.major, self.minor = check_tensorrt_version(self.version)
+        self.build_label = tensorrt_build_label(self.trt)
         self._stream = progress_stream or sys.stderr
 
-    def network_flags(self) -> int:
+    def network_flags(self, strongly_typed: bool = True) -> int:
+        if not strongly_typed:
+            return 0  # a weakly typed 10.x network (DLA): explicit batch is implied since 10.0
         flag = getattr(self.trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
         if flag is None:
             if self.major >= 11:
@@ -495,14 +434,16 @@ class TensorRTBuilder:
         return 1 << int(flag)
 
     def build(self, req: BuildRequest) -> BuildOutput:
+        from . import trt_dla
+
         trt, ident = self.trt, req.identity
         logger = make_logger(trt)
         builder = trt.Builder(logger)
-        network = builder.create_network(self.network_flags())
+        network = builder.create_network(self.network_flags(ident.build.strongly_typed))
         parser = trt.OnnxParser(network, logger)
-        dla = ident.build.dla_core
-        if dla is not None and hasattr(trt, "OnnxParserFlag") and hasattr(trt.OnnxParserFlag, "ADJUST_FOR_DLA"):
-            parser.set_flag(trt.OnnxParserFlag.ADJUST_FOR_DLA)
+        dla, notes = ident.build.dla_core, []
+        if dla is not None:
+            notes.append(trt_dla.adjust_for_dla(trt, parser, self.version))
         if not parser.parse(req.onnx):
             raise ModelError(parser_error_line(parser, req.label, self.version))
         _check_network_io(network, ident, req.label)
@@ -517,11 +458,14 @@ class TensorRTBuilder:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(ident.build.workspace_mb) << 20)
         config.builder_optimization_level = int(ident.build.builder_optimization_level)
         if ident.build.timing_cache:
-            self._set_timing_cache(config, req.timing_cache)
+            set_timing_cache(config, req.timing_cache)
 
         fallback: list[str] = []
         if dla is not None:
-            fallback = self._configure_dla(builder, network, config, dla)
+            fallback, dla_notes = trt_dla.configure_dla(
+                trt, builder, network, config, dla, precision=ident.build.precision,
+                weakly_typed=not ident.build.strongly_typed, version=self.version)
+            notes += dla_notes
         monitor = None
         if req.progress and hasattr(trt, "IProgressMonitor"):  # TensorRT >= 10.0
             monitor = make_progress_monitor(trt, self._stream, req.label)
@@ -533,37 +477,41 @@ class TensorRTBuilder:
         if serialized is None:
             raise ModelError(f"TensorRT {self.version} could not build an engine for artifact {req.label!r}: "
                              f"{logger.last_error or 'no error was logged'}")
+        engine = bytes(memoryview(serialized))
+        layers: tuple[dict, ...] = ()
+        if dla is not None:
+            layers, line = trt_dla.inspect_layers(trt, logger, engine, dla)
+            notes.append(line)
         timing = None
         if ident.build.timing_cache:
             with contextlib.suppress(Exception):
                 timing = bytes(memoryview(config.get_timing_cache().serialize()))
-        return BuildOutput(bytes(memoryview(serialized)), timing, tuple(fallback))
+        return BuildOutput(engine, timing, tuple(fallback), tuple(notes), layers)
 
-    def _set_timing_cache(self, config: Any, data: bytes | None) -> None:
+
+def set_timing_cache(config: Any, data: bytes | None) -> None:
+    """Give ``config`` the saved timing cache, or a new empty one when the saved one is unusable.
+
+    ``IBuilderConfig.create_timing_cache`` returns None for a corrupt blob (it does not raise), and
+    ``set_timing_cache(None, ...)`` raises TypeError, so None is checked, not caught."""
+    cache = None
+    if data:
         try:
-            cache = config.create_timing_cache(data or b"")
-        except Exception:  # a corrupt cache file: start afresh
-            log.warning("TensorRT timing cache unreadable; starting a new one")
-            cache = config.create_timing_cache(b"")
-        if not config.set_timing_cache(cache, False):  # ignore_mismatch=False: TensorRT checks the device
-            log.warning("TensorRT timing cache does not fit this device/version; starting a new one")
-            config.set_timing_cache(config.create_timing_cache(b""), False)
-
-    def _configure_dla(self, builder: Any, network: Any, config: Any, core: int) -> list[str]:
-        trt = self.trt
-        cores = int(getattr(builder, "num_DLA_cores", 0))
-        if core >= cores:
-            raise BackendUnavailable(f"the profile asks for DLA core {core}, this device has {cores} DLA core(s) "
-                                     f"(TensorRT {self.version})")
-        config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = int(core)
-        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-        fallback = []
-        for i in range(network.num_layers):
-            layer = network.get_layer(i)
-            if not config.can_run_on_DLA(layer):
-                fallback.append(f"{layer.name} ({getattr(layer.type, 'name', layer.type)})")
-        return fallback
+            cache = config.create_timing_cache(data)
+        except Exception:  # defensive: the bindings return None rather than raise
+            cache = None
+        if cache is None:
+            log.warning("TensorRT timing cache unreadable (corrupt or from another TensorRT); starting a new one")
+    if cache is None:
+        cache = config.create_timing_cache(b"")
+    if cache is None:
+        log.warning("TensorRT could not create a timing cache; building without one")
+        return
+    if not config.set_timing_cache(cache, False):  # ignore_mismatch=False: TensorRT checks the device
+        log.warning("TensorRT timing cache does not fit this device/version; starting a new one")
+        fresh = config.create_timing_cache(b"")
+        if fresh is not None:
+            config.set_timing_cache(fresh, False)
 
 
 def parser_error_line(parser: Any, label: str, version: str) -> str:

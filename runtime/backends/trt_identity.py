@@ -1,7 +1,7 @@
 """What a TensorRT engine depends on, as one hashable identity (pure Python, no TensorRT).
 
 Engines are not portable: an engine is only valid for the exact ONNX bytes, optimisation
-profile, builder options, TensorRT version, CUDA runtime/driver and kind of GPU it was built
+profile, builder options, TensorRT version and build, CUDA driver and kind of GPU it was built
 with. ``EngineIdentity`` records all of that; ``key()`` (sha256 of a canonical JSON) names the
 cache folder, and ``diff()`` names the fields that differ when a cached engine does not fit.
 
@@ -13,10 +13,15 @@ What is deliberately *not* part of the identity:
   prebuilt cache and a replaced board does not force a rebuild. The probe still reports them
   for logs (``DeviceFacts.uuid``).
 - CUDA graphs: a runtime choice of how the engine is launched, not how it is built.
+- the CUDA runtime version of the helper library (cuda-python reports the runtime it links
+  statically, pycuda the CUDA it was compiled against): neither is the CUDA TensorRT runs on, so
+  upgrading a helper must not change an engine's key. What TensorRT depends on is its own version
+  and build (``Toolkit.tensorrt_build``: the wheel or system package, which fixes its CUDA major)
+  and the driver.
 
-Device and toolkit facts come from ``probe_device()``, which imports cuda-python lazily
+Device facts come from ``probe_device()`` (``cuda_probe.py``), which imports cuda-python lazily
 (``cuda.bindings.runtime``; pycuda as the alternative) and raises ``BackendUnavailable`` with
-one line when there is no GPU or driver.
+one line when there is no GPU or driver, or the driver is older than the helper's CUDA.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any, Callable
 from ..errors import BackendUnavailable, ConfigError, ModelError
 
 #: Bump when the identity's layout or meaning changes: every older cache entry stops matching.
-IDENTITY_SCHEMA = 1
+IDENTITY_SCHEMA = 2  # 2: toolkit keys on TensorRT build + driver, not the helper's CUDA runtime
 
 Shape = tuple[int, int, int, int]  # NCHW
 
@@ -58,14 +63,15 @@ class DeviceInfo:
 @dataclass(frozen=True)
 class Toolkit:
     tensorrt: str  # trt.__version__ (or the ONNX Runtime TensorRT EP's label)
-    cuda_runtime: int  # cudaRuntimeGetVersion(), e.g. 12060
+    tensorrt_build: str  # which TensorRT build: e.g. "tensorrt-cu12-libs 10.3.0 (cu12)" or the system package
     cuda_driver: int  # cudaDriverGetVersion(): the newest CUDA the driver supports
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """Everything handed to the builder that changes the engine. No precision flags: the
-    network is strongly typed, so precision is decided by the ONNX artifact itself."""
+    """Everything handed to the builder that changes the engine. Strongly typed networks take
+    their precision from the ONNX artifact; DLA engines on TensorRT 10.x are built weakly typed
+    with FP16 (+ INT8 for Q/DQ artifacts) builder flags, as trtexec does (``strongly_typed``)."""
 
     precision: str  # the artifact's Precision value: fp32 | fp16 | int8-trt
     strongly_typed: bool
@@ -178,7 +184,7 @@ class EngineIdentity:
     def timing_cache_name(self) -> str:
         """Timing caches are valid per TensorRT version, CUDA and kind of device, not per model."""
         d, t = self.device, self.toolkit
-        raw = json.dumps([t.tensorrt, t.cuda_runtime, t.cuda_driver, d.name, list(d.compute_capability),
+        raw = json.dumps([t.tensorrt, t.tensorrt_build, t.cuda_driver, d.name, list(d.compute_capability),
                           d.sm_count, d.integrated], separators=(",", ":"))
         return f"trt{t.tensorrt}_sm{d.compute_capability[0]}{d.compute_capability[1]}_" \
                f"{hashlib.sha256(raw.encode()).hexdigest()[:16]}.cache"
@@ -239,11 +245,22 @@ def optimisation_profile(profile, manifest) -> tuple[Shape, Shape, Shape]:
     return mn, opt, mx  # type: ignore[return-value]
 
 
-def build_options(t, precision: str) -> BuildOptions:
-    """BuildOptions from a profile's ``TensorRTOptions`` and the artifact's precision value."""
+def dla_builds_weakly_typed(tensorrt_version: str) -> bool:
+    """TensorRT 10.x builds DLA engines weakly typed with FP16/INT8 flags (trtexec and the samples'
+    ``enableDLA`` do); from 11 every network is strongly typed and those flags are gone."""
+    try:
+        return int(str(tensorrt_version).split(".")[0]) < 11
+    except ValueError:
+        return True
+
+
+def build_options(t, precision: str, tensorrt_version: str = "") -> BuildOptions:
+    """BuildOptions from a profile's ``TensorRTOptions``, the artifact's precision value and the
+    TensorRT version that builds (it decides how a DLA engine is typed)."""
+    weak = t.dla_core is not None and bool(tensorrt_version) and dla_builds_weakly_typed(tensorrt_version)
     return BuildOptions(
         precision=precision,
-        strongly_typed=True,
+        strongly_typed=not weak,
         builder_optimization_level=int(t.builder_optimization_level),
         workspace_mb=int(t.workspace_mb),
         dla_core=t.dla_core,
@@ -256,10 +273,11 @@ def build_options(t, precision: str) -> BuildOptions:
 
 @dataclass(frozen=True)
 class DeviceFacts:
-    """What the probe saw. ``uuid`` and ``pci_bus_id`` are for logs only (not in the identity)."""
+    """What the probe saw. ``helper_runtime`` (the helper library's own CUDA runtime version),
+    ``uuid`` and ``pci_bus_id`` are for logs only (not in the identity)."""
 
     device: DeviceInfo
-    cuda_runtime: int
+    helper_runtime: int
     cuda_driver: int
     uuid: str = ""
     pci_bus_id: str = ""
@@ -269,14 +287,16 @@ class DeviceFacts:
 Probe = Callable[[], DeviceFacts]
 
 
-def make_identity(manifest, artifact, profile, tensorrt_version: str, facts: DeviceFacts) -> EngineIdentity:
-    """The identity of the engine for ``artifact`` under ``profile`` on the probed device."""
+def make_identity(manifest, artifact, profile, tensorrt_version: str, facts: DeviceFacts,
+                  tensorrt_build: str = "") -> EngineIdentity:
+    """The identity of the engine for ``artifact`` under ``profile`` on the probed device, built by
+    TensorRT ``tensorrt_version`` from the build ``tensorrt_build`` names."""
     mn, opt, mx = optimisation_profile(profile, manifest)
     return EngineIdentity(
         onnx_sha256=artifact.sha256,
         profiles=(ShapeProfile(manifest.input.name, mn, opt, mx),),
-        build=build_options(profile.tensorrt, artifact.precision.value),
-        toolkit=Toolkit(tensorrt=str(tensorrt_version), cuda_runtime=int(facts.cuda_runtime),
+        build=build_options(profile.tensorrt, artifact.precision.value, str(tensorrt_version)),
+        toolkit=Toolkit(tensorrt=str(tensorrt_version), tensorrt_build=str(tensorrt_build),
                         cuda_driver=int(facts.cuda_driver)),
         device=facts.device,
     )
@@ -294,102 +314,12 @@ def check_trt_precision(artifact) -> None:
         )
 
 
-def _cuda_python_runtime():
-    try:
-        from cuda.bindings import runtime  # cuda-python >= 12.6
-        return runtime
-    except ImportError:
-        from cuda import cudart  # older cuda-python 12.x layout
-        return cudart
-
-
 def probe_device(device: int = 0) -> DeviceFacts:
-    """Facts about CUDA device ``device`` via cuda-python (pycuda when only that is installed).
+    """Facts about CUDA device ``device`` (see ``cuda_probe.probe``); BackendUnavailable with one
+    line when no helper library is installed, there is no GPU, or the driver is too old for it."""
+    from .cuda_probe import probe
 
-    Raises BackendUnavailable with one line when neither is installed or there is no GPU/driver.
-    """
-    try:
-        rt = _cuda_python_runtime()
-    except ImportError:
-        try:
-            return _probe_pycuda(device)
-        except ImportError:
-            raise BackendUnavailable("cuda-python is not installed (needed to query the GPU); "
-                                     "install ganrt[trt]") from None
-    try:
-        return _probe_cuda_python(rt, device)
-    except BackendUnavailable:
-        raise
-    except Exception as exc:  # cuda-python raises RuntimeError subclasses when libcuda.so is absent
-        raise BackendUnavailable(f"no usable CUDA GPU/driver ({_one_line(exc)})") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{exc.__class__.__name__}: {text[:200]}"
-
-
-def _probe_cuda_python(rt, device: int) -> DeviceFacts:
-    def call(fn, *args):
-        res = fn(*args)
-        err, rest = (res[0], res[1:]) if isinstance(res, tuple) else (res, ())
-        if int(err) != 0:
-            name = rt.cudaGetErrorName(err)[1]
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            raise BackendUnavailable(f"no usable CUDA GPU/driver ({fn.__name__}: {name})")
-        return rest[0] if len(rest) == 1 else rest
-
-    runtime_version = call(rt.cudaRuntimeGetVersion)
-    driver_version = call(rt.cudaDriverGetVersion)
-    if driver_version == 0:
-        raise BackendUnavailable("no NVIDIA driver found (cudaDriverGetVersion reports none)")
-    count = call(rt.cudaGetDeviceCount)
-    if count <= device:
-        raise BackendUnavailable(f"no CUDA device {device} (found {count})")
-    p = call(rt.cudaGetDeviceProperties, device)
-    name = p.name.decode(errors="replace").rstrip("\x00") if isinstance(p.name, bytes) else str(p.name)
-    uuid = ""
-    try:
-        raw = bytes(p.uuid.bytes) if hasattr(p.uuid, "bytes") else b""
-        uuid = raw.hex()
-    except Exception:  # the uuid is informative only
-        pass
-    info = DeviceInfo(
-        name=name.strip(),
-        compute_capability=(int(p.major), int(p.minor)),
-        sm_count=int(p.multiProcessorCount),
-        total_memory_mib=int(p.totalGlobalMem) >> 20,
-        ecc=bool(p.ECCEnabled),
-        integrated=bool(p.integrated),
-    )
-    bus = f"{int(p.pciDomainID):04x}:{int(p.pciBusID):02x}:{int(p.pciDeviceID):02x}"
-    return DeviceFacts(info, int(runtime_version), int(driver_version), uuid=uuid, pci_bus_id=bus, via="cuda-python")
-
-
-def _probe_pycuda(device: int) -> DeviceFacts:
-    import pycuda.driver as cuda  # noqa: PLC0415 - the alternative to cuda-python
-
-    try:
-        cuda.init()
-        if cuda.Device.count() <= device:
-            raise BackendUnavailable(f"no CUDA device {device} (found {cuda.Device.count()})")
-        d = cuda.Device(device)
-        A = cuda.device_attribute
-        info = DeviceInfo(
-            name=d.name().strip(),
-            compute_capability=tuple(int(x) for x in d.compute_capability()),  # type: ignore[arg-type]
-            sm_count=int(d.get_attribute(A.MULTIPROCESSOR_COUNT)),
-            total_memory_mib=int(d.total_memory()) >> 20,
-            ecc=bool(d.get_attribute(A.ECC_ENABLED)),
-            integrated=bool(d.get_attribute(A.INTEGRATED)),
-        )
-        major, minor, _ = cuda.get_version()  # the CUDA pycuda was built against
-        return DeviceFacts(info, major * 1000 + minor * 10, int(cuda.get_driver_version()),
-                           pci_bus_id=d.pci_bus_id(), via="pycuda")
-    except BackendUnavailable:
-        raise
-    except Exception as exc:
-        raise BackendUnavailable(f"no usable CUDA GPU/driver ({_one_line(exc)})") from None
+    return probe(device)
 
 
 UNKNOWN_DEVICE = DeviceFacts(DeviceInfo("unknown", (0, 0), 0, 0, False, False), 0, 0, via="none")
@@ -397,5 +327,5 @@ UNKNOWN_DEVICE = DeviceFacts(DeviceInfo("unknown", (0, 0), 0, 0, False, False), 
 __all__ = [
     "IDENTITY_SCHEMA", "BuildOptions", "DeviceFacts", "DeviceInfo", "EngineIdentity", "Probe", "Shape",
     "ShapeProfile", "Toolkit", "TRT_PRECISIONS", "UNKNOWN_DEVICE", "build_options", "check_trt_precision",
-    "make_identity", "optimisation_profile", "probe_device",
+    "dla_builds_weakly_typed", "make_identity", "optimisation_profile", "probe_device",
 ]

@@ -60,6 +60,8 @@ FACTS = DeviceFacts(RTX, 12060, 12040, uuid="aa" * 16, pci_bus_id="0000:01:00")
 
 
 def _profile(name="test-gpu", min_hw=(16, 16), opt_hw=(32, 32), max_hw=(64, 64), **trt) -> DeviceProfile:
+    if trt.get("dla_core") is not None:
+        trt.setdefault("cuda_graphs", False)  # the validator refuses CUDA graphs with DLA
     raw = {"name": name, "budget_ms": 33.0, "input_hw": [32, 32], "precision": "fp16",
            "backends": ["tensorrt", "onnxruntime"],
            "tensorrt": {"min_hw": list(min_hw), "opt_hw": list(opt_hw), "max_hw": list(max_hw), **trt}}
@@ -81,7 +83,7 @@ def _identity(**over: Any) -> EngineIdentity:
         onnx_sha256="ab" * 32,
         profiles=(ShapeProfile("input", (1, 1, 256, 256), (1, 1, 512, 512), (1, 1, 1088, 1920)),),
         build=build_options(_profile().tensorrt, "fp16"),
-        toolkit=Toolkit("10.3.0", 12060, 12040),
+        toolkit=Toolkit("10.3.0", "tensorrt-cu12 10.3.0 (cu12)", 12040),
         device=RTX,
     )
     return dataclasses.replace(base, **over)
@@ -419,7 +421,9 @@ class FakeCuda:
         self.pinned: set[int] = set()
         self.streams: dict[int, FakeStream] = {}
         self.next = 0x1000
-        self.allocs = self.launches = self.graphs_destroyed = self.closed = 0
+        self.allocs = self.launches = self.graphs_destroyed = self.closed = self.captures = 0
+        self.live_graphs: set[int] = set()  # graphs from end-capture not yet destroyed (leak check)
+        self.last_error: str | None = None  # CUDA's sticky "last error", cleared by cudaGetLastError
 
     def _ptr(self) -> int:
         self.next += 0x1000
@@ -474,7 +478,15 @@ class FakeCuda:
 
     def graph_end_capture(self, stream: FakeStream):
         ops, stream.capture = stream.capture, None
+        self.captures += 1
+        self.live_graphs.add(id(ops))
         return ops
+
+    def graph_abort_capture(self, stream: FakeStream) -> None:
+        # cudaStreamEndCapture still succeeds after a failed enqueue and returns a graph that must be
+        # destroyed; then cudaGetLastError clears the error the failure left behind.
+        stream.capture = None
+        self.last_error = None
 
     def graph_launch(self, graph, stream: FakeStream) -> None:
         self.launches += 1
@@ -483,6 +495,7 @@ class FakeCuda:
 
     def graph_destroy(self, graph) -> None:
         self.graphs_destroyed += 1
+        self.live_graphs.discard(id(graph))
 
     def close(self) -> None:
         self.closed += 1
@@ -549,6 +562,12 @@ class FakeEngine:
 
 
 class FakeContext:
+    """``fail_under_capture``: like an engine with DLA layers, execute_async_v3 returns False while
+    the stream is capturing and leaves a CUDA error behind; a launch that finds a stale CUDA error
+    fails too (what TensorRT reports when the last error was never cleared)."""
+
+    fail_under_capture = False
+
     def __init__(self, cuda: FakeCuda) -> None:
         self.cuda, self.shape, self.addr, self.executions = cuda, None, {}, 0
 
@@ -564,6 +583,11 @@ class FakeContext:
         return True
 
     def execute_async_v3(self, stream_handle: int) -> bool:
+        if self.cuda.last_error is not None:
+            return False
+        if self.fail_under_capture and self.cuda.streams[stream_handle].capture is not None:
+            self.cuda.last_error = "cudaErrorStreamCaptureUnsupported"
+            return False
         n = int(np.prod(self.shape)) * 4
         src, dst = self.cuda.device[self.addr["input"]], self.cuda.device[self.addr["output"]]
 
@@ -596,16 +620,19 @@ def test_runner_infers_with_graphs_recaptures_on_shape_change_and_grows_buffers(
         x = _x(32, 32, i)
         np.testing.assert_array_equal(r.infer({"input": x})["output"], x * 0.5)
     assert cuda.launches == 2 and cuda.allocs == 2  # device buffers: in + out
-    big = _x(48, 64, 7)  # larger frame: buffers grow, graph re-captured with the new addresses
+    big = _x(48, 64, 7)  # larger frame: buffers grow, every graph dropped (old addresses), big captured
     np.testing.assert_array_equal(r.infer({"input": big})["output"], big * 0.5)
     np.testing.assert_array_equal(r.infer({"input": big})["output"], big * 0.5)
     assert cuda.allocs == 4 and cuda.graphs_destroyed == 1 and cuda.launches == 3
-    small = _x(16, 16, 9)  # smaller: same buffers, new graph
+    small = _x(16, 16, 9)  # smaller: same buffers, a graph of its own; big's graph stays
     np.testing.assert_array_equal(r.infer({"input": small})["output"], small * 0.5)
     np.testing.assert_array_equal(r.infer({"input": small})["output"], small * 0.5)
-    assert cuda.allocs == 4 and cuda.graphs_destroyed == 2
+    assert cuda.allocs == 4 and cuda.graphs_destroyed == 1 and cuda.captures == 3
+    np.testing.assert_array_equal(r.infer({"input": big})["output"], big * 0.5)  # replayed, not recaptured
+    assert cuda.captures == 3 and cuda.launches == 5
     r.deactivate()
     assert cuda.device == {} and cuda.pinned == set() and cuda.streams == {} and cuda.graphs_destroyed == 3
+    assert cuda.live_graphs == set()
 
 
 def test_runner_rejects_shapes_outside_the_profile_and_missing_feeds(manifest, tmp_path):
@@ -816,9 +843,10 @@ def test_ort_trt_ep_options_point_inside_the_cache_under_the_key(tmp_path, manif
     assert tensorrt_ep_options(art, manifest, prof, tmp_path / "cache", facts=FACTS) == opts
     other = tensorrt_ep_options(manifest.artifact("fp16"), manifest, prof, tmp_path / "cache", facts=FACTS)
     assert other["trt_engine_cache_path"] != opts["trt_engine_cache_path"]
-    agx = tensorrt_ep_options(art, manifest, DeviceProfile.load("jetson-agx-orin"), tmp_path / "cache",
-                              facts=DeviceFacts(ORIN, 12060, 12020))
-    assert agx["trt_dla_enable"] == "True" and agx["trt_dla_core"] == "0"
+    # DLA: the EP applies trt_dla_* only with FP16/INT8 flags on, so it would run on the GPU: refused
+    with pytest.raises(ConfigError, match=r"jetson-agx-orin.*dla_core = 0.*GPU.*--backend tensorrt"):
+        tensorrt_ep_options(art, manifest, DeviceProfile.load("jetson-agx-orin"), tmp_path / "cache",
+                            facts=DeviceFacts(ORIN, 12060, 12020))
     # the engine cache lists no EP folder as a problem
     assert EngineCache(tmp_path / "cache").entries() == ([], [])
 
