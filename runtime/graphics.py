@@ -20,6 +20,8 @@ colour 512x512 frame on one x86 core).
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
@@ -41,21 +43,44 @@ def _to_u8(pixels: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def colour_and_luma(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 0/255 mask of the colour pixels, luma) of an 8-bit BGR frame. Colour: Cr or Cb more
-    than ``CHROMA_MIN`` from neutral (one YCrCb conversion and one range test: 3x faster here than
-    splitting the channels for max - min)."""
-    ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
+class _Scratch:
+    """Intermediate images for one frame size, reused from frame to frame: frames this size are
+    above the allocator's mmap threshold, and fresh pages for each intermediate cost as much as the
+    arithmetic. One per thread (several streams may call at once)."""
+
+    def __init__(self, hw: tuple[int, int]) -> None:
+        self.ycc = np.empty((*hw, 3), np.uint8)
+        self.luma, self.a, self.b, self.c = (np.empty(hw, np.uint8) for _ in range(4))
+
+
+_local = threading.local()
+
+
+def _scratch(hw: tuple[int, int]) -> _Scratch:
+    s = getattr(_local, "scratch", None)
+    if s is None or s.luma.shape != hw:
+        s = _local.scratch = _Scratch(hw)
+    return s
+
+
+def colour_and_luma(bgr: np.ndarray, w: _Scratch) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 0/255 mask of the colour pixels, luma) of an 8-bit BGR frame, in ``w``. Colour: Cr or
+    Cb more than ``CHROMA_MIN`` from neutral (one YCrCb conversion and one range test: 3x faster here
+    than splitting the channels for max - min)."""
+    cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb, dst=w.ycc)
     lo, hi = 128 - CHROMA_MIN, 128 + CHROMA_MIN
-    grey = cv2.inRange(ycc, (0, lo, lo), (255, hi, hi))
-    return cv2.bitwise_not(grey), cv2.extractChannel(ycc, 0)
+    cv2.inRange(w.ycc, (0, lo, lo), (255, hi, hi), dst=w.c)
+    cv2.bitwise_not(w.c, dst=w.c)
+    cv2.extractChannel(w.ycc, 0, dst=w.luma)
+    return w.c, w.luma
 
 
-def stroke_mask(bright: np.ndarray) -> np.ndarray:
-    """uint8 0/255: near-white pixels of strokes thinner than ``STROKE_MAX`` (8-bit single channel)."""
-    tophat = cv2.morphologyEx(bright, cv2.MORPH_TOPHAT, _SQUARE)
-    return cv2.bitwise_and(cv2.compare(bright, WHITE_MIN, cv2.CMP_GE),
-                           cv2.compare(tophat, STROKE_CONTRAST, cv2.CMP_GE))
+def stroke_mask(bright: np.ndarray, w: _Scratch) -> np.ndarray:
+    """uint8 0/255 (in ``w.a``): near-white pixels of strokes thinner than ``STROKE_MAX`` (8-bit, one channel)."""
+    cv2.morphologyEx(bright, cv2.MORPH_TOPHAT, _SQUARE, dst=w.a)
+    cv2.compare(w.a, STROKE_CONTRAST, cv2.CMP_GE, dst=w.a)
+    cv2.compare(bright, WHITE_MIN, cv2.CMP_GE, dst=w.b)
+    return cv2.bitwise_and(w.a, w.b, dst=w.a)
 
 
 def overlay_mask(pixels: np.ndarray, bits: int = 8) -> np.ndarray | None:
@@ -64,11 +89,12 @@ def overlay_mask(pixels: np.ndarray, bits: int = 8) -> np.ndarray | None:
     p = _to_u8(pixels, bits)
     if p.ndim == 3 and p.shape[2] == 1:
         p = p[:, :, 0]
+    w = _scratch(p.shape[:2])
     if p.ndim == 3:
-        colour, luma = colour_and_luma(p[:, :, :3] if p.shape[2] == 4 else p)
-        mask = cv2.bitwise_or(colour, stroke_mask(luma))
+        colour, luma = colour_and_luma(cv2.cvtColor(p, cv2.COLOR_BGRA2BGR) if p.shape[2] == 4 else p, w)
+        mask = cv2.bitwise_or(colour, stroke_mask(luma, w), dst=w.b)
     else:
-        mask = stroke_mask(p)
+        mask = stroke_mask(p, w)
     if not cv2.countNonZero(mask):
         return None
-    return cv2.dilate(mask, _GROW)
+    return cv2.dilate(mask, _GROW)  # a new array: the caller keeps it
