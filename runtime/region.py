@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError
+from .graphics import overlay_mask
 from .region_detect import (MIN_AREA_FRACTION, detect_in_boxes, detect_motion, detect_still, luma_u8,  # noqa: F401
                             static_marks)
 from .us_regions import UsRegion, tissue_boxes
@@ -251,6 +252,20 @@ class Region:
             m.setflags(write=False)
             self._crops[key] = m
         return m
+
+    def enhance_mask(self, box: Box, crop: np.ndarray, scale: int = 1, bits: int = 16) -> np.ndarray | None:
+        """Where the model's output for ``box`` may be shown (uint8 0/255 at the output size): the
+        mask cut to the box, less this frame's own graphics (``graphics.overlay_mask`` of ``crop``,
+        the frame's pixels in ``box``), enlarged ``scale`` times. None: everywhere in the box."""
+        region = self.mask_in(box, scale)
+        marks = overlay_mask(crop, bits)
+        if marks is None:
+            return region
+        if scale > 1:
+            marks = cv2.resize(marks, (marks.shape[1] * scale, marks.shape[0] * scale),
+                               interpolation=cv2.INTER_NEAREST)
+        keep = cv2.bitwise_not(marks)
+        return keep if region is None else cv2.bitwise_and(region, keep)
 
     def to_dict(self) -> dict:
         out = {"source": self.source, "from_frame": self.from_frame, "hw": list(self.hw),

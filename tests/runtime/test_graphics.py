@@ -105,3 +105,25 @@ def test_real_doppler_colour_and_ob_calipers_are_marked():
     near_field = np.zeros(mask.shape, bool)
     near_field[100:140, 400:520] = True
     assert _marked(mask, near_field) < 0.005  # the tissue of the near field is not
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_region_enhance_mask_leaves_out_the_frames_graphics(scale):
+    from ganrt.runtime.region import Box, Region
+
+    img, sector = _tissue()[0]
+    frame = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    cv2.drawMarker(frame, (250, 300), (255, 255, 255), cv2.MARKER_CROSS, 11, 1)
+    cv2.circle(frame, (300, 260), 10, (0, 0, 220), -1)  # colour flow
+    box = Box(150, 200, 256, 192)
+    crop = frame[box.slices]
+    for region in (Region.from_mask(sector.astype(np.uint8), "test"), Region.whole(img.shape)):
+        m = region.enhance_mask(box, crop, scale, bits=8)
+        assert m.shape == (box.h * scale, box.w * scale)
+        at = lambda x, y: m[(y - box.y) * scale, (x - box.x) * scale]  # noqa: E731 - frame coordinates
+        assert at(250, 300) == 0 and at(245, 300) == 0 and at(300, 260) == 0  # caliper, colour: raw
+        assert at(200, 350) == 255  # tissue: enhanced
+        if not region.full:
+            oy, ox = np.argwhere(~sector[box.slices])[0]
+            assert at(box.x + ox, box.y + oy) == 0  # outside the sector: raw
+    assert Region.whole(img.shape).enhance_mask(box, img[box.slices] // 2) is None  # no graphics, whole frame
