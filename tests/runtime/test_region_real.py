@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ganrt.runtime.app import guard_config
+from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.region import RegionConfig, RegionMode, RegionTracker
@@ -75,6 +76,9 @@ def test_ultrasound_bundles_detect_the_region_by_default(manifests):
         assert guard_config(profile, manifests[task]).region.mode is RegionMode.AUTO
         assert guard_config(profile, manifests[task], region="full").region.mode is RegionMode.FULL
     assert guard_config(profile, manifests["intraop-enhance"]).region.mode is RegionMode.FULL
+    assert guard_config(profile, manifests["us-enhance"], mask_phi=True).phi.enabled  # a region to mask around
+    with pytest.raises(ConfigError, match="needs an imaging region"):
+        guard_config(profile, manifests["intraop-enhance"], mask_phi=True)
 
 
 def test_a_profiles_region_overrides_the_bundles_default(manifests):
