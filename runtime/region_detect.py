@@ -15,6 +15,7 @@ import numpy as np
 MIN_AREA_FRACTION = 0.02  # a "region" smaller than this is a detection failure, not a sector
 MOTION_MIN_STD = 3.0  # grey levels: above lossy-video noise around static text
 MOTION_REL_STD = 0.1  # ... and above this fraction of the typical moving pixel's std
+MOTION_CLEAN_STD = 0.5  # ... or above this where most still pixels are bit-identical (std exactly 0)
 STILL_MIN_LEVEL = 12.0  # grey levels above black counted as image in a single frame
 CLEAN_BLACK_FRACTION = 0.2  # ... or above black itself, when this much of the frame is exactly black
 BANNER_WIDTH, BANNER_HEIGHT = 0.9, 0.3  # a band this wide and at most this high at the top or bottom
@@ -160,6 +161,14 @@ def detect_motion(std: np.ndarray) -> np.ndarray | None:
     level = max(MOTION_MIN_STD, MOTION_REL_STD * float(np.percentile(moving, 75)))
     fg = np.where(small > level, np.uint8(255), np.uint8(0))
     s = min(small.shape)
+    if np.count_nonzero(small == 0) >= CLEAN_BLACK_FRACTION * small.size:
+        # a lossless or intra-coded cine: what does not move is bit-identical from frame to frame, so
+        # any change is the image, down to the dark, barely moving walls of a sector (std ~1 level).
+        # Static text in a compression block shared with moving pixels flickers too, but sparsely:
+        # only dense change counts
+        low = cv2.compare(small, MOTION_CLEAN_STD, cv2.CMP_GT)
+        low = cv2.compare(cv2.blur(low, (_odd(s / 24),) * 2), DENSE_FRACTION * 255, cv2.CMP_GE)
+        fg = cv2.bitwise_or(fg, low)
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _ellipse(_odd(s / 64)))  # isolated noisy pixels
     fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _ellipse(_odd(s / 32)))
     return _hull_of_largest(fg, f, std.shape)
