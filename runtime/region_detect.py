@@ -21,8 +21,8 @@ CLEAN_BLACK_FRACTION = 0.2  # ... or above black itself, when this much of the f
 BANNER_WIDTH, BANNER_HEIGHT = 0.9, 0.3  # a band this wide and at most this high at the top or bottom
 THIN_FRACTION = 0.1  # ... or an area narrower than this fraction of the frame (a text line, a bar)
 DENSE_FRACTION = 0.7  # ... counting only where this much of the neighbourhood is above it (not text)
-BUMP_DIVISOR = 20
-REACH_DIVISOR = 20  # the opening that cuts text bumps off an area: 1/20 of the frame's shorter side
+BUMP_DIVISOR = 20  # the opening that cuts text bumps off an area: 1/20 of the frame's shorter side
+REACH_DIVISOR = 20  # ... and the edges it blunted grow back this far, through pixels above the level
 SHAPE_PENALTY = 0.05  # ... scores this much less than an image area would
 STATIC_MAX_STD = 1.5  # a mark inside the sector whose pixels change less than this is burned in,
 STATIC_REL_STD = 0.2  # ... or less than this fraction of the sector's median change (lossy video
@@ -113,14 +113,13 @@ def _still_levels(small: np.ndarray) -> list[float]:
 
 
 def _candidates(small: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """(everything above ``level`` with speckle holes closed, its dense part without text) of a
+    """(everything above ``level``, its dense part with speckle holes closed, without text) of a
     working image: image areas are dense above the level, text is sparse strokes on black."""
     s = min(small.shape)
     above = cv2.compare(small, level, cv2.CMP_GT)
     dense = cv2.compare(cv2.blur(above, (_odd(s / 24),) * 2), DENSE_FRACTION * 255, cv2.CMP_GE)
     dense = cv2.morphologyEx(dense, cv2.MORPH_CLOSE, _ellipse(_odd(s / 48)))  # dark speckle holes
-    closed = cv2.morphologyEx(above, cv2.MORPH_CLOSE, _ellipse(_odd(s / 48)))
-    return closed, cv2.morphologyEx(dense, cv2.MORPH_OPEN, _ellipse(_odd(s / 40, 5)))
+    return above, cv2.morphologyEx(dense, cv2.MORPH_OPEN, _ellipse(_odd(s / 40, 5)))
 
 
 def detect_still(gray: np.ndarray) -> np.ndarray | None:
@@ -144,12 +143,15 @@ def detect_still(gray: np.ndarray) -> np.ndarray | None:
     _, comp, above = best
     # text lines a few pixels from a rectangle of tissue can still touch it: an opening with a larger
     # disc cuts such bumps off; the edges the density test and that opening blunted (a fan's apex and
-    # corners) come back from what is above the level close to what is left
+    # corners) grow back through what is above the level, which a black gap to a text line stops
     core = cv2.morphologyEx(comp, cv2.MORPH_OPEN, _ellipse(_odd(s / BUMP_DIVISOR)))
     if not cv2.countNonZero(core):
         core = comp
-    body = cv2.bitwise_and(cv2.dilate(core, _ellipse(_odd(s / REACH_DIVISOR))), above)
-    return _draw_hull(body, f, gray.shape)
+    body, step = core, _ellipse(3)
+    for _ in range(max(1, round(s / REACH_DIVISOR))):  # grown through what is above the level only:
+        body = cv2.bitwise_and(cv2.dilate(body, step), above)  # a gap to a text line stops it
+    # one pixel more all round: the median ate the outermost pixel of the image's edges
+    return cv2.dilate(_draw_hull(cv2.bitwise_or(body, core), f, gray.shape), step)
 
 
 def detect_motion(std: np.ndarray) -> np.ndarray | None:
