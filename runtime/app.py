@@ -29,9 +29,11 @@ DEMO_CINE = ASSETS / "sim_cine_512.mp4"
 def guard_config(profile: DeviceProfile, manifest: Manifest, *, region: str | None = None, mask_phi: bool = False,
                  fidelity: bool = True, temporal: str | None = None) -> GuardConfig:
     """The profile's [region], [phi] and [temporal] with the command line's overrides; the
-    fidelity threshold from the manifest (its default when the manifest has none)."""
+    fidelity threshold from the manifest (its default when the manifest has none). Without a
+    [region] the bundle's modality decides (ultrasound: detected, see RegionConfig.default_for)."""
+    base = profile.region if profile.region is not None else RegionConfig.default_for(manifest.modality)
     return GuardConfig(
-        region=RegionConfig.parse(region, base=profile.region) if region else profile.region,
+        region=RegionConfig.parse(region, base=base) if region else base,
         fidelity=FidelityConfig.from_manifest(manifest) if fidelity else None,
         temporal=TemporalConfig.parse(temporal) if temporal else profile.temporal,
         phi=replace(profile.phi, enabled=True) if mask_phi else profile.phi,

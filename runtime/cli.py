@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--record", choices=("jsonl", "csv"), default="jsonl")
     r.add_argument("--region", default=None, metavar="auto[:N]|full|X,Y,W,H",
                    help="imaging region the model may change; outside it the output is the input "
-                        "(default: the profile's [region], else full; auto detects it over the first N frames)")
+                        "(default: the profile's [region], else auto for ultrasound bundles and full for others; "
+                        "auto detects it over the first N frames, or uses a DICOM file's ultrasound regions)")
     r.add_argument("--mask-phi", action="store_true",
                    help="blank everything outside the imaging region (except the profile's [phi] keep boxes) "
                         "in every output")

@@ -49,7 +49,8 @@ STUDY = ("StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName",
 SITE = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName")
 IMAGE = ("SpecificCharacterSet", "Laterality", "LossyImageCompression", "LossyImageCompressionRatio",
          "LossyImageCompressionMethod")
-GEOMETRY = ("PixelSpacing", "SequenceOfUltrasoundRegions")  # only while the frame size is the source's
+# Only while the frame size is the source's, or rescaled when it is an integer multiple of it.
+GEOMETRY = ("PixelSpacing", "SequenceOfUltrasoundRegions")
 COPIED = PATIENT + STUDY + SITE + IMAGE + GEOMETRY
 TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
          "ReferringPhysicianName", "StudyID", "AccessionNumber", "Laterality")  # present even when empty
@@ -127,17 +128,30 @@ class DerivedSeries:
             return SC_TRUE_COLOR
         return SC_GRAY_BYTE if fmt.bits == 8 else SC_GRAY_WORD
 
+    def _scale(self, fmt: PixelFormat) -> int:
+        """s when the output frames are exactly s >= 2 times the source's in both directions (a
+        super-resolution model), else 0 (the geometry does not carry over)."""
+        if not self.source_hw or not all(self.source_hw):
+            return 0
+        rows, cols = self.source_hw
+        s = fmt.rows // rows
+        return s if s >= 2 and (fmt.rows, fmt.columns) == (rows * s, cols * s) else 0
+
     def _copied(self, fmt: PixelFormat) -> Any:
         from pydicom.dataset import Dataset
 
         ds = Dataset()
         if self.src is not None:
             same_size = self.source_hw == (fmt.rows, fmt.columns)
+            scale = self._scale(fmt)
             for kw in COPIED:
-                if kw in GEOMETRY and not same_size:
+                if kw not in self.src:
                     continue
-                if kw in self.src:
-                    ds[kw] = self.src[kw]  # DataElements are shared: deid below replaces, never edits in place
+                if kw in GEOMETRY and not same_size:
+                    if scale:  # enlarged s times: s times the pixels, 1/s the spacing
+                        _rescaled(ds, self.src, kw, scale)
+                    continue
+                ds[kw] = self.src[kw]  # DataElements are shared: deid below replaces, never edits in place
             ref = Dataset()
             ref.ReferencedSOPClassUID = self.src.get("SOPClassUID", "")
             ref.ReferencedSOPInstanceUID = self.src.get("SOPInstanceUID", "")
@@ -282,6 +296,17 @@ class DerivedSeries:
             d.PurposeOfReferenceCodeSequence = [_code(Dataset, DEIDENTIFYING)]
             items.append(d)
         return items
+
+
+def _rescaled(ds: Any, src: Any, kw: str, s: int) -> None:
+    """``src``'s geometry attribute ``kw`` into ``ds`` for frames enlarged ``s`` times (copies: the
+    source's elements are never edited)."""
+    from .us_regions import rescale_regions, rescale_spacing
+
+    if kw == "PixelSpacing":
+        ds.PixelSpacing = rescale_spacing(src.PixelSpacing, s)
+    elif kw == "SequenceOfUltrasoundRegions":
+        ds.SequenceOfUltrasoundRegions = rescale_regions(src.SequenceOfUltrasoundRegions, s)
 
 
 def _deep_copy(ds: Any) -> Any:

@@ -103,6 +103,10 @@ class Artifact:
         return data
 
 
+# Task -> DICOM modality of its frames (US ultrasound, ES endoscopy), for defaults that depend on it.
+TASK_MODALITY = {"us-enhance": "US", "us-sr2x": "US", "intraop-enhance": "ES"}
+
+
 @dataclass(frozen=True)
 class Manifest:
     root: Path
@@ -114,6 +118,12 @@ class Manifest:
     artifacts: dict[str, Artifact]
     raw: dict[str, Any]
     dynamic_batch: bool = False  # io.dynamic_batch: every artifact takes N frames on axis 0
+
+    @property
+    def modality(self) -> str:
+        """The DICOM modality of the frames the model is for: the manifest's ``modality``, else by its
+        task (``TASK_MODALITY``); "" when unknown."""
+        return str(self.raw.get("modality") or TASK_MODALITY.get(self.task, ""))
 
     @property
     def model_id(self) -> str:

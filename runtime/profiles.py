@@ -57,7 +57,7 @@ class DeviceProfile:
     backends: tuple[Backend, ...]
     threads: Threads = field(default_factory=Threads)
     tensorrt: TensorRTOptions = field(default_factory=TensorRTOptions)
-    region: RegionConfig = field(default_factory=RegionConfig)  # [region]: where enhancement may act
+    region: RegionConfig | None = None  # [region]: where enhancement may act (None: the bundle's default)
     phi: PhiConfig = field(default_factory=PhiConfig)  # [phi]: masking outside the region
     temporal: TemporalConfig = field(default_factory=TemporalConfig)  # [temporal]: output smoothing
     source: str = "<built-in>"
@@ -98,7 +98,7 @@ class DeviceProfile:
                 backends=tuple(_enum(Backend, b, where, "backends") for b in raw["backends"]),
                 threads=Threads(**threads),
                 tensorrt=TensorRTOptions(**trt),
-                region=RegionConfig.from_dict(sections["region"], where, base_dir),
+                region=RegionConfig.from_dict(sections["region"], where, base_dir) if "region" in raw else None,
                 phi=PhiConfig.from_dict(sections["phi"], where),
                 temporal=TemporalConfig.from_dict(sections["temporal"], where),
                 source=where,

@@ -12,7 +12,15 @@ leaves the pipeline exactly as it came in. A region comes from the device profil
   (calipers, in-sector labels) are carved out, so they pass through unchanged too (so does
   a bright reflector that did not move while frames were collected: the safe direction).
 - **auto, from one frame** (a still image, a frozen loop, ``auto:1``): intensity after a
-  median filter (which erases thin text strokes) -> opening -> largest component -> hull.
+  median filter (which erases thin text strokes) -> opening -> the component shaped most like
+  an image area (large, solid; not a full-width header or toolbar band, not a line of text) ->
+  hull. On a clean digital black background the threshold is black itself, so a fan whose deep
+  part is anechoic is found whole (region_detect.py).
+- **auto, from the file** (a DICOM source with a Sequence of Ultrasound Regions): its 2D tissue
+  and colour-flow rectangles, after checking that they fit the frame (files resized or cropped
+  after acquisition keep the original's coordinates: those are rejected, with the reason in the
+  region's ``note``), and inside each rectangle the region detected there (a rectangle bounds a
+  fan; its black corners and any text inside it are not tissue). Source ``dicom-us-regions``.
 - Neither finds a plausible region (a blank stream): the whole frame, with a warning.
 
 While auto-detection collects its frames, those frames are shown **raw** (reason
@@ -34,6 +42,10 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError
+from .graphics import overlay_mask
+from .region_detect import (MIN_AREA_FRACTION, detect_in_boxes, detect_motion, detect_still, luma_u8,  # noqa: F401
+                            static_marks)
+from .us_regions import UsRegion, tissue_boxes
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +67,13 @@ class RegionMode(Enum):
     RECT = "rect"
     POLYGON = "polygon"
     MASK = "mask"
+
+
+# The region a bundle gets when neither --region nor the profile's [region] names one, by the
+# modality its manifest is for. Ultrasound frames carry scanner text, scales and calipers around
+# and inside the sector: detect the image area (no UI pixel is touched unless --region full).
+# Anything else (colour endoscopy: the scope's circle fills the frame) keeps the whole frame.
+DEFAULT_MODE_BY_MODALITY: dict[str, RegionMode] = {"US": RegionMode.AUTO}
 
 
 class Box(NamedTuple):
@@ -79,6 +98,8 @@ class RegionConfig:
     polygon: tuple[tuple[int, int], ...] = ()
     mask: Path | None = None  # nonzero pixels are inside
     carve_marks: bool = True  # auto: static bright/coloured marks inside the sector stay untouched
+    # auto: the source's DICOM ultrasound regions (checked against each frame size before use)
+    us_regions: tuple[UsRegion, ...] = ()
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -98,7 +119,7 @@ class RegionConfig:
         """``--region auto[:FRAMES] | full | X,Y,W,H`` (other settings kept from ``base``)."""
         base = base or cls()
         t = text.strip().lower()
-        keep = dict(frames=base.frames, carve_marks=base.carve_marks)
+        keep = dict(frames=base.frames, carve_marks=base.carve_marks, us_regions=base.us_regions)
         if t == "full":
             return cls(RegionMode.FULL, **keep)
         if t == "auto" or t.startswith("auto:"):
@@ -117,6 +138,19 @@ class RegionConfig:
         return cls(RegionMode.RECT, rect=Box(*vals), **keep)
 
     @classmethod
+    def default_for(cls, modality: str) -> "RegionConfig":
+        """The default region for a bundle whose frames are of ``modality`` (see DEFAULT_MODE_BY_MODALITY)."""
+        return cls(DEFAULT_MODE_BY_MODALITY.get(modality, RegionMode.FULL))
+
+    def for_source(self, source: object) -> "RegionConfig":
+        """This config with what ``source`` says of its image areas (a DICOM file's ultrasound
+        regions, ``source.us_regions``): used by auto detection only."""
+        hint = tuple(getattr(source, "us_regions", None) or ())
+        if self.mode is not RegionMode.AUTO or not hint:
+            return self
+        return replace(self, us_regions=hint)
+
+    @classmethod
     def from_dict(cls, raw: dict, where: str, base_dir: Path | None = None) -> "RegionConfig":
         """The profile's ``[region]`` table (keys already checked by the profile loader)."""
         try:
@@ -126,7 +160,8 @@ class RegionConfig:
             raise ConfigError(f"{where}: region.mode {raw.get('mode')!r} is not one of: {choices}") from None
         rect = raw.get("rect")
         poly = raw.get("polygon", ())
-        if rect is not None and not (isinstance(rect, list) and len(rect) == 4 and all(isinstance(v, int) for v in rect)):
+        if rect is not None and not (isinstance(rect, list) and len(rect) == 4
+                                     and all(isinstance(v, int) for v in rect)):
             raise ConfigError(f"{where}: region.rect must be [x, y, width, height] in pixels")
         if not (isinstance(poly, (list, tuple)) and all(isinstance(p, list) and len(p) == 2
                                                        and all(isinstance(v, int) for v in p) for p in poly)):
@@ -152,6 +187,7 @@ class Region:
     source: str  # how it was found: full, rect, polygon, mask, auto-motion, auto-still, auto-none
     from_frame: int = 0
     carved_px: int = 0  # static marks removed from an auto region
+    note: str = ""  # why a source's own description of its regions was not used
     _crops: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -159,15 +195,16 @@ class Region:
         return cls(hw, None, Box(0, 0, hw[1], hw[0]), source, from_frame)
 
     @classmethod
-    def from_mask(cls, mask: np.ndarray, source: str, from_frame: int = 0, carved_px: int = 0) -> "Region | None":
+    def from_mask(cls, mask: np.ndarray, source: str, from_frame: int = 0, carved_px: int = 0,
+                  note: str = "") -> "Region | None":
         m = np.where(mask > 0, np.uint8(255), np.uint8(0))
         pts = cv2.findNonZero(m)
         if pts is None:
             return None
         if cv2.countNonZero(m) == m.size:
-            return cls.whole(m.shape[:2], source, from_frame)
+            return replace(cls.whole(m.shape[:2], source, from_frame), note=note)
         m.setflags(write=False)
-        return cls(m.shape[:2], m, Box(*cv2.boundingRect(pts)), source, from_frame, carved_px)
+        return cls(m.shape[:2], m, Box(*cv2.boundingRect(pts)), source, from_frame, carved_px, note)
 
     @property
     def full(self) -> bool:
@@ -216,102 +253,26 @@ class Region:
             self._crops[key] = m
         return m
 
+    def enhance_mask(self, box: Box, crop: np.ndarray, scale: int = 1, bits: int = 16) -> np.ndarray | None:
+        """Where the model's output for ``box`` may be shown (uint8 0/255 at the output size): the
+        mask cut to the box, less this frame's own graphics (``graphics.overlay_mask`` of ``crop``,
+        the frame's pixels in ``box``), enlarged ``scale`` times. None: everywhere in the box."""
+        region = self.mask_in(box, scale)
+        marks = overlay_mask(crop, bits)
+        if marks is None:
+            return region
+        if scale > 1:
+            marks = cv2.resize(marks, (marks.shape[1] * scale, marks.shape[0] * scale),
+                               interpolation=cv2.INTER_NEAREST)
+        keep = cv2.bitwise_not(marks)
+        return keep if region is None else cv2.bitwise_and(region, keep)
+
     def to_dict(self) -> dict:
-        return {"source": self.source, "from_frame": self.from_frame, "hw": list(self.hw),
-                "bbox": list(self.box), "area_fraction": round(self.area_fraction, 4), "carved_px": self.carved_px}
-
-
-# --- detection ----------------------------------------------------------------------------------
-WORK_SIDE = 256  # detection runs at most this large (shapes, not pixels, matter); the hull is drawn at full size
-
-
-def _odd(n: float, lo: int = 3) -> int:
-    n = max(lo, int(round(n)))
-    return n if n % 2 else n + 1
-
-
-def _ellipse(k: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-
-
-def luma_u8(pixels: np.ndarray, bits: int = 16) -> np.ndarray:
-    """8-bit grey view of a frame (uint16 scaled by its bit depth; colour -> BGR2GRAY)."""
-    p = pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
-    if p.dtype == np.uint16:
-        p = cv2.convertScaleAbs(p, alpha=255.0 / ((1 << bits) - 1))
-    elif p.dtype != np.uint8:
-        p = np.clip(p, 0, 255).astype(np.uint8)
-    if p.ndim == 3:
-        p = cv2.cvtColor(p, cv2.COLOR_BGRA2GRAY if p.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    return p
-
-
-def _shrink(img: np.ndarray) -> tuple[np.ndarray, int]:
-    """``img`` area-reduced by an integer factor so its longer side is <= WORK_SIDE."""
-    f = max(1, -(-max(img.shape[:2]) // WORK_SIDE))
-    if f == 1:
-        return img, 1
-    h, w = img.shape[:2]
-    return cv2.resize(img, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA), f
-
-
-def _hull_of_largest(binary: np.ndarray, f: int, hw: tuple[int, int]) -> np.ndarray | None:
-    """Filled convex hull (at full size ``hw``, uint8 0/255) of the largest 8-connected component of
-    ``binary`` (a working image reduced ``f`` times), or None when there is no plausible one."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    if n < 2:
-        return None
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if stats[k, cv2.CC_STAT_AREA] < MIN_AREA_FRACTION * binary.size:
-        return None
-    comp = np.where(labels == k, np.uint8(255), np.uint8(0))
-    contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    hull = cv2.convexHull(np.vstack(contours)).astype(np.float32)
-    # working pixel i covers full pixels [i*f, (i+1)*f): map the hull's corners outward by half a cell
-    centre = hull.reshape(-1, 2).mean(axis=0)
-    pts = hull * f + (f - 1) / 2.0 + np.sign(hull - centre) * (f / 2.0 if f > 1 else 0.0)
-    out = np.zeros(hw, np.uint8)
-    cv2.fillConvexPoly(out, np.round(pts).astype(np.int32), 255)
-    return out
-
-
-def detect_still(gray: np.ndarray) -> np.ndarray | None:
-    """Imaging region of one 8-bit grey frame: bright-enough area with thin strokes removed."""
-    small, f = _shrink(cv2.medianBlur(gray, 5))  # the median erases 1-2 px text strokes and caliper lines
-    s = min(small.shape)
-    level = max(STILL_MIN_LEVEL, 0.08 * float(np.percentile(small[::2, ::2], 99)))
-    fg = np.where(small > level, np.uint8(255), np.uint8(0))
-    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _ellipse(_odd(s / 48)))  # dark speckle holes
-    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _ellipse(_odd(s / 40, 5)))  # what is left of text
-    return _hull_of_largest(fg, f, gray.shape)
-
-
-def detect_motion(std: np.ndarray) -> np.ndarray | None:
-    """Imaging region from the temporal std (grey levels) of each pixel."""
-    small, f = _shrink(std)
-    moving = small[small > MOTION_MIN_STD]
-    if moving.size < MIN_AREA_FRACTION * small.size:
-        return None
-    level = max(MOTION_MIN_STD, MOTION_REL_STD * float(np.percentile(moving, 75)))
-    fg = np.where(small > level, np.uint8(255), np.uint8(0))
-    s = min(small.shape)
-    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _ellipse(_odd(s / 64)))  # isolated noisy pixels
-    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _ellipse(_odd(s / 32)))
-    return _hull_of_largest(fg, f, std.shape)
-
-
-def static_marks(mean: np.ndarray, std: np.ndarray, last: np.ndarray, hull: np.ndarray) -> np.ndarray:
-    """Burned-in marks inside ``hull``: pixels that (almost) never change and are bright or coloured
-    (uint8 0/255, dilated one pixel for anti-aliased edges). Full resolution: caliper lines are one
-    pixel wide."""
-    typical = float(np.median(std[::4, ::4][hull[::4, ::4] > 0])) if cv2.countNonZero(hull) else 0.0
-    still = cv2.compare(std, max(STATIC_MAX_STD, STATIC_REL_STD * typical), cv2.CMP_LE)
-    vivid = cv2.compare(mean, MARK_MIN_LEVEL, cv2.CMP_GE)
-    if last.ndim == 3 and last.shape[2] >= 3 and last.dtype == np.uint8:
-        b, g, r = cv2.split(last)[:3]
-        chroma = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
-        vivid = cv2.bitwise_or(vivid, cv2.compare(chroma, MARK_MIN_CHROMA, cv2.CMP_GE))
-    return cv2.bitwise_and(cv2.dilate(cv2.bitwise_and(still, vivid), _ellipse(3)), hull)
+        out = {"source": self.source, "from_frame": self.from_frame, "hw": list(self.hw),
+               "bbox": list(self.box), "area_fraction": round(self.area_fraction, 4), "carved_px": self.carved_px}
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 class _Collector:
@@ -341,24 +302,45 @@ class _Collector:
         return mean, cv2.sqrt(cv2.max(var, 0.0))
 
 
-def detect(collector: _Collector, gray_last: np.ndarray, carve: bool, frame_index: int) -> Region:
-    """The auto region from collected frames: motion first, one frame second, else the whole frame."""
+def _from_us_regions(regions: Sequence[UsRegion], gray: np.ndarray, std: np.ndarray | None
+                     ) -> tuple[np.ndarray | None, str]:
+    """The region inside the source's DICOM ultrasound regions, or None and why they were not used."""
+    if not regions:
+        return None, ""
+    images, why = tissue_boxes(regions, gray.shape[:2])
+    if not images:
+        return None, f"DICOM ultrasound regions not used: {why}"
+    mask = detect_in_boxes([r.box for r in images], gray, std)
+    if mask is None or cv2.countNonZero(mask) < MIN_AREA_FRACTION * mask.size:
+        return None, "DICOM ultrasound regions not used: their rectangles are black in this frame"
+    return mask, ""
+
+
+def detect(collector: _Collector, gray_last: np.ndarray, carve: bool, frame_index: int,
+           us_regions: Sequence[UsRegion] = ()) -> Region:
+    """The auto region from collected frames: the source's DICOM ultrasound regions (refined by
+    detection inside them) when they fit the frame, else motion, else one frame, else the whole frame."""
     mean, std = collector.stats()
-    hull = detect_motion(std) if collector.n > 1 else None
-    source = "auto-motion"
+    moving = collector.n > 1
+    hull, note = _from_us_regions(us_regions, gray_last, std if moving else None)
+    source = "dicom-us-regions"
+    if note:
+        log.warning("frames %d-%d: %s; detecting the region instead", collector.start, frame_index, note)
+    if hull is None:
+        hull, source = (detect_motion(std) if moving else None), "auto-motion"
     if hull is None:
         hull, source = detect_still(gray_last), "auto-still"
     if hull is None:
         log.warning("no imaging region found in frames %d-%d; enhancing the whole frame",
                     collector.start, frame_index)
-        return Region.whole(collector.hw, "auto-none", frame_index)
+        return replace(Region.whole(collector.hw, "auto-none", frame_index), note=note)
     carved = 0
-    if carve and source == "auto-motion" and collector.last is not None:
+    if carve and moving and source != "auto-still" and collector.last is not None:
         marks = static_marks(mean, std, collector.last, hull)
         carved = cv2.countNonZero(marks)
         if carved:
             hull = cv2.subtract(hull, marks)
-    region = Region.from_mask(hull, source, frame_index, carved)
+    region = Region.from_mask(hull, source, frame_index, carved, note)
     return region if region is not None else Region.whole(collector.hw, "auto-none", frame_index)
 
 
@@ -441,7 +423,7 @@ class RegionTracker:
         if not c.done:
             return None
         self._collector = None
-        return self._use(detect(c, gray, self.config.carve_marks, index))
+        return self._use(detect(c, gray, self.config.carve_marks, index, self.config.us_regions))
 
     def prime(self, frames: Sequence[np.ndarray]) -> Region | None:
         """Auto mode: detect from frames read ahead (a file source opened a second time), so the
@@ -455,11 +437,14 @@ class RegionTracker:
         for f in same:
             gray = luma_u8(f, self.bits)
             c.add(gray, f)
-        region = detect(c, gray, self.config.carve_marks, 0)
+        region = detect(c, gray, self.config.carve_marks, 0, self.config.us_regions)
         return self._use(replace(region, source=f"{region.source}-lookahead"))
 
     def provisional(self, pixels: np.ndarray) -> Region | None:
         """A one-frame guess while auto-detection collects (PHI masking cannot wait); None when
         even that finds nothing."""
-        hull = detect_still(luma_u8(pixels, self.bits))
+        gray = luma_u8(pixels, self.bits)
+        hull = _from_us_regions(self.config.us_regions, gray, None)[0]
+        if hull is None:
+            hull = detect_still(gray)
         return Region.from_mask(hull, "auto-provisional") if hull is not None else None

@@ -134,7 +134,8 @@ class Report:
             x, y, w, h = r["bbox"]
             lines.append(f"imaging region ({r['source']}, from frame {r['from_frame']}): {w}x{h} at ({x},{y}), "
                          f"{100 * r['area_fraction']:.0f}% of the frame"
-                         + (f", {r['carved_px']} px of burned-in marks left untouched" if r.get("carved_px") else ""))
+                         + (f", {r['carved_px']} px of burned-in marks left untouched" if r.get("carved_px") else "")
+                         + (f"; {r['note']}" if r.get("note") else ""))
         q = self.quality
         fid = q.get("fidelity")
         if fid and fid["checked"]:

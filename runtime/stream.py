@@ -54,9 +54,12 @@ class RunSetup:
     deidentify: bool = False  # the source's name kept out of every output and the report
     change_map: str | None = None  # None: none; "": OUT/<stem>change_map.mp4; else its path
 
-    def pipeline_config(self, spec: "StreamSpec") -> PipelineConfig:
+    def pipeline_config(self, spec: "StreamSpec", source: object = None) -> PipelineConfig:
+        """The pipeline's settings for one stream; ``source``'s own description of its image areas
+        (a DICOM file's ultrasound regions) goes to the region detection."""
         budget = spec.budget_ms or self.budget_ms or self.profile.budget_ms
-        return PipelineConfig.with_budget(budget, guard=self.guard)
+        guard = replace(self.guard, region=self.guard.region.for_source(source))
+        return PipelineConfig.with_budget(budget, guard=guard)
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ def prepare(spec: StreamSpec, setup: RunSetup, source, runner, *, clock: Clock =
     try:
         record = Record.for_enhancer(enhancer, spec.out / f"{spec.stem}record.{setup.record_fmt}",
                                      fmt=setup.record_fmt)
-        config = setup.pipeline_config(spec)
+        config = setup.pipeline_config(spec, source)
     except BaseException:
         for s in built:
             s.close()

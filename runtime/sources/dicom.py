@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import SourceError
 from ..lazy import lazy_import
+from ..us_regions import UsRegion, read_regions, spacing_for
 from .base import DEFAULT_FPS, SourceBase
 
 log = logging.getLogger(__name__)
@@ -101,19 +102,14 @@ def fps_from_tags(ds: Any) -> float:
     return next((c for c in candidates if c), DEFAULT_FPS)
 
 
-def pixel_spacing_mm(ds: Any) -> tuple[float, float] | None:
-    """(row, column) spacing in mm: PixelSpacing, else the first ultrasound region's deltas (cm)."""
+def pixel_spacing_mm(ds: Any, regions: tuple[UsRegion, ...] = ()) -> tuple[float, float] | None:
+    """(row, column) spacing in mm: PixelSpacing, else the first tissue ultrasound region's deltas
+    (cm), only when the regions fit the frame (a resized file keeps its original's deltas)."""
     spacing = ds.get("PixelSpacing")
     if spacing is not None and len(spacing) == 2:
         return float(spacing[0]), float(spacing[1])
-    regions = ds.get("SequenceOfUltrasoundRegions")
-    if regions:
-        r = regions[0]
-        dx, dy = r.get("PhysicalDeltaX"), r.get("PhysicalDeltaY")
-        # units 3 = cm (PS3.3 C.8.5.5.1.15); other units (seconds, Hz) are not a spatial spacing
-        if dx and dy and r.get("PhysicalUnitsXDirection") == 3 and r.get("PhysicalUnitsYDirection") == 3:
-            return abs(float(dy)) * 10.0, abs(float(dx)) * 10.0
-    return None
+    hw = (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+    return spacing_for(regions or read_regions(ds), hw)
 
 
 def _check_decodable(ds: Any, name: str) -> None:
@@ -203,7 +199,9 @@ class DicomSource(SourceBase):
         super().__init__(name, fps=fps_from_tags(ds), frame_count=self._n,
                          modality=str(ds.get("Modality", "US") or "US"), **kw)
         tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-        self.meta = replace(self.meta, pixel_spacing_mm=pixel_spacing_mm(ds), extra={
+        # the scanner's own map of its image areas: a hint for the imaging region (region.py checks it)
+        self.us_regions: tuple[UsRegion, ...] = read_regions(ds)
+        self.meta = replace(self.meta, pixel_spacing_mm=pixel_spacing_mm(ds, self.us_regions), extra={
             "photometric": self._convert.photometric, "bits_stored": self._convert.bits_stored,
             "transfer_syntax": getattr(tsyntax, "name", str(tsyntax)), "sop_class": str(ds.get("SOPClassUID", ""))})
         log.info("DICOM %s: %d frame(s) %s, %s, %d-bit, %.3g fps, %s", name, self._n, first.shape,

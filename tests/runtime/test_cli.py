@@ -68,8 +68,9 @@ def test_odd_changing_sizes_and_16_bit_frames(tmp_path, bundle, capsys):
     cv2.imwrite(str(folder / "a0.png"), rng.integers(0, 255, (33, 47), dtype=np.uint8))
     cv2.imwrite(str(folder / "a1.png"), rng.integers(0, 65535, (61, 29), dtype=np.uint16))
     cv2.imwrite(str(folder / "a2.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    # the whole frame: an ultrasound bundle's default region detection would restart at each new size
     rc, _, err = _run(capsys, "run", "--source", str(folder), "--model", str(bundle), "--out", str(tmp_path / "o"),
-                      "--sink", "png", "--budget-ms", "1000", "--json")
+                      "--sink", "png", "--budget-ms", "1000", "--json", "--region", "full")
     assert rc == 0, err
     rows = [json.loads(x) for x in (tmp_path / "o" / "record.jsonl").read_text().splitlines()]
     assert [r["outcome"] for r in rows] == ["enhanced"] * 3

@@ -101,8 +101,9 @@ def test_masking_needs_a_region(tmp_path, capsys):
         vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
     vw.release()
     man_dir = bundle(tmp_path / "b", blur_model(1)).root
+    # the whole frame asked for (an ultrasound bundle's default region is detected, which masking accepts)
     rc = main(["run", "--source", str(src), "--model", str(man_dir), "--out", str(tmp_path / "o"), "--precision", "fp32",
-               "--mask-phi"])
+               "--mask-phi", "--region", "full"])
     err = capsys.readouterr().err
     assert rc == ConfigError.exit_code
     lines = [ln for ln in err.splitlines() if ln.strip()]
