@@ -125,7 +125,8 @@ def test_sr_task_pairs_shapes_determinism_and_baseline():
     task = get_task("us-sr2x")
     ps = task.make_pairs(range(4), (128, 128))
     again = task.make_pairs(range(4), (128, 128))
-    np.testing.assert_array_equal(ps.inputs, again.inputs)
+    # OpenCV's threaded DFT may sum in a schedule-dependent order (see test_simulator): equal up to float32 rounding
+    np.testing.assert_allclose(ps.inputs, again.inputs, rtol=0, atol=1e-5)
     assert ps.inputs.shape == (4, 64, 64) and ps.targets.shape == (4, 128, 128)
     for m in (ps.sector, ps.lesion, ps.background, ps.homogeneous):
         assert m.shape == (4, 128, 128) and m.dtype == bool
