@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import ConfigError
+from .domain import DomainConfig
 from .fidelity import FidelityConfig
 from .guard import GuardConfig
 from .manifest import Manifest
@@ -21,6 +22,7 @@ from .report import Report
 from .sink_specs import parse_sinks
 from .stream import RunSetup, StreamSpec, stream_once
 from .temporal import TemporalConfig
+from .tone import ToneConfig
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_CINE = ASSETS / "sim_cine_512.mp4"
@@ -29,10 +31,13 @@ DEMO_CINE = ASSETS / "sim_cine_512.mp4"
 def guard_config(profile: DeviceProfile, manifest: Manifest, *, region: str | None = None, mask_phi: bool = False,
                  fidelity: bool = True, temporal: str | None = None) -> GuardConfig:
     """The profile's [region], [phi] and [temporal] with the command line's overrides; the
-    fidelity threshold from the manifest (its default when the manifest has none)."""
+    fidelity threshold, the local-mean limits and the input domain from the manifest (defaults
+    when it has none; ``fidelity=False`` turns all three output checks off)."""
     return GuardConfig(
         region=RegionConfig.parse(region, base=profile.region) if region else profile.region,
         fidelity=FidelityConfig.from_manifest(manifest) if fidelity else None,
+        tone=ToneConfig.from_manifest(manifest) if fidelity else None,
+        domain=DomainConfig.from_manifest(manifest) if fidelity else None,
         temporal=TemporalConfig.parse(temporal) if temporal else profile.temporal,
         phi=replace(profile.phi, enabled=True) if mask_phi else profile.phi,
     )

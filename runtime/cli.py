@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blank everything outside the imaging region (except the profile's [phi] keep boxes) "
                         "in every output")
     r.add_argument("--no-fidelity", action="store_true",
-                   help="do not check enhanced frames against their input (the check sends unfaithful frames raw)")
+                   help="show the model's output unchecked: no fidelity, local-mean or input-domain check "
+                        "(the checks send unfaithful frames, or tiles, raw)")
     r.add_argument("--temporal-filter", default=None, metavar="none|ema[:ALPHA]",
                    help="light smoothing of enhanced frames inside the region (default: the profile's, else none)")
     r.add_argument("--change-map", nargs="?", const="", default=None, metavar="PATH",
