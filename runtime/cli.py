@@ -174,6 +174,9 @@ def _add_bench_parsers(sub) -> None:
     bp.add_argument("--sink", choices=("null", "video"), default="null", help="output written per frame (default null)")
     bp.add_argument("--budget-ms", type=float, default=None, help="deadline (default: the profile's)")
     bp.add_argument("--no-bare", action="store_true", help="skip the bare-model comparison")
+    bp.add_argument("--no-checks", action="store_true",
+                    help="time the bare loop: no region, local-mean, domain or fidelity check (default: the checks "
+                         "`ganrt run` applies to the bundle)")
     _add_bench_output_args(bp)
     bp.set_defaults(func=_cmd_bench_pipeline)
 
