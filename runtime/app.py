@@ -56,6 +56,12 @@ def _print(report: Report, args: argparse.Namespace, title: str) -> None:
             print(f"note: {missed} of {report.frames_out} frames were shown raw because inference (p95 {p95}) "
                   f"does not fit the {report.budget_ms:g} ms budget on this machine; a longer --budget-ms "
                   f"or a faster backend/profile enhances more of them")
+        checked = {k: report.passthrough.get(k, 0) for k in ("mean-shift", "out-of-distribution", "fidelity")}
+        if report.frames_out and sum(checked.values()) > report.frames_out / 2:
+            why = ", ".join(f"{k} {v}" for k, v in checked.items() if v)
+            print(f"note: {sum(checked.values())} of {report.frames_out} frames were shown raw by the output checks "
+                  f"({why}): the model would have moved the local brightness, invented structure, or was given a "
+                  f"frame unlike its training data; see README 'Trust checks'")
 
 
 def run_demo(args: argparse.Namespace) -> int:
