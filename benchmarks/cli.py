@@ -70,7 +70,8 @@ def pipeline(args: argparse.Namespace, manifest: Manifest, profile: DeviceProfil
     modes = (Mode.FAST, Mode.REALTIME) if args.mode == "both" else (Mode(args.mode),)
     sink = BenchSink(args.sink)
     cfg = PipelineBenchConfig(source=args.source, frames=args.frames, modes=modes, sink_fast=sink, sink_realtime=sink,
-                              budget_ms=args.budget_ms, bare=not args.no_bare)
+                              budget_ms=args.budget_ms, bare=not args.no_bare,
+                              checks=not args.no_checks)
     precision = Precision.parse(args.precision) if args.precision else None
     result = run_pipeline_bench(manifest, profile, cfg, args.backend, precision)
     _emit(result, args, to_markdown(result))

@@ -36,6 +36,8 @@ from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.app import guard_config
+from ganrt.runtime.guard import GuardConfig
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.record import STAGES, Record
@@ -77,6 +79,7 @@ class PipelineBenchConfig:
     budget_ms: float | None = None  # None: the profile's
     bare: bool = True
     keep_per_frame: bool = True
+    checks: bool = True  # the run command's default checks for the bundle; False: the bare loop
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -104,17 +107,19 @@ def _per_frame(rows) -> dict[str, list[float | None]]:
         "outcome": [r.outcome.value for r in out]}
 
 
-def _enhanced_cost(rows) -> dict:
-    """pre + infer + post + sink of enhanced frames: what one frame costs the loop."""
-    return summarize([r.pre_ms + r.infer_ms + r.post_ms + r.sink_ms for r in rows
-                      if r.outcome.value == "enhanced"]).to_dict()
+def _frame_cost(rows) -> dict:
+    """pre + infer + post + guard + sink of every frame the model ran on (enhanced, or sent raw by
+    the output checks): what one frame costs the loop, checks included."""
+    return summarize([r.pre_ms + r.infer_ms + r.post_ms + r.guard_ms + r.sink_ms for r in rows
+                      if not math.isnan(r.infer_ms)]).to_dict()
 
 
 def _sink(kind: BenchSink, tmp: Path, fps: float):
     return NullSink() if kind is BenchSink.NULL else VideoSink(tmp / "bench.mp4", fps or 30.0, VideoCodec.MP4V)
 
 
-def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_ms: float, tmp: Path) -> dict:
+def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_ms: float, tmp: Path,
+              guard: GuardConfig) -> dict:
     realtime = mode is Mode.REALTIME
     source = open_source(cfg.source, realtime=realtime, loop=True, max_frames=cfg.frames)
     sink_kind = cfg.sink_realtime if realtime else cfg.sink_fast
@@ -122,8 +127,8 @@ def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_m
     meter = ResourceMeter()
     with meter:
         t0 = time.perf_counter()
-        rep = run(source, enhancer, [_sink(sink_kind, tmp, source.fps)], PipelineConfig.with_budget(budget_ms),
-                  record=rec)
+        rep = run(source, enhancer, [_sink(sink_kind, tmp, source.fps)],
+                  PipelineConfig.with_budget(budget_ms, guard=guard), record=rec)
         wall = time.perf_counter() - t0
     d = rep.to_dict()
     out = {
@@ -133,7 +138,7 @@ def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_m
         "dropped": d["dropped"], "dropped_by_reason": d["dropped_by_reason"],
         "late": d["late"], "deadline_miss_rate": d["deadline_miss_rate"], "budget_ms": budget_ms,
         "fps": d["fps"], "wall_s": d["wall_s"], "wall_per_frame_ms": 1000 * wall / max(d["frames_out"], 1),
-        "latency_ms": d["latency_ms"], "enhanced_frame_cost_ms": _enhanced_cost(rec.rows),
+        "latency_ms": d["latency_ms"], "frame_cost_ms": _frame_cost(rec.rows),
         "resources": meter.result(), "model": d["model"],
     }
     if cfg.keep_per_frame:
@@ -150,13 +155,16 @@ def run_pipeline_bench(manifest: Manifest, profile: DeviceProfile, cfg: Pipeline
         "model_id": manifest.model_id, "source": Path(cfg.source).name, "frames": cfg.frames,
         "profile": profile.name, "budget_ms": budget, "modes": {},
     }
+    # the checks `ganrt run` applies to this bundle by default (region, local mean, domain, fidelity)
+    guard = guard_config(profile, manifest) if cfg.checks else GuardConfig()
+    result["guard"] = guard.to_dict()
     with sel.runner as runner, TemporaryDirectory() as td:
         enhancer = Enhancer(runner, manifest, artifact=sel.artifact)
         result["backend"], result["precision"] = runner.io.description, sel.precision.value
         if cfg.bare:
             result["bare_infer_ms"] = _bare(runner, enhancer, cfg.source, min(cfg.frames, 300))
         for mode in cfg.modes:
-            result["modes"][mode.value] = _one_mode(mode, cfg, enhancer, budget, Path(td))
+            result["modes"][mode.value] = _one_mode(mode, cfg, enhancer, budget, Path(td), guard)
     result["ratios"] = _ratios(result)
     t = profile.threads
     result["environment"] = environment({"profile": profile.name, "intra_op": t.intra_op, "inter_op": t.inter_op,
@@ -169,7 +177,8 @@ def _ratios(r: dict) -> dict:
     bare = r.get("bare_infer_ms", {}).get("latency_ms", {}).get("median")
     fast = r["modes"].get("fast")
     if bare and fast:
-        out["fast_enhanced_cost_median_over_bare_median"] = fast["enhanced_frame_cost_ms"]["median"] / bare
+        if fast["frame_cost_ms"]["median"] is not None:
+            out["fast_frame_cost_median_over_bare_median"] = fast["frame_cost_ms"]["median"] / bare
         out["fast_wall_per_frame_over_bare_median"] = fast["wall_per_frame_ms"] / bare
     return out
 

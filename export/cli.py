@@ -42,6 +42,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--frames", type=int, default=None, help="held-out pairs (default: the bundle's held-out set)")
     f.set_defaults(func=_fidelity)
 
+    g = sub.add_parser("guard", help="calibrate a bundle's local-mean check (tone) and input domain and write them "
+                       "into its manifest (the pipeline does this for every new bundle)")
+    g.add_argument("--model", type=Path, required=True, help="bundle directory")
+    g.set_defaults(func=_guard)
+
 
 def _pipeline(args: argparse.Namespace) -> int:
     from dataclasses import replace
@@ -90,6 +95,24 @@ def _simulate(args: argparse.Namespace) -> int:
     stem = f"sim_{args.which}" if task.name == "us-enhance" else f"sim_{task.name}_{args.which}"
     for p in write_cine(args.out, frames, args.fps, formats, stem=stem):
         print(p)
+    return 0
+
+
+def _guard(args: argparse.Namespace) -> int:
+    from .guard_cal import calibrate_bundle
+
+    cal = calibrate_bundle(args.model)
+    tone = cal["tone"]
+    chosen = tone.get("chosen")
+    if chosen:
+        print(f"{args.model}: tone tiles {chosen['tile_frac']:g} of the shorter side, frame raw above "
+              f"{chosen['max_failed']:g} failed; catches {chosen['catch_rate']} of {tone['model_output_negatives']} "
+              f"harmful model outputs on real tuning scans + {tone['synthetic_negatives']} synthetic harms "
+              f"(model outputs: {chosen['model_output_catch_rate']}); keeps {chosen['positives_kept']} of "
+              f"{tone['positives']} tone-neutral edits")
+    else:
+        print(f"{args.model}: no real tuning scans for this task: default tone settings")
+    print(f"{args.model}: input domain from {cal['input_domain']}")
     return 0
 
 

@@ -13,6 +13,11 @@ residual and its detrending scale, or the unexplained structure and its window),
 in ``CANDIDATES`` is tried, with synthetic inventions (bright and dark blobs) added to the
 model's own held-out outputs, and the one whose threshold catches the most of them goes into the
 manifest with its measured catch rate.
+
+Real scans are never a premise here: how the model behaves on a real scanner's frames is what the
+checks are for, not something to calibrate them to pass. The bundle's outputs on the real tuning
+acquisitions (realscans.TUNE) are scored and the share the threshold sends raw is recorded
+(``real_rejected``), whatever it is.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -30,6 +35,7 @@ import numpy as np
 from ganrt.runtime.fidelity import CALIBRATION_MARGIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
 
 from .arrays import to_images, to_nchw
+from .realscans import RealItem, run_bundle
 from .data.simulator import to_uint8
 from .tasks import PairSet
 
@@ -51,9 +57,7 @@ CANDIDATES: tuple[dict, ...] = (
 BLOB_AMPLITUDES = (0.5, -0.5)  # bright and dark inventions, of full scale
 BLOB_SIGMA = 1 / 20  # of the frame's shorter side: a lesion-sized structure
 BLOB_SEED = 20_260_101
-# Real frames that normal output must pass too (no ground truth needed: only the floor): the one
-# real ultrasound cine that installs offline, pydicom's echocardiogram. None for endoscopy.
-REAL_CINES = {"us-enhance": "examples_ybr_color.dcm", "us-sr2x": "examples_ybr_color.dcm"}
+ULTRASOUND_TASKS = ("us-enhance", "us-sr2x")  # the tasks whose bundles run on the real tuning scans
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class FidelityCalibration:
     margin_db: float
     catch_rate: float  # share of synthetic blobs on the reference artifact's outputs that score below min_db
     candidates: tuple[dict, ...] = ()  # every setting tried: its threshold and catch rate
-    real: dict | None = None  # the real cine in the floor: its name, frames and lowest score
+    real: dict | None = None  # the real tuning frames: names, frames, share the threshold sends raw
 
     def manifest_block(self) -> dict:
         """What the runtime reads (``FidelityConfig.from_manifest``)."""
@@ -81,7 +85,7 @@ class FidelityCalibration:
                 "degrade": self.config.degrade.value, "method": self.config.method.value,
                 "detrend_cells": self.config.detrend_cells, "window_cells": self.config.window_cells,
                 "blob_catch_rate": round(self.catch_rate, 3), "candidates": list(self.candidates),
-                "real_frames": self.real,
+                "real_tuning_frames": self.real,
                 "how": "every artifact on the held-out pairs through ganrt.runtime.fidelity, 8-bit display form, "
                        "the imaging region as the mask; min_db = floor - margin; of the settings tried, the "
                        f"one whose threshold catches most synthetic blobs (amplitudes {list(BLOB_AMPLITUDES)}, "
@@ -127,10 +131,10 @@ def with_blobs(outputs: np.ndarray, regions: np.ndarray, amplitude: float, seed:
 
 def calibrate(outputs_by_artifact: Mapping[str, np.ndarray], pairs: PairSet, scale: int,
               margin_db: float = CALIBRATION_MARGIN_DB, reference: str | None = None,
-              real: "RealFrames | None" = None) -> FidelityCalibration:
+              real: "Sequence[RealItem]" = ()) -> FidelityCalibration:
     """``outputs_by_artifact``: name -> (N, H, W[, 3]) outputs in [0, 1] for ``pairs``' inputs;
     ``reference``: the artifact the synthetic blobs are added to (default: ``fp32`` or the first);
-    ``real``: real frames through the model, whose scores join the floor (``real_frames``)."""
+    ``real``: real frames through the model (realscans.run_bundle): only scored and reported."""
     ref = reference or ("fp32" if "fp32" in outputs_by_artifact else next(iter(outputs_by_artifact)))
     blobbed = [with_blobs(outputs_by_artifact[ref], pairs.sector, a, BLOB_SEED + k)
                for k, a in enumerate(BLOB_AMPLITUDES)]
@@ -144,70 +148,32 @@ def calibrate(outputs_by_artifact: Mapping[str, np.ndarray], pairs: PairSet, sca
         if judged.size == 0:
             raise ValueError("no held-out frame had a region large enough to judge fidelity")
         floor = float(judged.min())
-        real_floor = None
-        if real is not None and real.items:
-            rs = np.array([FidelityMonitor(cfg, scale).score(*item).worst_db for item in real.items])
-            if np.isfinite(rs).any():
-                real_floor = float(np.nanmin(rs))
-                floor = min(floor, real_floor)
         cfg = replace(cfg, min_db=math.floor((floor - margin_db) * 10) / 10)
+        real_rejected = _real_rejected(real, cfg, scale)
         fake = np.concatenate([frame_scores(b, pairs, scale, cfg) for b in blobbed])
         caught = float(np.mean(fake[~np.isnan(fake)] < cfg.min_db)) if np.isfinite(fake).any() else 0.0
         tried.append({**{k: (v.value if isinstance(v, Method) else v) for k, v in cand.items()},
                       "min_db": cfg.min_db, "floor_db": round(floor, 2), "blob_catch_rate": round(caught, 3),
-                      **({"real_floor_db": round(real_floor, 2)} if real_floor is not None else {})})
+                      **({"real_rejected": round(real_rejected, 3)} if real_rejected is not None else {})})
         cal = FidelityCalibration(cfg, len(pairs.inputs), floor, float(np.median(judged)),
                                   {k: float(np.nanmin(v)) for k, v in per.items()}, margin_db, caught)
         if best is None or caught > best.catch_rate:  # ties keep the earlier setting
             best = cal
-    meta = {"cine": real.name, "frames": len(real.items)} if real is not None and real.items else None
+    meta = None
+    if real:
+        meta = {"acquisitions": sorted({r.name for r in real}), "frames": len(real),
+                "rejected": round(_real_rejected(real, best.config, scale), 3)}
     return replace(best, candidates=tuple(tried), real=meta)
 
 
-@dataclass(frozen=True)
-class RealFrames:
-    """Real frames through a bundle as the runtime runs them: (input crop, shown crop, region mask
-    at input resolution, whole frame's H x W) per frame, ready for ``FidelityMonitor.score``."""
-
-    name: str
-    items: tuple[tuple, ...]
-
-
-def real_frames(model_dir: Path, task: str, artifact: str = "fp32") -> RealFrames | None:
-    """The task's real cine (``REAL_CINES``) through the bundle's ``artifact``, with the imaging region
-    detected from the whole cine; None when the task has none or pydicom is not installed."""
-    name = REAL_CINES.get(task)
-    if name is None:
+def _real_rejected(real: "Sequence[RealItem]", config: FidelityConfig, scale: int) -> float | None:
+    """Share of the real frames whose fidelity score falls below ``config.min_db`` (None: no frames)."""
+    if not real:
         return None
-    try:
-        from pydicom.data import get_testdata_file
-    except ImportError:
-        log.warning("pydicom not installed: the fidelity floor uses simulated frames only")
-        return None
-    from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
-    from ganrt.runtime.manifest import Manifest
-    from ganrt.runtime.ops import Enhancer
-    from ganrt.runtime.region import RegionConfig, RegionMode, RegionTracker, luma_u8
-    from ganrt.runtime.sources import open_source
-
-    man = Manifest.load(model_dir)
-    with open_source(str(get_testdata_file(name))) as src:
-        frames = []
-        while (f := src.read()) is not None:
-            frames.append(f)
-    if not frames:
-        return None
-    items = []
-    with OnnxRuntimeRunner(man.artifacts[artifact]) as runner:
-        enh = Enhancer(runner, man, artifact=man.artifacts[artifact])
-        region = RegionTracker(RegionConfig(RegionMode.AUTO), bits=enh.bits).prime([f.pixels for f in frames])
-        box, s = region.crop_box(enh.pre.multiple), man.scale
-        for f in frames:
-            crop = replace(f, pixels=f.pixels[box.slices])
-            out = enh.enhance(crop)
-            raw = enh.passthrough(crop) if s == 1 else luma_u8(crop.pixels, enh.bits)
-            items.append((raw, out, region.mask_in(box), f.hw))
-    return RealFrames(name, tuple(items))
+    mon = FidelityMonitor(config, scale)
+    scores = [mon.score(r.raw_in, r.out, r.mask_in, frame_hw=(r.shown_hw[0] // scale, r.shown_hw[1] // scale))
+              for r in real]
+    return float(np.mean([not sc.passes(config.min_db) for sc in scores]))
 
 
 def write_into_manifest(manifest_path: Path, cal: FidelityCalibration) -> dict:
@@ -236,7 +202,7 @@ def calibrate_bundle(model_dir: Path, frames: int | None = None) -> FidelityCali
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{path}: not a ganrt export bundle with held-out metrics ({exc})") from None
     pairs = task.make_pairs(range(seed0, seed0 + n), hw)
-    real = real_frames(Path(model_dir), task.name)
+    real = run_bundle(Path(model_dir)) if task.name in ULTRASOUND_TASKS else []
     x = to_nchw(pairs.inputs)
     outs = {}
     for name, art in m["artifacts"].items():

@@ -23,6 +23,7 @@ from .archs import ResnetGenerator, StudentConfig, StudentGenerator, TeacherConf
 from .checkpoint import load_weights, save_weights
 from .arrays import to_images, to_nchw
 from .data.pairs import PairBank
+from . import guard_cal
 from .fidelity_cal import calibrate_bundle
 from .distill import DistillConfig, distill_student
 from .finetune import FinetuneConfig, finetune_student
@@ -247,9 +248,12 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     }
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     # The runtime's fidelity threshold for this model (fidelity_cal): every artifact on the held-out
-    # pairs (and the task's real cine) as the runtime scores them; written into the manifest.
+    # pairs as the runtime scores them; then its local-mean check and input domain (guard_cal, the
+    # real tuning scans as negatives). Both are written into the manifest.
     fidelity = calibrate_bundle(staging)
     manifest["fidelity"], manifest["metrics"]["fidelity_calibration"] = fidelity.manifest_block(), fidelity.to_dict()
+    guard_cal.calibrate_bundle(staging)
+    manifest = json.loads((staging / MANIFEST_NAME).read_text())
     (staging / "MODEL_CARD.md").write_text(model_card(manifest, task.data_note))
     shown = to_images(_upsample(x_eval[:2], task.scale, cv2.INTER_NEAREST))  # the input's own pixels, enlarged
     side_by_side(shown, to_images(outs["student_fp32"][:2]), to_images(teacher_out[:2]), held.targets[:2],

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import ConfigError
+from .domain import DomainConfig
 from .fidelity import FidelityConfig
 from .guard import GuardConfig
 from .manifest import Manifest
@@ -21,6 +22,7 @@ from .report import Report
 from .sink_specs import parse_sinks
 from .stream import RunSetup, StreamSpec, stream_once
 from .temporal import TemporalConfig
+from .tone import ToneConfig
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_CINE = ASSETS / "sim_cine_512.mp4"
@@ -29,12 +31,15 @@ DEMO_CINE = ASSETS / "sim_cine_512.mp4"
 def guard_config(profile: DeviceProfile, manifest: Manifest, *, region: str | None = None, mask_phi: bool = False,
                  fidelity: bool = True, temporal: str | None = None) -> GuardConfig:
     """The profile's [region], [phi] and [temporal] with the command line's overrides; the
-    fidelity threshold from the manifest (its default when the manifest has none). Without a
-    [region] the bundle's modality decides (ultrasound: detected, see RegionConfig.default_for)."""
+    fidelity threshold, the local-mean limits and the input domain from the manifest (defaults
+    when it has none; ``fidelity=False`` turns all three output checks off). Without a [region]
+    the bundle's modality decides (ultrasound: detected, see RegionConfig.default_for)."""
     base = profile.region if profile.region is not None else RegionConfig.default_for(manifest.modality)
     return GuardConfig(
         region=RegionConfig.parse(region, base=base) if region else base,
         fidelity=FidelityConfig.from_manifest(manifest) if fidelity else None,
+        tone=ToneConfig.from_manifest(manifest) if fidelity else None,
+        domain=DomainConfig.from_manifest(manifest) if fidelity else None,
         temporal=TemporalConfig.parse(temporal) if temporal else profile.temporal,
         phi=replace(profile.phi, enabled=True) if mask_phi else profile.phi,
     )
@@ -53,6 +58,12 @@ def _print(report: Report, args: argparse.Namespace, title: str) -> None:
             print(f"note: {missed} of {report.frames_out} frames were shown raw because inference (p95 {p95}) "
                   f"does not fit the {report.budget_ms:g} ms budget on this machine; a longer --budget-ms "
                   f"or a faster backend/profile enhances more of them")
+        checked = {k: report.passthrough.get(k, 0) for k in ("mean-shift", "out-of-distribution", "fidelity")}
+        if report.frames_out and sum(checked.values()) > report.frames_out / 2:
+            why = ", ".join(f"{k} {v}" for k, v in checked.items() if v)
+            print(f"note: {sum(checked.values())} of {report.frames_out} frames were shown raw by the output checks "
+                  f"({why}): the model would have moved the local brightness, invented structure, or was given a "
+                  f"frame unlike its training data; see README 'Trust checks'")
 
 
 def run_demo(args: argparse.Namespace) -> int:

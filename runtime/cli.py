@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blank everything outside the imaging region (except the profile's [phi] keep boxes) "
                         "in every output")
     r.add_argument("--no-fidelity", action="store_true",
-                   help="do not check enhanced frames against their input (the check sends unfaithful frames raw)")
+                   help="show the model's output unchecked: no fidelity, local-mean or input-domain check "
+                        "(the checks send unfaithful frames, or tiles, raw)")
     r.add_argument("--temporal-filter", default=None, metavar="none|ema[:ALPHA]",
                    help="light smoothing of enhanced frames inside the region (default: the profile's, else none)")
     r.add_argument("--change-map", nargs="?", const="", default=None, metavar="PATH",
@@ -174,6 +175,9 @@ def _add_bench_parsers(sub) -> None:
     bp.add_argument("--sink", choices=("null", "video"), default="null", help="output written per frame (default null)")
     bp.add_argument("--budget-ms", type=float, default=None, help="deadline (default: the profile's)")
     bp.add_argument("--no-bare", action="store_true", help="skip the bare-model comparison")
+    bp.add_argument("--no-checks", action="store_true",
+                    help="time the bare loop: no region, local-mean, domain or fidelity check (default: the checks "
+                         "`ganrt run` applies to the bundle)")
     _add_bench_output_args(bp)
     bp.set_defaults(func=_cmd_bench_pipeline)
 

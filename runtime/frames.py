@@ -37,6 +37,8 @@ class Reason(Enum):
     CHECK_ERROR = "check-error"  # the region/fidelity checks themselves failed: never show unchecked output
     NO_SIGNAL = "no-signal"  # a live source's NO SIGNAL card: shown as it is, never sent to the model
     FAIR_SHARE = "fair-share"  # another stream sharing the runner was owed the turn (runtime.fairness)
+    MEAN_SHIFT = "mean-shift"  # the output moved the local mean in too much of the region (runtime.tone)
+    OUT_OF_DISTRIBUTION = "out-of-distribution"  # the input lies outside the model's declared domain (runtime.domain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,8 @@ class FrameResult:
     t_output_ns: int | None = None  # clock time after the last sink wrote it
     change_score: float = math.nan  # enhanced frames: mean |shown - raw| inside the region, 8-bit levels
     fidelity_db: float = math.nan  # worst-tile score of the fidelity check (NaN: not checked)
+    enhanced_fraction: float = math.nan  # share of the region showing the model's output (0 for raw frames)
+    tone_worst_p95: float = math.nan  # worst tile's p95 local mean shift, grey levels (NaN: not checked)
     flicker_in: float = math.nan  # mean |raw - previous raw| inside the region, 8-bit levels
     flicker_out: float = math.nan  # the same for the shown frames
     # Where viewer labels may go: the imaging region's mask (uint8 0/255, at the shown frame's size),

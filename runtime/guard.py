@@ -1,10 +1,13 @@
 """The checks around the model, in the order the pipeline calls them:
 
 1. ``region_for(frame)``: the imaging region (None while auto-detection collects frames);
-   ``crop(frame, region)``: the model's input, the region's box grown to the size multiple.
+   ``crop(frame, region)``: the model's input, the region's box grown to the size multiple;
+   an input outside the model's declared domain is ``Rejected`` (domain.py) before inference.
 2. ``finish(...)``: on the model's output for that crop: temporal filter, compose into the
-   raw frame (the very last pixel operation, in uint8: outside the region every pixel *is*
-   the raw frame's), fidelity check (``Rejected`` -> the frame goes raw), change score.
+   raw frame (the very last pixel operation, in uint8: outside the region, and on the frame's
+   own colour pixels and burned-in graphics inside it, every pixel *is* the raw frame's), local mean check (tone.py: failed tiles shown raw, blended at their
+   seams; too many -> ``Rejected``), fidelity check (``Rejected`` -> the frame goes raw),
+   change score.
 3. ``outgoing(frame, result)``: on whatever is shown: flicker measure, then PHI masking of
    the frame and the result before any sink sees them.
 
@@ -23,12 +26,14 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError
+from .domain import DomainConfig, DomainMonitor
 from .fidelity import FidelityConfig, FidelityMonitor
 from .frames import Frame, FrameResult, Reason
 from .ops import Enhancer
 from .phi import PhiConfig, PhiMasker
 from .region import Box, Region, RegionConfig, RegionMode, RegionTracker, luma_u8
 from .temporal import EmaFilter, FlickerMeter, TemporalConfig, mean_abs_diff
+from .tone import ToneCheck, ToneConfig, blend
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 class GuardConfig:
     region: RegionConfig = field(default_factory=RegionConfig)  # default: the whole frame
     fidelity: FidelityConfig | None = None  # None: no fidelity check
+    tone: ToneConfig | None = None  # local mean preservation (tone.py); None: not checked
+    domain: DomainConfig | None = None  # the model's input domain (domain.py); None: not checked
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     phi: PhiConfig = field(default_factory=PhiConfig)
 
@@ -48,6 +55,8 @@ class GuardConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"region_mode": self.region.mode.value,
                 "fidelity": self.fidelity.to_dict() if self.fidelity and self.fidelity.enabled else None,
+                "tone": self.tone.to_dict() if self.tone and self.tone.enabled else None,
+                "input_domain": {k: list(v) for k, v in self.domain.ranges.items()} if self.domain else None,
                 "temporal_filter": self.temporal.filter.value if not self.temporal.on
                 else f"{self.temporal.filter.value}:{self.temporal.alpha:g}",
                 "phi_masked": self.phi.enabled}
@@ -68,6 +77,8 @@ class Guard:
         self.regions = RegionTracker(config.region, expected_frames=expected_frames, bits=enhancer.bits)
         fid = config.fidelity
         self.fidelity = FidelityMonitor(fid, self.scale) if fid is not None and fid.enabled else None
+        self.tone = ToneCheck(config.tone) if config.tone is not None and config.tone.enabled else None
+        self.domain = DomainMonitor(config.domain) if config.domain is not None else None
         self.ema = EmaFilter(config.temporal.alpha) if config.temporal.on else None
         self.phi = PhiMasker(config.phi) if config.phi.enabled else None
         self.flicker = FlickerMeter()
@@ -78,7 +89,14 @@ class Guard:
         return self.regions.region_for(frame.index, frame.pixels)
 
     def crop(self, frame: Frame, region: Region) -> tuple[Frame, Box]:
+        """The model's input (the region's box grown to the size multiple). Raises ``Rejected``
+        (out-of-distribution) when the input lies outside the model's declared domain."""
         box = region.crop_box(self.multiple)
+        if self.domain is not None:
+            outside = self.domain.check((id(region), box), luma_u8(frame.pixels[box.slices], self.enhancer.bits),
+                                        region.mask_in(box))
+            if outside:
+                raise Rejected(Reason.OUT_OF_DISTRIBUTION, "input outside the model's domain: " + "; ".join(outside))
         if region.full:
             return frame, box
         return replace(frame, pixels=frame.pixels[box.slices]), box
@@ -101,12 +119,17 @@ class Guard:
             enhanced = self.ema(key, enhanced)
         raw = self.enhancer.passthrough(frame)
         ob = box.scaled(self.scale)
-        if region.full:
+        # the region less this frame's own graphics (colour, calipers, text: graphics.overlay_mask)
+        keep = region.enhance_mask(box, frame.pixels[box.slices], self.scale, self.enhancer.bits)
+        if keep is None:  # the whole frame, nothing drawn on it
             shown = enhanced
         else:
             shown = raw.copy()
-            self._compose(shown, ob, enhanced, region.mask_in(box, self.scale))
+            self._compose(shown, ob, enhanced, keep)
         shown_crop, raw_crop = shown[ob.slices], raw[ob.slices]
+        result.enhanced_fraction = 1.0
+        if self.tone is not None:
+            shown, shown_crop = self._tone(shown, ob, raw_crop, region, box, frame.hw, result)
         if self.fidelity is not None:
             raw_in = raw_crop if self.scale == 1 else luma_u8(frame.pixels[box.slices], self.enhancer.bits)
             score = self.fidelity.score(raw_in, shown_crop, region.mask_in(box), frame_hw=frame.hw)
@@ -117,6 +140,29 @@ class Guard:
                 raise Rejected(Reason.FIDELITY, f"fidelity {score.worst_db:.1f} dB < {self.fidelity.config.min_db:g} dB")
         result.change_score = mean_abs_diff(shown_crop, raw_crop, region.mask_in(box, self.scale))
         return shown
+
+    def _tone(self, shown: np.ndarray, ob: Box, raw_crop: np.ndarray, region: Region, box: Box,
+              frame_hw: tuple[int, int], result: FrameResult) -> tuple[np.ndarray, np.ndarray]:
+        """Local mean preservation (tone.py): failed tiles shown raw, blended at their seams;
+        too many failed tiles: ``Rejected``. Returns the (possibly new) shown frame and its crop."""
+        mask = region.mask_in(box, self.scale)
+        verdict = self.tone.check(luma_u8(raw_crop), luma_u8(shown[ob.slices]), mask,
+                                  frame_hw[1] * self.scale, min(frame_hw) * self.scale)
+        result.tone_worst_p95 = verdict.worst_p95
+        if verdict.whole_frame_raw:
+            raise Rejected(Reason.MEAN_SHIFT, f"local mean moved in {verdict.failed} of {verdict.tiles} tiles "
+                                              f"(worst tile median {verdict.worst_median:.1f}, "
+                                              f"p95 {verdict.worst_p95:.1f} grey levels)")
+        if verdict.weights is None:
+            return shown, shown[ob.slices]
+        if region.full:
+            shown = shown.copy()  # the model's own buffer (the temporal filter may hold it)
+        crop = shown[ob.slices]
+        crop[...] = blend(raw_crop, crop, verdict.weights)
+        inside = verdict.weights if mask is None else verdict.weights * (mask > 0)
+        result.enhanced_fraction = float(inside.sum()) / float(max(1, inside.size if mask is None
+                                                                    else cv2.countNonZero(mask)))
+        return shown, crop
 
     def passthrough(self) -> None:
         """A raw frame is being shown: the temporal filter starts again after it."""

@@ -223,6 +223,9 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
     except RegionOutside as exc:
         once("no-region", "frame %d shown raw: %s", frame.index, exc)
         reason = Reason.NO_REGION
+    except Rejected as exc:  # the input lies outside the model's domain
+        once(exc.reason.value, "frame %d shown raw: %s", frame.index, exc)
+        reason = exc.reason
     except Exception as exc:  # noqa: BLE001 - a failing check means: show the raw frame
         once(f"check:{type(exc).__name__}", "frame %d shown raw, region check failed: %s: %s", frame.index,
              type(exc).__name__, exc)
@@ -264,7 +267,7 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
         if reason is None:
             result.outcome = Outcome.ENHANCED
             policy.succeeded(times.total_ms + finish_ns / 1e6)
-        elif reason is Reason.FIDELITY:  # the model ran fine and in time; its output was not faithful
+        elif reason in (Reason.FIDELITY, Reason.MEAN_SHIFT):  # the model ran fine and in time; its output was not faithful
             result.pixels = None
             policy.succeeded(times.total_ms + finish_ns / 1e6)
         else:
@@ -274,6 +277,7 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
     if result.pixels is None:
         guard.passthrough()
         result.pixels = enhancer.passthrough(frame)
+        result.enhanced_fraction = 0.0
     result.guard_ms = guard_ns / 1e6
     return result
 

@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 FIELDS = ("index", "t_capture_ns", "outcome", "reason", "late", "wait_ms", "pre_ms", "infer_ms", "post_ms",
           "sink_ms", "guard_ms", "capture_to_output_ms", "change_score", "fidelity_db", "flicker_in", "flicker_out",
-          "model_sha", "backend", "precision", "artifact")
+          "enhanced_fraction", "tone_worst_p95", "model_sha", "backend", "precision", "artifact")
 STAGES = ("wait_ms", "pre_ms", "infer_ms", "post_ms", "sink_ms", "guard_ms")
-QUALITY = ("change_score", "fidelity_db", "flicker_in", "flicker_out")  # see FrameResult
+QUALITY = ("change_score", "fidelity_db", "flicker_in", "flicker_out", "enhanced_fraction", "tone_worst_p95")  # see FrameResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,8 @@ class Row:
     fidelity_db: float = math.nan
     flicker_in: float = math.nan
     flicker_out: float = math.nan
+    enhanced_fraction: float = math.nan
+    tone_worst_p95: float = math.nan
 
 
 def _num(v: float) -> float | None:
@@ -83,7 +85,8 @@ class Record:
         c2o = (result.t_output_ns - frame.t_capture_ns) / 1e6 if result.t_output_ns is not None else math.nan
         row = Row(frame.index, frame.t_capture_ns, result.outcome, result.reason, result.late, result.wait_ms,
                   result.pre_ms, result.infer_ms, result.post_ms, result.sink_ms, c2o, result.guard_ms,
-                  result.change_score, result.fidelity_db, result.flicker_in, result.flicker_out)
+                  result.change_score, result.fidelity_db, result.flicker_in, result.flicker_out,
+                  result.enhanced_fraction, result.tone_worst_p95)
         self._add(row)
 
     def add_dropped(self, frame: Frame, reason: Reason = Reason.OVERTAKEN) -> None:

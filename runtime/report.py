@@ -137,6 +137,12 @@ class Report:
                          + (f", {r['carved_px']} px of burned-in marks left untouched" if r.get("carved_px") else "")
                          + (f"; {r['note']}" if r.get("note") else ""))
         q = self.quality
+        tone = q.get("tone")
+        if tone and (tone["checked"] or tone["out_of_distribution"]):
+            lines.append(f"local mean: {tone['checked']} frames checked, {tone['rejected']} shown raw, "
+                         f"{tone['partial']} with some tiles raw; mean enhanced share of the region "
+                         f"{tone['mean_enhanced_fraction']}; out-of-distribution inputs shown raw: "
+                         f"{tone['out_of_distribution']}")
         fid = q.get("fidelity")
         if fid and fid["checked"]:
             lines.append(f"fidelity: {fid['checked']} frames checked, {fid['rejected']} shown raw "
@@ -174,7 +180,13 @@ def _quality(out: list[Row], fidelity: dict[str, Any] | None) -> dict[str, Any]:
     def clean(v: float) -> float | None:
         return None if math.isnan(v) else round(v, 4)
 
+    frac = _finite(out, "enhanced_fraction")
+    tone = {"checked": len(_finite(out, "tone_worst_p95")), "rejected": sum(r.reason is Reason.MEAN_SHIFT for r in out),
+            "partial": sum(r.outcome is Outcome.ENHANCED and r.enhanced_fraction < 1.0 for r in out),
+            "mean_enhanced_fraction": clean(float(np.mean(frac))) if frac else None,
+            "out_of_distribution": sum(r.reason is Reason.OUT_OF_DISTRIBUTION for r in out)}
     return {
+        "tone": tone,
         "fidelity": {"checked": len(fid), "rejected": rejected,
                      "threshold_db": fidelity.get("min_db") if fidelity else None,
                      "worst_db": clean(min(fid)) if fid else None,

@@ -157,7 +157,8 @@ def test_run_options_end_to_end(tmp_path, capsys):
     # a file source is read ahead: the region is found before the first frame is shown
     assert rep["imaging_region"][0]["source"] == "auto-motion-lookahead"
     assert rep["guard"] == {"region_mode": "auto", "fidelity": rep["guard"]["fidelity"], "temporal_filter": "ema:0.7",
-                            "phi_masked": True, "phi_failures": 0}
+                            "phi_masked": True, "phi_failures": 0, "tone": rep["guard"]["tone"], "input_domain": None}
+    assert rep["guard"]["tone"]["max_median"] == 3.0 and rep["tone"]["checked"] == 18
     assert rep["guard"]["fidelity"]["min_db"] > 0 and rep["fidelity"]["checked"] == rep["enhanced"] == 18
     assert rep["passthrough_by_reason"] == {}
     rows = list(csv.DictReader(open(out / "record.csv")))
