@@ -77,6 +77,7 @@ class Guard:
         self.regions = RegionTracker(config.region, expected_frames=expected_frames, bits=enhancer.bits)
         fid = config.fidelity
         self.fidelity = FidelityMonitor(fid, self.scale) if fid is not None and fid.enabled else None
+        self.graphics = enhancer.pre.spec.channels == 1
         self.tone = ToneCheck(config.tone) if config.tone is not None and config.tone.enabled else None
         self.domain = DomainMonitor(config.domain) if config.domain is not None else None
         self.ema = EmaFilter(config.temporal.alpha) if config.temporal.on else None
@@ -119,8 +120,12 @@ class Guard:
             enhanced = self.ema(key, enhanced)
         raw = self.enhancer.passthrough(frame)
         ob = box.scaled(self.scale)
-        # the region less this frame's own graphics (colour, calipers, text: graphics.overlay_mask)
-        keep = region.enhance_mask(box, frame.pixels[box.slices], self.scale, self.enhancer.bits)
+        # the region less this frame's own graphics (colour, calipers, text: graphics.overlay_mask) for a grey
+        # (ultrasound) model; a colour model's frames are colour content, and `full` means the whole frame
+        if self.graphics and not region.full:
+            keep = region.enhance_mask(box, frame.pixels[box.slices], self.scale, self.enhancer.bits)
+        else:
+            keep = region.mask_in(box, self.scale)
         if keep is None:  # the whole frame, nothing drawn on it
             shown = enhanced
         else:

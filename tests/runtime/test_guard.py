@@ -190,3 +190,26 @@ def test_record_rows_carry_the_new_columns_as_strict_json():
     json.dumps(d, allow_nan=False)
     assert d["change_score"]["n"] == 2 and d["latency_ms"]["guard_ms"]["max"] is not None
     assert math.isnan(keep.results[0].change_score) and keep.results[15].change_score > 0
+
+
+def test_graphics_and_colour_inside_the_region_pass_through_bit_identical():
+    frames, sector, _ = ui_cine(16, colour=True)
+    marked = []
+    for f in frames:
+        g = f.copy()
+        ys, xs = np.nonzero(sector)
+        cy, cx = int(ys.mean()), int(xs.mean())
+        cv2.drawMarker(g, (cx, cy), (255, 255, 255), cv2.MARKER_CROSS, 15, 1)  # a caliper inside the sector
+        cv2.circle(g, (cx + 30, cy), 6, (0, 0, 255), -1)  # a colour-flow patch
+        marked.append(g)
+    marks = np.zeros(sector.shape, bool)
+    cv2.drawMarker(marks.view(np.uint8), (cx, cy), 1, cv2.MARKER_CROSS, 15, 1)
+    cv2.circle(marks.view(np.uint8), (cx + 30, cy), 6, 1, -1)
+    report, keep = fake_stream(marked, fn=lambda x: np.clip(cv2.blur(x[0, 0], (5, 5))[None, None], 0, 1),
+                               guard=GuardConfig(region=AUTO))
+    assert report.enhanced == 2  # the source is not replayable: 14 frames collect the region first
+    enhanced = [(f, sh) for f, sh, r in zip(marked, keep.shown, keep.results) if r.outcome is Outcome.ENHANCED]
+    for f, shown in enhanced:
+        assert np.array_equal(shown[marks], f[marks])  # the caliper and the colour, bit for bit
+        tissue = (sector > 0) & ~cv2.dilate(marks.view(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        assert np.count_nonzero(shown[tissue] != f[tissue]) > 0.5 * tissue.sum() * 3  # the tissue was enhanced
