@@ -130,6 +130,36 @@ def sr_lines(sr: dict) -> list[str]:
     return lines
 
 
+HEADLINE_ROWS = ("bilateral", "us-enhance pipeline (defaults)", "us-sr2x pipeline (defaults)")
+
+
+def headline(acqs: list[dict]) -> list[str]:
+    """Per acquisition: local-mean shift over the tissue area (median / p95) and frames shown raw,
+    for the bilateral filter and each bundle's default pipeline; us-sr2x's 2x PSNR vs bicubic."""
+    head = " | ".join(f"{r}: Δ local mean med / p95" + (", raw" if "pipeline" in r else "") for r in HEADLINE_ROWS)
+    lines = ["## Headline", "", f"| acquisition | {head} | 2x real reference: us-sr2x int8-cpu vs bicubic, PSNR dB |",
+             "|---|" + "---|" * (len(HEADLINE_ROWS) + 1)]
+    for acq in acqs:
+        if "skipped" in acq:
+            lines.append(f"| {acq['name']} | skipped: {acq['skipped']} |" + " |" * len(HEADLINE_ROWS))
+            continue
+        rows = {r["row"]: r for r in acq["rows"]}
+        cells = []
+        for name in HEADLINE_ROWS:
+            r = rows.get(name)
+            if r is None:
+                cells.append("-")
+                continue
+            t = r["local_mean_shift"]["tissue_area"]
+            cell = f"{_f(t['median'], 2)} / {_f(t['p95'], 1)}"
+            cells.append(cell + (f", {_pct(r.get('raw_fraction'))}" if r["kind"] == "pipeline" else ""))
+        sr = acq.get("sr2x_real_reference", {})
+        srs = f"{sr['us-sr2x int8-cpu']['psnr_db']:.1f} vs {sr['bicubic']['psnr_db']:.1f}" \
+            if "us-sr2x int8-cpu" in sr else "-"
+        lines.append(f"| {acq['name']} | " + " | ".join(cells) + f" | {srs} |")
+    return lines + [""]
+
+
 def to_markdown(result: dict, notes: str = "") -> str:
     """The tables (one per acquisition) under a short header; ``notes``: hand-written text kept
     with the results (what the montages show, which packages were checked)."""
@@ -150,6 +180,9 @@ def to_markdown(result: dict, notes: str = "") -> str:
              "structure vs tissue. Changed: fraction of pixels in the UI boxes / graphics-caliper boxes / "
              "colour pixels of the input (chroma > 40) that moved by more than 2 levels. Definitions in "
              "`benchmarks/realscan_metrics.py`; regions in `benchmarks/realscan_annotations.json`.", ""]
+    lines += headline(result["acquisitions"])
+    if notes:
+        lines += [notes.rstrip(), ""]
     for acq in result["acquisitions"]:
         lines.append(f"## {acq['name']}: {acq['what']}")
         lines.append("")
@@ -163,6 +196,4 @@ def to_markdown(result: dict, notes: str = "") -> str:
         if "sr2x_real_reference" in acq:
             lines += ["", *sr_lines(acq["sr2x_real_reference"])]
         lines.append("")
-    if notes:
-        lines += [notes.rstrip(), ""]
     return "\n".join(lines)
