@@ -22,7 +22,7 @@ from ganrt.runtime.ops import to_uint8
 
 from . import realscan_rows as rr
 from .realscan_data import Acquisition, load_annotations, locate, read_frames
-from .realscan_metrics import FrameMeasures, luma, region_masks
+from .realscan_metrics import FrameMeasures, colour_mask, luma, region_masks
 
 DEFAULT_BUDGET_MS = 1000.0  # generous: the pipeline rows judge the runtime's checks, not this CPU's speed
 SR_FRAMES = 3  # frames per acquisition in the 2x real-reference check
@@ -55,16 +55,10 @@ class _Shots:
 def _measure_row(row: rr.Row, acq: Acquisition, frames: list[np.ndarray], path: Path, cfg: RealscanConfig,
                  shots: _Shots) -> dict:
     measures = FrameMeasures()
-    masks_for = {}
+    fixed = region_masks(acq)
 
     def emit(i: int, inp: np.ndarray, out: np.ndarray) -> None:
-        key = inp.ndim
-        if key not in masks_for:
-            masks_for[key] = region_masks(acq, inp)
-        masks = dict(masks_for[key])
-        if inp.ndim == 3:  # colour pixels per frame (a cine's colour moves)
-            masks["colour"] = region_masks(acq, inp)["colour"]
-        measures.add(acq, masks, inp, out)
+        measures.add(acq, {**fixed, "colour": colour_mask(inp)}, inp, out)
         if i == shots.index and row.name in MONTAGE_ROWS + ("input",):
             shots.taken[row.name] = (inp, out)
 

@@ -160,13 +160,14 @@ class FrameMeasures:
         return out
 
 
-def region_masks(acq: Acquisition, frame: np.ndarray) -> dict[str, np.ndarray]:
-    """The masks changed pixels are counted in: imaging area (``tissue``), UI and graphics boxes,
-    and the input's colour pixels."""
-    masks = {"tissue": acq.imaging_mask(), "ui": acq.box_mask(acq.ui), "graphics": acq.box_mask(acq.graphics)}
-    if frame.ndim == 3:
-        f = frame.astype(np.int16)
-        masks["colour"] = (f.max(axis=2) - f.min(axis=2)) > CHROMA_MIN
-    else:
-        masks["colour"] = np.zeros(frame.shape[:2], bool)
-    return masks
+def region_masks(acq: Acquisition) -> dict[str, np.ndarray]:
+    """The fixed masks changed pixels are counted in: imaging area (``tissue``), UI and graphics boxes."""
+    return {"tissue": acq.imaging_mask(), "ui": acq.box_mask(acq.ui), "graphics": acq.box_mask(acq.graphics)}
+
+
+def colour_mask(frame: np.ndarray) -> np.ndarray:
+    """The input's colour pixels (colour flow, coloured graphics): per frame, as a cine's colour moves."""
+    if frame.ndim != 3:
+        return np.zeros(frame.shape[:2], bool)
+    f = frame.astype(np.int16)
+    return (f.max(axis=2) - f.min(axis=2)) > CHROMA_MIN

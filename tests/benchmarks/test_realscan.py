@@ -57,7 +57,7 @@ def test_a_brightening_method_is_caught():
     acq = next(a for a in ACQS if a.name == "echo-ybr")
     rng = np.random.default_rng(0)
     inp = rng.integers(0, 120, acq.frame_hw + (3,), dtype=np.uint8)
-    masks = rm.region_masks(acq, inp)
+    masks = {**rm.region_masks(acq), "colour": rm.colour_mask(inp)}
     same, bright = rm.FrameMeasures(), rm.FrameMeasures()
     same.add(acq, masks, inp, inp.copy())
     bright.add(acq, masks, inp, np.clip(inp.astype(int) + 30, 0, 255).astype(np.uint8))
