@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ganrt.runtime.ops import to_uint8
+from ganrt.runtime.sinks import SinkBase
 
 from .filters import FilterKind, FilterSpec
 
@@ -120,10 +121,8 @@ def _run_bare(row: Row, frames: list[np.ndarray], emit: Emit, profile_name: str)
     return {"artifact": sel.artifact.path.name}
 
 
-class _Collector:
+class _Collector(SinkBase):
     """A sink that hands every shown frame to ``emit`` and notes its outcome."""
-
-    quit_requested = False
 
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
@@ -133,15 +132,6 @@ class _Collector:
         self.outcomes[frame.index] = (result.outcome.value, result.reason.value)
         if result.pixels is not None:
             self.emit(frame.index, to_uint8(frame.pixels), result.pixels)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def cli_args(source: Path, bundle: str, out: Path, max_frames: int, budget_ms: float | None) -> list[str]:
@@ -160,16 +150,15 @@ def command_line(max_frames: int, budget_ms: float | None) -> str:
 def run_pipeline(row: Row, source: Path, max_frames: int, budget_ms: float | None, emit: Emit) -> dict:
     """``row.bundle`` through `ganrt run`'s own setup and stream path; the record rows come back."""
     from ganrt.runtime.cli import build_parser
-    from ganrt.runtime.run_cmd import _setup
+    from ganrt.runtime.run_cmd import _setup, budgets
     from ganrt.runtime.stream import StreamSpec, stream_once
 
     with tempfile.TemporaryDirectory(prefix="ganrt-realscan-") as tmp:
         argv = cli_args(source, row.bundle, Path(tmp), max_frames, budget_ms)
         args = build_parser().parse_args(argv)
         setup = _setup(args, args.source)
-        budget = args.budget_ms[0] if args.budget_ms else None
         spec = StreamSpec(args.source[0], args.out, realtime=args.realtime, max_frames=args.max_frames,
-                          budget_ms=budget)
+                          budget_ms=budgets(args.budget_ms, 1)[0])  # as run_cmd.run_stream builds it
         collector = _Collector(emit)
         report = stream_once(spec, setup, sinks=lambda ctx: [collector])
         record = [json.loads(line) for line in (Path(tmp) / "record.jsonl").read_text().splitlines() if line]
@@ -177,7 +166,7 @@ def run_pipeline(row: Row, source: Path, max_frames: int, budget_ms: float | Non
     rep = report.to_dict()
     return {"precision": setup.selection.precision.value, "region": setup.guard.region.mode.value,
             "fidelity": setup.guard.fidelity is not None,
-            "frames": len(record), "shown": len(shown),
+            "frames_recorded": len(record), "shown": len(shown),
             "enhanced_fraction": round(shown.count("enhanced") / len(record), 4) if record else None,
             "raw_fraction": round(shown.count("passthrough") / len(record), 4) if record else None,
             "raw_by_reason": rep.get("passthrough_by_reason", {}), "record": record}

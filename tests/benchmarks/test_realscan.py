@@ -86,7 +86,7 @@ def test_report_structure(report):
         for r in rows.values():
             assert r["frames"] == acq["frames"] and f"| {r['row']} |" in md
         pipe = rows["us-enhance pipeline (defaults)"]
-        assert pipe["frames"] == acq["frames"] and len(pipe["record"]) == acq["frames"]
+        assert pipe["frames_recorded"] == acq["frames"] and len(pipe["record"]) == acq["frames"]
         assert pipe["enhanced_fraction"] + pipe["raw_fraction"] == pytest.approx(1.0)
         sr = acq["sr2x_real_reference"]
         assert {"bicubic", "lanczos", "us-sr2x fp32"} <= set(sr) and sr["frames"] >= 1
