@@ -99,7 +99,7 @@ def _pct(v: float | None) -> str:
 
 
 ROW_HEADER = ("| method | Δ local mean, tissue area: median / p95 | Δ local mean, enhanced area: median / p95 "
-              "| speckle energy out/in | ENL in → out | EPI | gCNR in → out | changed: UI / graphics / colour "
+              "| speckle energy out/in | ENL in → out | EPI | gCNR in → out | changed: imaging area / UI / graphics / colour "
               "| shown raw |\n|---|---|---|---|---|---|---|---|---|")
 
 
@@ -112,7 +112,7 @@ def row_line(r: dict) -> str:
     if r["kind"] == "pipeline":
         reasons = ", ".join(f"{k} {v}" for k, v in r.get("raw_by_reason", {}).items())
         raw = f"{_pct(r.get('raw_fraction'))}" + (f" ({reasons})" if reasons else "")
-    changed = " / ".join(_pct(ch[k]["fraction"]) if ch[k]["of"] else "-" for k in ("ui", "graphics", "colour"))
+    changed = " / ".join(_pct(ch[k]["fraction"]) if ch[k]["of"] else "-" for k in ("tissue", "ui", "graphics", "colour"))
     return (f"| {r['row']} | {_f(t['median'], 2)} / {_f(t['p95'], 1)} | {_f(e['median'], 2)} / {_f(e['p95'], 1)} "
             f"| {_f(r['speckle_energy_ratio'], 2)} | {_f(r['enl']['input'], 1)} → {_f(r['enl']['output'], 1)} "
             f"| {_f(r['epi'], 3)} | {(_f(g['input'], 3) + ' → ' + _f(g['output'], 3)) if g else '-'} "
@@ -177,8 +177,8 @@ def to_markdown(result: dict, notes: str = "") -> str:
              "*tissue area* = the hand-drawn imaging area minus UI/graphics boxes, *enhanced area* = its pixels "
              "the method changed (> 2 levels). Speckle energy: high-pass energy out/in in the tissue patches. "
              "ENL in the homogeneous patch. EPI: Laplacian correlation over the imaging area. gCNR: dark "
-             "structure vs tissue. Changed: fraction of pixels in the UI boxes / graphics-caliper boxes / "
-             "colour pixels of the input (chroma > 40) that moved by more than 2 levels. Definitions in "
+             "structure vs tissue. Changed: fraction of pixels in the imaging area / UI boxes / graphics-caliper "
+             "boxes / colour pixels of the input (chroma > 40) that moved by more than 2 levels. Definitions in "
              "`benchmarks/realscan_metrics.py`; regions in `benchmarks/realscan_annotations.json`.", ""]
     lines += headline(result["acquisitions"])
     if notes:
