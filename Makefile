@@ -8,7 +8,7 @@ RUNTIME_STAMP := $(VENV)/.ganrt-runtime
 DEV_STAMP := $(VENV)/.ganrt-dev
 OUT ?= out
 
-.PHONY: demo test test-fast bundle bench bench-quick clean help
+.PHONY: demo test test-fast bundle bench bench-quick bench-realscan clean help
 
 help:
 	@echo "make demo    bundled ultrasound cine -> bundled student -> $(OUT)/ (video, record, report)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bundle  retrain + export the bundled us-enhance student (about 35 min on 2 cores)"
 	@echo "make bench   every committed benchmark result, plot and the README table (about 10 min on 2 cores)"
 	@echo "make bench-quick  a tiny version of make bench into $(OUT)/bench-quick (README untouched)"
+	@echo "make bench-realscan  students vs filters on the real ultrasound scans -> benchmarks/results/realscan (a few min)"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,9 @@ bench: $(DEV_STAMP)
 
 bench-quick: $(DEV_STAMP)
 	$(PY) -m ganrt.benchmarks.run_all --quick --out $(OUT)/bench-quick
+
+bench-realscan: $(DEV_STAMP)
+	$(VENV)/bin/ganrt bench realscan --out benchmarks/results/realscan > /dev/null
 
 clean:
 	rm -rf $(OUT) runs .pytest_cache

@@ -1,4 +1,4 @@
-"""What `ganrt bench`, `ganrt bench pipeline` and `ganrt bench baselines` do once their options are
+"""What `ganrt bench`, `ganrt bench pipeline`, `ganrt bench baselines` and `ganrt bench realscan` do once their options are
 parsed (the parsers live with the rest of the CLI in ``ganrt.runtime.cli``)."""
 
 from __future__ import annotations
@@ -100,4 +100,17 @@ def baselines(args: argparse.Namespace, manifest: Manifest, profile: DeviceProfi
         from ganrt.benchmarks.plots import quality_latency_plot
 
         _plotted(quality_latency_plot(result, args.plot, "bench_baselines"), args)
+    return 0
+
+
+def realscan(args: argparse.Namespace) -> int:
+    from ganrt.benchmarks.realscan import RealscanConfig, write
+
+    if args.frames < 1:
+        raise ConfigError("--frames must be >= 1")
+    names = tuple(n.strip() for n in args.acquisitions.split(",") if n.strip()) if args.acquisitions else ()
+    cfg = RealscanConfig(out=args.out, max_frames=args.frames, acquisitions=names,
+                         budget_ms=args.budget_ms or None, montage=not args.no_montage)
+    result, md = write(cfg)
+    print(json.dumps(result, indent=2) if args.json else md)
     return 0

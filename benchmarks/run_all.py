@@ -10,6 +10,7 @@ Steps (each writes JSON with its environment block, plus Markdown and PNGs):
   pipeline_cpu            `ganrt bench pipeline`: as fast as possible (null sink) and real time (mp4 sink)
   <task>_baselines        student (each precision), teacher, classic filters: quality and speed
   <task>_student_vs_teacher   the export's student-vs-teacher comparison (needs the teacher)
+  realscan/               `ganrt bench realscan`: the bundled students on the real ultrasound scans installed
   roofline                MACs/bytes per frame and floors here and on Jetson Orin (estimates)
 About 6-10 minutes on 2 cores with the teacher; the teacher is optional (--teacher, default
 runs/<task>/teacher_fp32.onnx when it exists).
@@ -155,6 +156,14 @@ def run(cfg: RunAllConfig) -> int:
         return r
 
     step("baselines", _baselines)
+
+    def _realscan() -> dict:  # the bundled students on the real scans installed (pydicom, pydicom-data)
+        from ganrt.benchmarks.realscan import RealscanConfig, write
+
+        quick = {"max_frames": 2, "acquisitions": ("echo-ybr",), "precisions": ("int8-cpu",)} if cfg.quick else {}
+        return write(RealscanConfig(out=out / "realscan", profile=cfg.profile, **quick))[0]
+
+    step("realscan", _realscan)
 
     svt = None
     if cfg.teacher is not None and not cfg.quick:

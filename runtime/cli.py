@@ -193,6 +193,17 @@ def _add_bench_parsers(sub) -> None:
     _add_bench_output_args(bb)
     bb.set_defaults(func=_cmd_bench_baselines)
 
+    br = bs.add_parser("realscan", help="students, pipeline and filters on the real ultrasound acquisitions installed "
+                       "(pydicom's, pydicom-data's): brightness shift, speckle, edges, UI/colour pixels changed",
+                       epilog=EPILOG)
+    br.add_argument("--out", type=Path, default=Path("out/realscan"), help="report, JSON, montages (default out/realscan)")
+    br.add_argument("--frames", type=int, default=30, help="frames per cine at most (default 30)")
+    br.add_argument("--acquisitions", default=None, help="comma list of names (default: all installed)")
+    br.add_argument("--budget-ms", type=float, default=1000.0, help="pipeline rows' deadline (default 1000; 0: the profile's)")
+    br.add_argument("--no-montage", action="store_true")
+    br.add_argument("--json", action="store_true", help="print the result as JSON")
+    br.set_defaults(func=_cmd_bench_realscan)
+
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from ganrt.benchmarks import cli as bench_cli
@@ -216,6 +227,12 @@ def _cmd_bench_baselines(args: argparse.Namespace) -> int:
 
     manifest, profile, _ = _load(args)
     return bench_cli.baselines(args, manifest, profile)
+
+
+def _cmd_bench_realscan(args: argparse.Namespace) -> int:
+    from ganrt.benchmarks import cli as bench_cli
+
+    return bench_cli.realscan(args)
 
 
 def _cmd_profile_validate(args: argparse.Namespace) -> int:

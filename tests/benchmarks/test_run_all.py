@@ -13,7 +13,8 @@ from ganrt.benchmarks.env import ENV_FIELDS
 
 EXPECTED = ("cpu_peak.json", "compare_cpu_run1.json", "compare_cpu_run1.md", "compare_cpu_run2.json",
             "compare_cpu_repeatability.json", "compare_cpu_repeatability.md", "pipeline_cpu.json", "pipeline_cpu.md",
-            "us-enhance_baselines.json", "us-enhance_baselines.md", "roofline.json", "roofline.md")
+            "us-enhance_baselines.json", "us-enhance_baselines.md", "roofline.json", "roofline.md",
+            "realscan/realscan.json", "realscan/realscan.md")
 
 
 def test_quick_run_writes_every_file(tmp_path: Path, capsys):
