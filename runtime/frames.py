@@ -37,6 +37,7 @@ class Reason(Enum):
     CHECK_ERROR = "check-error"  # the region/fidelity checks themselves failed: never show unchecked output
     NO_SIGNAL = "no-signal"  # a live source's NO SIGNAL card: shown as it is, never sent to the model
     FAIR_SHARE = "fair-share"  # another stream sharing the runner was owed the turn (runtime.fairness)
+    REMOTE_UNAVAILABLE = "remote-unavailable"  # the inference server is down, unreachable or slow (triton runner)
 
 
 @dataclass(frozen=True, slots=True)
