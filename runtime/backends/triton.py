@@ -112,7 +112,7 @@ class TritonRunner(RunnerBase):
                          dynamic_batch=max_batch > 0 and self.manifest.dynamic_batch,
                          max_batch=max_batch or 1)
         self._warm_up()
-        self._server_batches_at_start = self._read_server_batches() or {}
+        self.mark_server_batches()
         return self.io
 
     @property
@@ -176,6 +176,11 @@ class TritonRunner(RunnerBase):
             log.info("%s: no inference statistics (%s)", self.where, _short(exc))
             return None
         return batch_counts(stats)
+
+    def mark_server_batches(self) -> None:
+        """Count the server's batches from now on (the report's ``server_batch_sizes``)."""
+        self._server_batches_at_start = self._read_server_batches() or {}
+        self.server_batches = None
 
     def _update_server_batches(self) -> None:
         """Executions per batch size the server ran for this model since activate (every client's)."""

@@ -1,4 +1,4 @@
-"""Fixtures for the tests against a real Triton server (see server.py)."""
+"""Fixtures for the tests against a real Triton server (ganrt.benchmarks.triton_server)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "runtime"))  # fakes.py
 
-from server import MAX_BATCH, QUEUE_DELAY_US, TritonServer, Unavailable, ensure_venv, prepare_backends  # noqa: E402
-
+from ganrt.benchmarks.triton_server import TritonServer, Unavailable, ensure_venv, prepare_backends  # noqa: E402
 from ganrt.export.triton_repo import RepoConfig, write_repository  # noqa: E402
 from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir  # noqa: E402
+
+
+MAX_BATCH = 4  # the test repository's max_batch_size
+QUEUE_DELAY_US = 50_000  # long enough that requests sent together are merged, even on a loaded machine
+
+
+@pytest.fixture(scope="session")
+def max_batch() -> int:
+    return MAX_BATCH
 
 
 @pytest.fixture(scope="session")

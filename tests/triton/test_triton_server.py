@@ -23,7 +23,7 @@ from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.record import Record
 
 from fakes import FakeSource, make_frames
-from server import MAX_BATCH, free_port
+from ganrt.benchmarks.triton_server import free_port
 
 CINE = "runtime/assets/sim_cine_512.mp4"
 
@@ -40,14 +40,15 @@ def frames(n: int, hw=(64, 96), seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("protocol,shm", [(Protocol.GRPC, SharedMemory.NONE), (Protocol.GRPC, SharedMemory.SYSTEM),
                                           (Protocol.HTTP, SharedMemory.SYSTEM)])
 @pytest.mark.parametrize("precision", [Precision.FP32, Precision.INT8_CPU])
-def test_outputs_bit_identical_to_in_process_onnxruntime(manifest, triton_server, protocol, shm, precision):
+def test_outputs_bit_identical_to_in_process_onnxruntime(manifest, triton_server, max_batch, protocol, shm,
+                                                         precision):
     url = triton_server.grpc_url if protocol is Protocol.GRPC else triton_server.http_url
     x = frames(2)
     with OnnxRuntimeRunner(manifest.artifact_for(precision), (Provider.CPU,), 1, 1) as local:
         want = local.infer({"input": x})["output"]
     with runner_for(manifest, url, precision, protocol=protocol, shared_memory=shm) as remote:
         assert remote.use_shm is (shm is SharedMemory.SYSTEM)
-        assert remote.io.dynamic_batch and remote.io.max_batch == MAX_BATCH
+        assert remote.io.dynamic_batch and remote.io.max_batch == max_batch
         got = remote.infer({"input": x})["output"]
         again = remote.infer({"input": x[:1]})["output"]  # a smaller call after a larger one (shm regions reused)
     assert got.dtype == np.float32 and got.shape == want.shape
@@ -83,14 +84,14 @@ def test_server_merges_requests_of_several_stations(manifest, triton_server):
     assert max(batches) > 1, batches  # the server's dynamic batcher merged requests of different stations
 
 
-def test_batch_over_max_and_wrong_shape_are_refused(manifest, triton_server):
+def test_batch_over_max_and_wrong_shape_are_refused(manifest, triton_server, max_batch):
     with runner_for(manifest, triton_server.grpc_url) as r:
         with pytest.raises(ModelError, match="refused") as over:
-            r.infer({"input": frames(MAX_BATCH + 1)})
+            r.infer({"input": frames(max_batch + 1)})
         with pytest.raises(ModelError, match="refused") as shape:
             r.infer({"input": np.zeros((1, 3, 64, 64), np.float32)})
         assert not isinstance(over.value, RemoteUnavailable) and not isinstance(shape.value, RemoteUnavailable)
-        assert r.infer({"input": frames(MAX_BATCH)})["output"].shape == (MAX_BATCH, 1, 64, 96)
+        assert r.infer({"input": frames(max_batch)})["output"].shape == (max_batch, 1, 64, 96)
         assert r.counters.failures == 0 and r.counters.reconnects == 0  # a refusal is not an outage
 
 

@@ -1,6 +1,7 @@
-"""A real Triton Inference Server for the tests: the tritonserver program of the nvidia-pytriton
-wheel (Triton 2.51, Python backend only), in its own cached virtual environment, with the
-test-only ``onnxruntime`` Python-based backend beside it.
+"""A real Triton Inference Server on this machine, for the tests and the CPU benchmark: the
+tritonserver program of the nvidia-pytriton wheel (Triton 2.51, Python backend only), in its own
+cached virtual environment, with a stand-in ``onnxruntime`` Python-based backend beside it
+(``triton_backend/onnxruntime/model.py``), so a repository `ganrt export triton` wrote loads unchanged.
 
 The environment lives in ``<repo>/.venv-triton`` (git-ignored; pytriton pins numpy<2, which the
 project must not): created when missing, reused afterwards. The server listens on free ports of
@@ -22,18 +23,16 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("GANRT_TRITON_VENV", ROOT / ".venv-triton"))
 PYTRITON = "nvidia-pytriton==0.7.0"
 STAMP = ".ganrt-triton-ready"
 HERE = Path(__file__).resolve().parent
 READY_TIMEOUT_S = 60.0
-MAX_BATCH = 4  # the test repository's max_batch_size
-QUEUE_DELAY_US = 50_000  # long enough that requests sent together are merged, even on a loaded machine
 
 
 class Unavailable(Exception):
-    """The server cannot be installed or started here (the tests skip with this reason)."""
+    """The server cannot be installed or started here (tests skip with this reason)."""
 
 
 def _pins() -> list[str]:
@@ -67,7 +66,7 @@ def ensure_venv(venv: Path = VENV) -> Path:
 
 def prepare_backends(venv: Path, dest: Path) -> Path:
     """``dest/python`` (the Python backend and its stub for this Python) and ``dest/onnxruntime``
-    (the test backend's model.py: a Python-based backend serving platform onnxruntime_onnx)."""
+    (the stand-in backend's model.py: a Python-based backend serving platform onnxruntime_onnx)."""
     dist = _site(venv) / "pytriton" / "tritonserver"
     stub = dist / "python_backend_stubs" / f"{sys.version_info[0]}.{sys.version_info[1]}" / "triton_python_backend_stub"
     if not stub.exists():
@@ -76,7 +75,7 @@ def prepare_backends(venv: Path, dest: Path) -> Path:
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(stub, dest / "python" / "triton_python_backend_stub")
     (dest / "onnxruntime").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(HERE / "backend_onnxruntime" / "model.py", dest / "onnxruntime" / "model.py")
+    shutil.copy2(HERE / "triton_backend" / "onnxruntime" / "model.py", dest / "onnxruntime" / "model.py")
     return dest
 
 
@@ -94,6 +93,8 @@ class TritonServer:
     grpc_port: int = 0
     http_port: int = 0
     log_path: Path | None = None
+    ort_threads: int = 1  # intra-op threads of each model instance's onnxruntime session
+    ort_spin: bool = True  # its intra-op threads busy-wait (onnxruntime's default)
     proc: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
@@ -114,6 +115,8 @@ class TritonServer:
         env["LD_LIBRARY_PATH"] = ":".join([*libs, env.get("LD_LIBRARY_PATH", "")]).rstrip(":")
         env["PATH"] = f"{self.venv / 'bin'}:{env.get('PATH', '')}"  # the stub's Python is the venv's
         env.pop("PYTHONPATH", None)
+        env["GANRT_TRITON_ORT_THREADS"] = str(self.ort_threads)
+        env["GANRT_TRITON_ORT_SPIN"] = "1" if self.ort_spin else "0"
         return env
 
     def start(self) -> "TritonServer":

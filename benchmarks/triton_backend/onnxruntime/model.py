@@ -1,4 +1,4 @@
-"""Test-only stand-in for Triton's onnxruntime backend, as a Python-based backend.
+"""A stand-in for Triton's onnxruntime backend, as a Python-based backend (tests, CPU benchmark).
 
 The pip-installed tritonserver (nvidia-pytriton) ships only the Python backend. Placed as
 ``<backend dir>/onnxruntime/model.py``, this file serves every model whose config says
@@ -20,8 +20,10 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(os.environ.get("GANRT_TEST_ORT_THREADS", "1"))
+        opts.intra_op_num_threads = int(os.environ.get("GANRT_TRITON_ORT_THREADS", "1"))
         opts.inter_op_num_threads = 1
+        if os.environ.get("GANRT_TRITON_ORT_SPIN", "1") == "0":  # as the in-process runner with spin = false
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
         self.inputs = [i["name"] for i in config["input"]]
