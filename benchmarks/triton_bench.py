@@ -31,6 +31,7 @@ import json
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -40,7 +41,7 @@ import numpy as np
 
 from ganrt.benchmarks.env import describe, environment
 from ganrt.benchmarks.multistream_bench import LoadWatch
-from ganrt.benchmarks.timing import Candidate, Plan, Warmup, analyse, run_interleaved
+from ganrt.benchmarks.timing import Candidate, Plan, Warmup, analyse, round_order, run_interleaved
 from ganrt.benchmarks.triton_server import TritonServer, ensure_venv, prepare_backends
 from ganrt.export.triton_repo import RepoConfig, write_repository
 from ganrt.runtime.app import DEMO_CINE
@@ -58,7 +59,7 @@ MEASURED = {
     "latency_ms": "host wall time around runner.infer for one 1x1xHxW float32 frame (the model's input, after "
                   "preprocessing), warm-up excluded, the three ways interleaved round-robin",
     "streams_fps": "frames returned per second by all streams together, each stream a thread sending its next "
-                   "frame as soon as the previous one came back",
+                   "frame as soon as the previous one came back; the three ways in turns over several rounds",
     "server_batch_sizes": "executions per batch size from the server's statistics endpoint over the run",
 }
 
@@ -69,7 +70,8 @@ class TritonBenchConfig:
     precision: str = "int8-cpu"
     iterations: int = 200  # timed calls per way
     streams: int = 4
-    stream_frames: int = 60  # per stream
+    stream_frames: int = 60  # per stream and way, over all rounds
+    rounds: int = 3  # the concurrent-streams part runs the ways in turns
     max_batch: int = 8
     note: str = ""
 
@@ -100,8 +102,8 @@ def _remote(manifest: Manifest, precision: Precision, url: str, shm: SharedMemor
 
 
 def _streams(call: Callable[[int, np.ndarray], object], frames: list[np.ndarray], n: int,
-             per_stream: int) -> dict[str, Any]:
-    """``n`` threads calling back to back; fps over the whole run and per-call latency."""
+             per_stream: int) -> tuple[float, list[float]]:
+    """``n`` threads calling back to back: the wall time of the whole stretch and every call's latency (ms)."""
     lat: list[list[float]] = [[] for _ in range(n)]
     start = threading.Barrier(n + 1)
 
@@ -119,10 +121,7 @@ def _streams(call: Callable[[int, np.ndarray], object], frames: list[np.ndarray]
     t0 = time.perf_counter()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
-    s = summarize(v for row in lat for v in row)
-    return {"fps": round(n * per_stream / wall, 2), "wall_s": round(wall, 3), "call_ms_p50": round(s.median, 2),
-            "call_ms_p99": round(s.p99, 2)}
+    return time.perf_counter() - t0, [v for row in lat for v in row]
 
 
 def _latency(local, remotes: dict[str, TritonRunner], frames, cfg: TritonBenchConfig) -> dict[str, Any]:
@@ -139,22 +138,43 @@ def _latency(local, remotes: dict[str, TritonRunner], frames, cfg: TritonBenchCo
 
 
 def _concurrent(local, manifest, precision, url: str, frames, cfg: TritonBenchConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    with SharedRunner(local, SchedulerConfig(max_batch=cfg.streams)) as shared:
-        out["in-process"] = _streams(lambda k, x: shared.submit(k, {"input": x}).result(), frames, cfg.streams,
-                                     cfg.stream_frames)
-        out["in-process"]["scheduler_batch_sizes"] = {str(k): v for k, v in sorted(shared.stats.batch_sizes.items())}
-    for shm in (SharedMemory.NONE, SharedMemory.SYSTEM):
-        stations = [_remote(manifest, precision, url, shm) for _ in range(cfg.streams)]
-        for r in stations:
+    """The three ways in turns (``cfg.rounds`` rounds, order rotated, as ``timing.round_order``), so
+    drift in the machine's load hits them alike; fps = all frames / all wall time of that way."""
+    stations = {shm: [_remote(manifest, precision, url, shm) for _ in range(cfg.streams)]
+                for shm in (SharedMemory.NONE, SharedMemory.SYSTEM)}
+    for group in stations.values():
+        for r in group:
             r.activate()
             r.infer({"input": frames[0]})  # each client's first call (channel set-up) is not the server's speed
-        stations[0].mark_server_batches()
-        row = _streams(lambda k, x: stations[k].infer({"input": x}), frames, cfg.streams, cfg.stream_frames)
-        row["server_batch_sizes"] = stations[0].remote_stats()["server_batch_sizes"]
-        for r in stations:
+    acc = {name: {"wall": 0.0, "ms": [], "batches": Counter()} for name in LATENCY}
+    per_round = max(1, cfg.stream_frames // cfg.rounds)
+    with SharedRunner(local, SchedulerConfig(max_batch=cfg.streams)) as shared:
+        ways = {"in-process": lambda k, x: shared.submit(k, {"input": x}).result()}
+        for shm, name in ((SharedMemory.NONE, "grpc"), (SharedMemory.SYSTEM, "grpc+shm")):
+            ways[name] = lambda k, x, g=stations[shm]: g[k].infer({"input": x})
+        for rnd in range(cfg.rounds):
+            for j in round_order(len(LATENCY), rnd):
+                name = LATENCY[j]
+                remote = stations.get({"grpc": SharedMemory.NONE, "grpc+shm": SharedMemory.SYSTEM}.get(name))
+                if remote:
+                    remote[0].mark_server_batches()
+                wall, ms = _streams(ways[name], frames, cfg.streams, per_round)
+                acc[name]["wall"] += wall
+                acc[name]["ms"] += ms
+                if remote:
+                    acc[name]["batches"].update({int(k): v for k, v in
+                                                 (remote[0].remote_stats()["server_batch_sizes"] or {}).items()})
+        acc["in-process"]["batches"].update(shared.stats.batch_sizes)
+    for group in stations.values():
+        for r in group:
             r.deactivate()
-        out["grpc+shm" if shm is SharedMemory.SYSTEM else "grpc"] = row
+    out = {}
+    for name, a in acc.items():
+        s = summarize(a["ms"])
+        who = "scheduler_batch_sizes" if name == "in-process" else "server_batch_sizes"
+        out[name] = {"fps": round(len(a["ms"]) / a["wall"], 2), "wall_s": round(a["wall"], 3),
+                     "frames": len(a["ms"]), "call_ms_p50": round(s.median, 2), "call_ms_p99": round(s.p99, 2),
+                     who: {str(k): v for k, v in sorted(a["batches"].items())}}
     return out
 
 
@@ -182,7 +202,7 @@ def run_triton_bench(manifest: Manifest, profile: DeviceProfile, cfg: TritonBenc
         finally:
             server.stop()
     return {"precision": precision.value, "hw": cfg.hw, "iterations": cfg.iterations, "streams": cfg.streams,
-            "stream_frames": cfg.stream_frames, "server_max_batch": cfg.max_batch,
+            "stream_frames": cfg.stream_frames, "rounds": cfg.rounds, "server_max_batch": cfg.max_batch,
             "server": "tritonserver 2.51 (nvidia-pytriton 0.7.0), onnxruntime via a Python-based backend, "
                       f"1 instance, {threads} intra-op threads (spinning {'on' if profile.threads.spin else 'off'}), 127.0.0.1",
             "note": cfg.note, "latency": latency, "concurrent": concurrent, "load": load.result(),
@@ -208,7 +228,8 @@ def to_markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {name} | {q['median']:.2f} | {q['p90']:.2f} | {q['p99']:.2f} | "
                      f"{d['overhead_ms']['median']:+.2f} | {d['overhead_ms']['p99']:+.2f} | "
                      f"{d['spread_blocks']['range_pct']:.1f} |")
-    lines += ["", f"**{r['streams']} concurrent streams** ({r['stream_frames']} frames each, back to back):", "",
+    lines += ["", f"**{r['streams']} concurrent streams** ({r['stream_frames']} frames each, back to back; the ways in turns "
+              f"over {r['rounds']} rounds):", "",
               "| way | fps (all streams) | call p50 ms | call p99 ms | batches (executions x size) |",
               "|---|---|---|---|---|"]
     for name in LATENCY:
