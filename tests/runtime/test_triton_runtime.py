@@ -1,16 +1,22 @@
-"""The triton backend's options: the profile's [triton] section, the --triton-* overrides and the
-registry's choice (no server needed)."""
+"""The triton backend without a server: the profile's [triton] section, the --triton-* overrides,
+the registry's choice, and what the pipeline does with a remote-unavailable frame."""
 
 from __future__ import annotations
 
 import argparse
 
 import pytest
+from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 
 from ganrt.runtime.backends.base import Backend
 from ganrt.runtime.backends.registry import select
 from ganrt.runtime.backends.triton_contract import Protocol, SharedMemory, TritonOptions
-from ganrt.runtime.errors import ConfigError
+from ganrt.runtime.errors import ConfigError, RemoteUnavailable
+from ganrt.runtime.frames import Outcome, Reason
+from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.pipeline import PipelineConfig, run
+from ganrt.runtime.policy import PolicyConfig
+from ganrt.runtime.record import Record
 from ganrt.runtime.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.triton_cli import apply_triton_args
@@ -46,3 +52,28 @@ def test_auto_falls_through_without_a_server_url():
     p = DeviceProfile.from_dict({**BASE, "backends": ["triton", "onnxruntime"], "triton": {"url": "hub:8001"}}, "h")
     sel = select(manifest, Backend.AUTO, p)  # constructing the runner does not touch the network
     assert sel.backend is Backend.TRITON and sel.runner.model == "us-enhance-fp32"
+
+
+def test_remote_unavailable_frames_go_raw_without_the_local_backoff():
+    """The remote runner backs off and reconnects on its own: the deadline policy's failure backoff
+    (meant for a broken local backend) stays out, so the stream is enhanced again on the first
+    frame the server answers."""
+    down = set(range(3, 12))
+
+    def fn(x):
+        if runner.calls - 1 in down:
+            raise RemoteUnavailable("server away")
+        return x.copy()
+
+    clock = ManualClock()
+    runner = FakeRunner(clock=clock, latency_ms=1.0, fn=fn)
+    cfg = PipelineConfig(policy=PolicyConfig(budget_ms=33.0, fail_threshold=3, backoff_frames=8), warmup=0)
+    with runner:
+        enh = Enhancer(runner, fake_manifest(1), clock=clock)
+        rec = Record.for_enhancer(enh)
+        report = run(FakeSource(n=20, clock=clock, interval_ns=33_000_000), enh, [], cfg, clock=clock, record=rec)
+    got = [(r.outcome, r.reason) for r in rec.rows]
+    assert got[:3] == [(Outcome.ENHANCED, Reason.NONE)] * 3
+    assert got[3:12] == [(Outcome.PASSTHROUGH, Reason.REMOTE_UNAVAILABLE)] * 9
+    assert got[12:] == [(Outcome.ENHANCED, Reason.NONE)] * 8
+    assert report.passthrough == {"remote-unavailable": 9}
