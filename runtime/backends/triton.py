@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConfigError, ModelError, RemoteUnavailable
+from ..errors import BackendUnavailable, ConfigError, GanrtError, ModelError, RemoteUnavailable
 from ..lazy import lazy_import
 from ..manifest import Artifact, Manifest
 from .base import IOSpec, RunnerBase
@@ -156,8 +156,9 @@ class TritonRunner(RunnerBase):
             raise (BackendUnavailable if first else RemoteUnavailable)(f"{self.where}: server not live")
         try:
             config = self._call(self.client.get_model_config, timeout, self.model)
-        except Exception as exc:  # noqa: BLE001 - unknown model, or not loaded
-            raise ConfigError(f"{self.where}: the server does not serve this model ({_short(exc)})") from None
+        except Exception as exc:  # noqa: BLE001 - unknown model, or (a server coming back) not loaded yet
+            raise (ConfigError if first else RemoteUnavailable)(
+                f"{self.where}: the server does not serve this model ({_short(exc)})") from None
         config = config.get("config", config)  # gRPC as_json wraps it in {"config": ...}
         return check_model_config(config, self.manifest, self._artifact, self.where)
 
@@ -223,11 +224,14 @@ class TritonRunner(RunnerBase):
         return {self.io.output_name: out}
 
     def _reconnect(self) -> None:
+        """Check the model again (a restarted server may serve another one: then stay down) and start
+        over with fresh shared-memory regions (a restarted server forgot the registrations, and an
+        abandoned call could still write into the old output region)."""
         try:
             self._check_model(first=False)
             if self._regions is not None:
-                self._regions.reset()  # a restarted server forgot the registrations
-        except RemoteUnavailable:
+                self._regions.reset()
+        except GanrtError:
             self._mark_down()
             raise
         self._down_until = None

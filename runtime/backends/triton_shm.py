@@ -2,7 +2,7 @@
 
 Two regions (input, output), created with tritonclient.utils.shared_memory and registered
 with the server. They grow when a larger batch or frame arrives (re-created, re-registered);
-``reset`` re-registers after the server restarted. CUDA shared memory (a GPU server on the
+``reset`` drops them after an outage, so the next call registers new ones. CUDA shared memory (a GPU server on the
 same host) is described in docs/triton.md.
 """
 
@@ -50,13 +50,14 @@ class SystemRegions:
         self._in: _Region | None = None
         self._out: _Region | None = None
         self._dtype = np.dtype(np.float32)
+        self._generation = 0
 
     def _ensure(self, which: str, size: int) -> _Region:
         region = getattr(self, which)
         if region is None or region.size < size:
             if region is not None:
                 region.close()
-            region = _Region(self.client, f"{self.prefix}{which}", size)
+            region = _Region(self.client, f"{self.prefix}{which}{self._generation}", size)
             setattr(self, which, region)
         return region
 
@@ -75,13 +76,9 @@ class SystemRegions:
         return np.array(view, copy=True)
 
     def reset(self) -> None:
-        for region in (self._in, self._out):
-            if region is not None:
-                try:
-                    self.client().unregister_system_shared_memory(region.name)
-                except Exception:  # noqa: BLE001 - not registered on a restarted server
-                    pass
-                region.register()
+        """Drop both regions; the next ``bind`` creates new ones under new names."""
+        self.close()
+        self._generation += 1
 
     def close(self) -> None:
         for region in (self._in, self._out):
