@@ -79,8 +79,8 @@ class TritonRunner(RunnerBase):
         self.counters = RemoteCounters()
         self._clock = clock
         self._warm_hw = warm_hw
-        self._client = None  # activate's (and, over gRPC, every thread's: its client is thread-safe)
-        self._local = threading.local()  # over HTTP each calling thread gets its own (gevent clients are not)
+        self._client = None  # the gRPC client (thread-safe), or over HTTP the sign of being active
+        self._local = threading.local()  # over HTTP: each thread's clients (client_for)
         self._regions: SystemRegions | None = None
         self._down_until: float | None = None  # None: connected
         self._backoff_s = options.backoff_ms[0] / 1e3
@@ -94,18 +94,16 @@ class TritonRunner(RunnerBase):
 
     # --- lifetime ----------------------------------------------------------------------------
     def activate(self) -> IOSpec:
-        mod = _client_module(self.options.protocol)
-        kw = ({"connection_timeout": self.options.connect_timeout_ms / 1e3, "network_timeout": self.timeout_s}
-              if self.options.protocol is Protocol.HTTP else {})
+        self._local = threading.local()
+        control = self.options.connect_timeout_ms / 1e3
         try:
-            self._client = mod.InferenceServerClient(url=self.options.url, **kw)
+            self._client = _client_module(self.options.protocol).InferenceServerClient(url=self.options.url)
+            self.client_for(control)
         except Exception as exc:  # noqa: BLE001 - tritonclient raises its own types for a bad url
             raise ConfigError(f"{self.where}: {_short(exc)}") from None
-        self._local = threading.local()
-        self._local.client = self._client
         max_batch = self._check_model(first=True)
         if self.use_shm:
-            self._regions = SystemRegions(lambda: self.client, prefix=f"ganrt_{id(self):x}")
+            self._regions = SystemRegions(lambda: self.client_for(control), prefix=f"ganrt_{id(self):x}")
         self.io = IOSpec(input_name=self.manifest.input.name, output_name=self.manifest.output.name,
                          input_dtype=np.dtype(self.manifest.input.dtype),
                          description=f"{self.where} ({'system shm' if self.use_shm else 'no shm'})",
@@ -115,17 +113,20 @@ class TritonRunner(RunnerBase):
         self.mark_server_batches()
         return self.io
 
-    @property
-    def client(self):
-        """This thread's client (see ``_local``)."""
+    def client_for(self, timeout_s: float):
+        """The client to make a call with. gRPC: the one client (thread-safe; timeouts are per call).
+        HTTP: one per thread and timeout (gevent clients belong to their thread, and their timeout
+        is the socket's)."""
         if self.options.protocol is Protocol.GRPC:
             return self._client
-        c = getattr(self._local, "client", None)
-        if c is None:
-            kw = {"connection_timeout": self.options.connect_timeout_ms / 1e3, "network_timeout": self.timeout_s}
-            c = self._local.client = _client_module(self.options.protocol).InferenceServerClient(
-                url=self.options.url, **kw)
-        return c
+        clients = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = {}
+        if timeout_s not in clients:
+            clients[timeout_s] = _client_module(self.options.protocol).InferenceServerClient(
+                url=self.options.url, connection_timeout=self.options.connect_timeout_ms / 1e3,
+                network_timeout=timeout_s)
+        return clients[timeout_s]
 
     def _warm_up(self) -> None:
         """One call at the profile's frame size with the connect timeout: the server's first
@@ -147,7 +148,7 @@ class TritonRunner(RunnerBase):
         """The served config against the bundle; returns its max_batch_size."""
         timeout = self.options.connect_timeout_ms / 1e3
         try:
-            live = self._call(self.client.is_server_live, timeout)
+            live = self._call("is_server_live", timeout)
         except Exception as exc:  # noqa: BLE001 - any failure to reach it
             if first:
                 raise BackendUnavailable(f"{self.where}: server unreachable ({_short(exc)})") from None
@@ -155,24 +156,24 @@ class TritonRunner(RunnerBase):
         if not live:
             raise (BackendUnavailable if first else RemoteUnavailable)(f"{self.where}: server not live")
         try:
-            config = self._call(self.client.get_model_config, timeout, self.model)
+            config = self._call("get_model_config", timeout, self.model)
         except Exception as exc:  # noqa: BLE001 - unknown model, or (a server coming back) not loaded yet
             raise (ConfigError if first else RemoteUnavailable)(
                 f"{self.where}: the server does not serve this model ({_short(exc)})") from None
         config = config.get("config", config)  # gRPC as_json wraps it in {"config": ...}
         return check_model_config(config, self.manifest, self._artifact, self.where)
 
-    def _call(self, fn, timeout_s: float, *args, **kw):
+    def _call(self, method: str, timeout_s: float, *args, **kw):
+        """``method`` of this thread's client, never waiting longer than ``timeout_s``."""
         if self.options.protocol is Protocol.GRPC:
             kw["client_timeout"] = timeout_s
-            if fn.__name__ in ("get_model_config", "get_inference_statistics"):
+            if method in ("get_model_config", "get_inference_statistics"):
                 kw["as_json"] = True
-        return fn(*args, **kw)
+        return getattr(self.client_for(timeout_s), method)(*args, **kw)
 
     def _read_server_batches(self) -> dict[int, int] | None:
         try:
-            stats = self._call(self.client.get_inference_statistics, self.options.connect_timeout_ms / 1e3,
-                               self.model)
+            stats = self._call("get_inference_statistics", self.options.connect_timeout_ms / 1e3, self.model)
         except Exception as exc:  # noqa: BLE001 - statistics are a report item, never a failure
             log.info("%s: no inference statistics (%s)", self.where, _short(exc))
             return None
@@ -195,10 +196,11 @@ class TritonRunner(RunnerBase):
             self._update_server_batches()
             if self._regions is not None:
                 self._regions.close()
-            try:
-                self._client.close()
-            except Exception:  # noqa: BLE001
-                pass
+            for c in {self._client, *getattr(self._local, "clients", {}).values()}:
+                try:
+                    c.close()
+                except Exception:  # noqa: BLE001 - closing what may already be broken
+                    pass
         self._client, self._regions, self.io = None, None, None
 
     # --- inference ---------------------------------------------------------------------------
@@ -259,7 +261,7 @@ class TritonRunner(RunnerBase):
             inp.set_data_from_numpy(x, **({"binary_data": True} if self.options.protocol is Protocol.HTTP else {}))
         t0 = self._clock()
         try:
-            res = self._call(self.client.infer, self.timeout_s, self.model, [inp], outputs=[req_out])
+            res = self._call("infer", self.timeout_s, self.model, [inp], outputs=[req_out])
         except Exception as exc:  # noqa: BLE001 - sorted into 'unreachable/slow' and 'refused'
             self._raise_for(exc, self._clock() - t0)
         if self._regions is not None:
