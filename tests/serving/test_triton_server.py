@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -142,6 +144,25 @@ def test_two_streams_report_the_batches_the_server_formed(triton_server, tmp_pat
     formed = {int(k): v for k, v in remote["server_batch_sizes"].items()}
     # every frame the streams sent (and the warm-up calls) was executed by the server in the batches it reports
     assert sum(k * v for k, v in formed.items()) == sum(k * v for k, v in sent.items()) >= 12
+
+
+def test_two_station_processes_against_one_server(triton_server, tmp_path):
+    """Stations are separate `ganrt run` processes; each report gives the server's batches meanwhile."""
+    outs = [tmp_path / f"station{i}" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "ganrt.runtime.cli", "run", "--source", CINE, "--backend", "triton",
+                               "--triton-url", triton_server.grpc_url, "--precision", "fp32", "--max-frames", "8",
+                               "--sink", "null", "--out", str(out), "--no-fidelity", "--budget-ms", "5000", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outs]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    for out in outs:
+        report = json.loads((out / "report.json").read_text())
+        remote = report["remote"]
+        assert report["enhanced"] == 8 and remote["failures"] == 0 and remote["shared_memory"] == "system"
+        sent = sum(int(k) * v for k, v in remote["sent_batch_sizes"].items())
+        formed = sum(int(k) * v for k, v in remote["server_batch_sizes"].items())
+        assert sent >= 8 and formed >= sent  # the server also ran the other station's frames meanwhile
 
 
 class _UntilRecovered(FakeSource):
