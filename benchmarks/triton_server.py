@@ -36,8 +36,9 @@ class Unavailable(Exception):
 
 
 def _pins() -> list[str]:
-    # the server's onnxruntime is the client's: outputs must be bit-identical
-    return [PYTRITON, f"onnxruntime=={metadata.version('onnxruntime')}"]
+    # the server's onnxruntime is the client's: outputs must be bit-identical. numpy<2: the wheel's
+    # Python backend stub was built against numpy 1.
+    return [f"onnxruntime=={metadata.version('onnxruntime')}", "numpy<2"]
 
 
 def _site(venv: Path) -> Path:
@@ -46,7 +47,7 @@ def _site(venv: Path) -> Path:
 
 def ensure_venv(venv: Path = VENV) -> Path:
     """The server's environment, created once (the stamp records what was installed)."""
-    want = " ".join(_pins())
+    want = " ".join([PYTRITON, *_pins()])
     stamp = venv / STAMP
     if stamp.exists() and stamp.read_text().strip() == want:
         return venv
@@ -54,8 +55,10 @@ def ensure_venv(venv: Path = VENV) -> Path:
     try:
         if not py.exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *_pins()], check=True,
-                       capture_output=True, text=True, timeout=900)
+        pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        # only the wheel's server, libraries and Python backend: not its Python API's dependencies
+        subprocess.run([*pip, "--no-deps", PYTRITON], check=True, capture_output=True, text=True, timeout=900)
+        subprocess.run([*pip, *_pins()], check=True, capture_output=True, text=True, timeout=900)
     except subprocess.CalledProcessError as exc:
         raise Unavailable(f"cannot install {want} into {venv}: {(exc.stderr or '').strip()[-300:]}") from None
     except (OSError, subprocess.TimeoutExpired) as exc:
