@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def triton_repo(manifest, tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("triton-repo")
     write_repository(manifest, repo, RepoConfig(precisions=(Precision.FP32, Precision.INT8_CPU), max_batch=MAX_BATCH,
                                                 queue_delay_us=QUEUE_DELAY_US))
+    slow = repo / "us-enhance-fp32-slow"  # the same model on a server that answers after 400 ms
+    shutil.copytree(repo / "us-enhance-fp32", slow)
+    text = (slow / "config.pbtxt").read_text().replace('name: "us-enhance-fp32"', 'name: "us-enhance-fp32-slow"')
+    (slow / "config.pbtxt").write_text(text + 'parameters { key: "delay_ms" value: { string_value: "400" } }\n')
     return repo
 
 

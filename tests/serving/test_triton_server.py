@@ -97,6 +97,17 @@ def test_batch_over_max_and_wrong_shape_are_refused(manifest, triton_server, max
         assert r.counters.failures == 0 and r.counters.reconnects == 0  # a refusal is not an outage
 
 
+def test_a_slow_server_times_out_and_the_runner_backs_off(manifest, triton_server):
+    with runner_for(manifest, triton_server.grpc_url, model="us-enhance-fp32-slow", timeout_ms=100,
+                    backoff_ms=(60_000.0, 60_000.0)) as r:
+        with pytest.raises(RemoteUnavailable):
+            r.infer({"input": frames(1)})
+        assert r.counters.timeouts == 1 and r.counters.failures == 1
+        with pytest.raises(RemoteUnavailable, match="retrying in"):  # backing off: not sent at all
+            r.infer({"input": frames(1)})
+        assert r.counters.skipped == 1 and r.counters.calls == 0
+
+
 def test_activate_refuses_a_server_that_does_not_serve_the_bundle(manifest, triton_server):
     with pytest.raises(ModelError, match="sha256"):
         runner_for(manifest, triton_server.grpc_url, Precision.INT8_CPU, model="us-enhance-fp32").activate()

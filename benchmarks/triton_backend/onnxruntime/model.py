@@ -9,6 +9,7 @@ options as the in-process runner) on the whole batch the server's dynamic batche
 
 import json
 import os
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -26,10 +27,13 @@ class TritonPythonModel:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+        # a config parameter "delay_ms" makes it a slow server (the tests' client timeouts)
+        self.delay_s = float(config.get("parameters", {}).get("delay_ms", {}).get("string_value", 0)) / 1e3
         self.inputs = [i["name"] for i in config["input"]]
         self.outputs = [o["name"] for o in config["output"]]
 
     def execute(self, requests):
+        time.sleep(self.delay_s)
         feeds = [[pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs] for r in requests]
         sizes = [f[0].shape[0] for f in feeds]
         stacked = {n: np.concatenate([f[i] for f in feeds]) for i, n in enumerate(self.inputs)}
