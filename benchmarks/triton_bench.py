@@ -76,8 +76,9 @@ class TritonBenchConfig:
     note: str = ""
 
     def __post_init__(self) -> None:
-        if self.hw < 16 or self.iterations < 10 or self.streams < 1 or self.stream_frames < 1:
-            raise ConfigError("triton bench: --hw >= 16, --iterations >= 10, --streams and --stream-frames >= 1")
+        if self.hw < 16 or self.iterations < 10 or min(self.streams, self.stream_frames, self.rounds) < 1:
+            raise ConfigError("triton bench: --hw >= 16, --iterations >= 10, --streams, --stream-frames and "
+                              "--rounds >= 1")
 
 
 def cine_frames(hw: int, n: int = 8) -> list[np.ndarray]:
@@ -250,13 +251,14 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", default="int8-cpu")
     ap.add_argument("--iterations", type=int, default=200)
     ap.add_argument("--streams", type=int, default=4)
-    ap.add_argument("--stream-frames", type=int, default=60)
+    ap.add_argument("--stream-frames", type=int, default=60, help="per stream and way (default 60)")
+    ap.add_argument("--rounds", type=int, default=3, help="turns of the three ways in the streams part (default 3)")
     ap.add_argument("--note", default="", help="what else the machine was doing (written into the result)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--name", default="triton_cpu")
     a = ap.parse_args(argv)
     cfg = TritonBenchConfig(hw=a.hw, precision=a.precision, iterations=a.iterations, streams=a.streams,
-                            stream_frames=a.stream_frames, note=a.note)
+                            stream_frames=a.stream_frames, rounds=a.rounds, note=a.note)
     r = run_triton_bench(Manifest.load(a.model), DeviceProfile.load(a.profile), cfg)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{a.name}.json").write_text(json.dumps(r, indent=1) + "\n")
