@@ -39,6 +39,8 @@ from .triton_shm import SystemRegions
 
 log = logging.getLogger(__name__)
 
+STATS_READS, STATS_SETTLE_S = 10, 0.02  # statistics read until two reads agree (at most this often)
+
 
 @dataclass
 class RemoteCounters:
@@ -94,10 +96,9 @@ class TritonRunner(RunnerBase):
 
     # --- lifetime ----------------------------------------------------------------------------
     def activate(self) -> IOSpec:
-        self._local = threading.local()
         control = self.options.connect_timeout_ms / 1e3
         try:
-            self._client = _client_module(self.options.protocol).InferenceServerClient(url=self.options.url)
+            self._open_clients()
             self.client_for(control)
         except Exception as exc:  # noqa: BLE001 - tritonclient raises its own types for a bad url
             raise ConfigError(f"{self.where}: {_short(exc)}") from None
@@ -112,6 +113,19 @@ class TritonRunner(RunnerBase):
         self._warm_up()
         self.mark_server_batches()
         return self.io
+
+    def _open_clients(self) -> None:
+        """A new gRPC client (a new channel), and no HTTP clients yet (made per thread on use)."""
+        self._close_clients()
+        self._local = threading.local()
+        self._client = _client_module(self.options.protocol).InferenceServerClient(url=self.options.url)
+
+    def _close_clients(self) -> None:
+        for c in {self._client, *getattr(self._local, "clients", {}).values()} - {None}:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - closing what may already be broken
+                pass
 
     def client_for(self, timeout_s: float):
         """The client to make a call with. gRPC: the one client (thread-safe; timeouts are per call).
@@ -172,12 +186,21 @@ class TritonRunner(RunnerBase):
         return getattr(self.client_for(timeout_s), method)(*args, **kw)
 
     def _read_server_batches(self) -> dict[int, int] | None:
-        try:
-            stats = self._call("get_inference_statistics", self.options.connect_timeout_ms / 1e3, self.model)
-        except Exception as exc:  # noqa: BLE001 - statistics are a report item, never a failure
-            log.info("%s: no inference statistics (%s)", self.where, _short(exc))
-            return None
-        return batch_counts(stats)
+        """The server's executions per batch size for this model, read until two reads agree: the
+        server may answer a request before it has counted the request's execution."""
+        timeout = self.options.connect_timeout_ms / 1e3
+        last = None
+        for _ in range(STATS_READS):
+            try:
+                now = batch_counts(self._call("get_inference_statistics", timeout, self.model))
+            except Exception as exc:  # noqa: BLE001 - statistics are a report item, never a failure
+                log.info("%s: no inference statistics (%s)", self.where, _short(exc))
+                return None
+            if now == last:
+                return now
+            last = now
+            time.sleep(STATS_SETTLE_S)
+        return last
 
     def mark_server_batches(self) -> None:
         """Count the server's batches from now on (the report's ``server_batch_sizes``)."""
@@ -196,11 +219,7 @@ class TritonRunner(RunnerBase):
             self._update_server_batches()
             if self._regions is not None:
                 self._regions.close()
-            for c in {self._client, *getattr(self._local, "clients", {}).values()}:
-                try:
-                    c.close()
-                except Exception:  # noqa: BLE001 - closing what may already be broken
-                    pass
+            self._close_clients()
         self._client, self._regions, self.io = None, None, None
 
     # --- inference ---------------------------------------------------------------------------
@@ -228,8 +247,10 @@ class TritonRunner(RunnerBase):
     def _reconnect(self) -> None:
         """Check the model again (a restarted server may serve another one: then stay down) and start
         over with fresh shared-memory regions (a restarted server forgot the registrations, and an
-        abandoned call could still write into the old output region)."""
+        abandoned call could still write into the old output region). A new client too: a gRPC
+        channel that failed to connect waits out its own backoff (seconds, growing) before trying again."""
         try:
+            self._open_clients()
             self._check_model(first=False)
             if self._regions is not None:
                 self._regions.reset()
