@@ -47,6 +47,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--model", type=Path, required=True, help="bundle directory")
     g.set_defaults(func=_guard)
 
+    t = sub.add_parser("triton", help="write a Triton Inference Server model repository from a bundle "
+                       "(needs ganrt[triton]; no torch)")
+    t.add_argument("bundle", type=Path, help="bundle directory or its manifest.json")
+    t.add_argument("--out", type=Path, required=True, metavar="REPO", help="model repository to write into")
+    t.add_argument("--precision", action="append", default=None, metavar="P",
+                   help="artifact(s) to serve, repeatable (default: every one but int8-trt)")
+    t.add_argument("--max-batch", type=int, default=8, help="the server's max_batch_size (default 8)")
+    t.add_argument("--instances", default="cpu:1", metavar="cpu:N|gpu:N", help="instance_group (default cpu:1)")
+    t.add_argument("--engine", type=Path, default=None, metavar="PLAN",
+                   help="a TensorRT engine built from the first precision: adds a tensorrt_plan model")
+    t.add_argument("--name", default=None, help="model name prefix (default: the bundle's task)")
+    t.add_argument("--version", type=int, default=1, help="version directory (default 1)")
+    t.set_defaults(func=_triton)
+
 
 def _pipeline(args: argparse.Namespace) -> int:
     from dataclasses import replace
@@ -113,6 +127,19 @@ def _guard(args: argparse.Namespace) -> int:
     else:
         print(f"{args.model}: no real tuning scans for this task: default tone settings")
     print(f"{args.model}: input domain from {cal['input_domain']}")
+    return 0
+
+
+def _triton(args: argparse.Namespace) -> int:
+    from ganrt.runtime.manifest import Manifest, Precision
+
+    from .triton_repo import Instances, RepoConfig, write_repository
+
+    cfg = RepoConfig(precisions=tuple(Precision.parse(p) for p in args.precision or ()), max_batch=args.max_batch,
+                     instances=Instances.parse(args.instances), version=args.version, engine=args.engine,
+                     name=args.name)
+    for model_dir in write_repository(Manifest.load(args.bundle), args.out, cfg):
+        print(model_dir / "config.pbtxt")
     return 0
 
 

@@ -23,9 +23,12 @@ EPILOG = "exit codes: " + ", ".join(f"{v}={k}" for k, v in EXIT_CODES.items()) +
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="bundle directory or its manifest.json (default: the bundled student)")
-    p.add_argument("--backend", default="auto", help="auto|onnxruntime|tensorrt|torch (default auto)")
+    p.add_argument("--backend", default="auto", help="auto|onnxruntime|tensorrt|torch|triton (default auto)")
     p.add_argument("--precision", default=None, help="fp32|fp16|int8-cpu|int8-trt (default: from profile and backend)")
     p.add_argument("--profile", default=None, help="device profile name or file (default cpu-x86-2core)")
+    from .triton_cli import add_triton_args
+
+    add_triton_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +133,9 @@ def _load(args: argparse.Namespace):
     backend = parse_backend(args.backend)
     precision = Precision.parse(args.precision) if args.precision else None
     profile = DeviceProfile.load(args.profile or DEFAULT_PROFILE)
+    from .triton_cli import apply_triton_args
+
+    profile = apply_triton_args(profile, args)  # --triton-* over the profile's [triton]
     manifest = Manifest.load(args.model or bundled_model_dir())
     return manifest, profile, select(manifest, backend, profile, precision)
 

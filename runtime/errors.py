@@ -27,6 +27,10 @@ class BackendUnavailable(GanrtError):
     exit_code = 4
 
 
+class RemoteUnavailable(BackendUnavailable):
+    """A remote inference server is down, unreachable or too slow (inside a stream: that frame goes raw)."""
+
+
 class EngineMismatch(GanrtError):
     """A cached engine does not match this model, device or toolkit."""
 

@@ -39,6 +39,7 @@ class Reason(Enum):
     FAIR_SHARE = "fair-share"  # another stream sharing the runner was owed the turn (runtime.fairness)
     MEAN_SHIFT = "mean-shift"  # the output moved the local mean in too much of the region (runtime.tone)
     OUT_OF_DISTRIBUTION = "out-of-distribution"  # the input lies outside the model's declared domain (runtime.domain)
+    REMOTE_UNAVAILABLE = "remote-unavailable"  # the inference server is down, unreachable or slow (triton runner)
 
 
 @dataclass(frozen=True, slots=True)

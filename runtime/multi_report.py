@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 from .frames import Outcome
 from .record import Row
-from .report import Report
+from .report import Report, remote_line
 from .stats import Summary, summarize
 
 
@@ -93,4 +93,6 @@ class MultiReport:
                      + (f" ({sch['why_serial']})" if sch.get("why_serial") else "")
                      + f"; {sch.get('runner_calls', 0)} calls for {sch.get('requests', 0)} requests (calls x frames: "
                        f"{sizes})")
+        if sch.get("remote"):
+            lines.append(remote_line(sch["remote"]))
         return "\n".join(lines)

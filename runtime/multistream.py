@@ -83,6 +83,9 @@ def run_streams(specs: Sequence[StreamSpec], setup: RunSetup, *, clock: Clock = 
             wall_s = (clock.now_ns() - t0) / 1e9
         sched = {"mode": shared.mode.value, "why_serial": shared.why_serial, "max_batch": shared.max_batch,
                  **shared.stats.to_dict(), "fair_share": shares.to_dict() if shares else None}
+        remote = getattr(setup.selection.runner, "remote_stats", None)  # the server's batches (triton)
+        if remote is not None:
+            sched["remote"] = remote()
     except BaseException:
         for s in streams:
             s.discard()

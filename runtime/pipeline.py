@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ConfigError, GanrtError
+from .errors import ConfigError, GanrtError, RemoteUnavailable
 from .frames import Frame, FrameResult, Outcome, Reason
 from .guard import Guard, GuardConfig, Rejected
 from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
@@ -246,6 +246,9 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
         except InferenceTimeout as exc:
             once("timeout", "frame %d shown raw: %s", frame.index, exc)
             reason = Reason.TIMEOUT
+        except RemoteUnavailable as exc:
+            once("remote", "frame %d shown raw: %s", frame.index, exc)
+            reason = Reason.REMOTE_UNAVAILABLE
         except Exception as exc:  # noqa: BLE001 - any backend failure means: show the raw frame
             once(f"error:{type(exc).__name__}", "frame %d shown raw, backend error: %s: %s", frame.index,
                  type(exc).__name__, exc)
@@ -272,7 +275,8 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
             policy.succeeded(times.total_ms + finish_ns / 1e6)
         else:
             result.pixels = None
-            policy.failed(reason)
+            if reason is not Reason.REMOTE_UNAVAILABLE:  # a remote runner backs off and reconnects on its own
+                policy.failed(reason)
     result.reason = reason or Reason.NONE
     if result.pixels is None:
         guard.passthrough()

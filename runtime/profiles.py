@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import Backend
+from .backends.triton_contract import TritonOptions
 from .errors import ConfigError
 from .manifest import Precision
 from .phi import PhiConfig
@@ -60,6 +61,7 @@ class DeviceProfile:
     region: RegionConfig | None = None  # [region]: where enhancement may act (None: the bundle's default)
     phi: PhiConfig = field(default_factory=PhiConfig)  # [phi]: masking outside the region
     temporal: TemporalConfig = field(default_factory=TemporalConfig)  # [temporal]: output smoothing
+    triton: TritonOptions = field(default_factory=TritonOptions)  # [triton]: a Triton server to run the model on
     source: str = "<built-in>"
 
     @classmethod
@@ -101,6 +103,7 @@ class DeviceProfile:
                 region=RegionConfig.from_dict(sections["region"], where, base_dir) if "region" in raw else None,
                 phi=PhiConfig.from_dict(sections["phi"], where),
                 temporal=TemporalConfig.from_dict(sections["temporal"], where),
+                triton=TritonOptions.from_dict(_table(raw.get("triton", {}), where, "triton"), where),
                 source=where,
             )
         except (TypeError, ValueError) as exc:
@@ -143,6 +146,12 @@ def _reject_unknown(raw: dict, allowed: set[str], where: str, prefix: str) -> No
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown key '{prefix}{key}'")
+
+
+def _table(raw, where: str, key: str) -> dict:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: '{key}' must be a table")
+    return raw
 
 
 def _enum(kind, value, where: str, key: str):

@@ -33,6 +33,7 @@ class Report:
     interrupted: bool = False
     guard: dict[str, Any] = field(default_factory=dict)  # settings, imaging regions used (Guard.summary)
     quality: dict[str, Any] = field(default_factory=dict)  # fidelity, change score, flicker (from the rows)
+    remote: dict[str, Any] = field(default_factory=dict)  # a remote runner's calls, faults, server batches
 
     @property
     def passthrough_total(self) -> int:
@@ -103,6 +104,7 @@ class Report:
             "guard": {**self.guard.get("settings", {}), "phi_failures": self.guard.get("phi_failures", 0)},
             "imaging_region": self.guard.get("regions", []),
             **self.quality,
+            **({"remote": self.remote} if self.remote else {}),
         }
 
     def format_table(self) -> str:
@@ -124,6 +126,8 @@ class Report:
             if s.n:
                 lines.append(f"{name.removesuffix('_ms'):22s}" + "".join(f"{getattr(s, c):9.2f}" for c in _SHOWN))
         lines += self._guard_lines()
+        if self.remote:
+            lines.append(remote_line(self.remote))
         if self.sink_errors:
             lines.append(f"sink errors: {self.sink_errors} (see log)")
         return "\n".join(lines)
@@ -195,3 +199,13 @@ def _quality(out: list[Row], fidelity: dict[str, Any] | None) -> dict[str, Any]:
         "flicker": {"n": len(pairs), "input": clean(f_in), "output": clean(f_out),
                     "excess": clean(f_out - f_in)},
     }
+
+
+def remote_line(r: dict[str, Any]) -> str:
+    """One line on a remote runner (the triton backend): its calls, faults and the batches the server formed."""
+    sizes = r.get("server_batch_sizes")
+    formed = ", ".join(f"{n} x{k}" for k, n in sizes.items()) if sizes else "unknown"
+    return (f"remote {r.get('protocol')}://{r.get('url')} {r.get('model')} (shm {r.get('shared_memory')}): "
+            f"{r.get('calls', 0)} calls, {r.get('failures', 0)} failed ({r.get('timeouts', 0)} timed out), "
+            f"{r.get('skipped_while_down', 0)} skipped while down, {r.get('reconnects', 0)} reconnects; "
+            f"server batches (executions x size): {formed}")

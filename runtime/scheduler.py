@@ -13,7 +13,8 @@ thread serves the queue:
 - nothing waits to fill a batch: requests that arrive while the runner is busy are batched
   on its next turn, so batching removes queueing and never adds latency;
 - a batched call that fails is retried one request at a time, so one stream's bad input
-  fails only that stream's frame.
+  fails only that stream's frame (except when a remote server is unavailable: every request
+  of the batch gets that failure at once).
 
 Each stream keeps its own Enhancer (pre/post run on the stream's own thread), deadline
 policy and inference timeout; the time a request waits here is part of its ``infer_ms``,
@@ -33,7 +34,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, ModelError, RemoteUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,10 @@ class SharedRunner:
         if len(live) > 1:
             try:
                 outs = self._call_batch(live)
+            except RemoteUnavailable as exc:  # the server is away: one by one would only ask it again
+                for r in live:
+                    r.future.set_exception(exc)
+                return
             except Exception as exc:  # noqa: BLE001 - retried one by one: only the bad input fails
                 self.stats.batch_failures += 1
                 log.warning("a batch of %d failed (%s: %s); serving its requests one by one",

@@ -12,6 +12,7 @@ streams the same way around one shared runner.
 
 from __future__ import annotations
 
+
 import json
 import logging
 import sys
@@ -157,6 +158,9 @@ class StreamRun:
         self.started = True
         report = run(self.source, self.enhancer, self.sinks, self.config, clock=self.clock, record=self.record,
                      stop=stop, share=self.share, lookahead=self.lookahead)
+        remote = getattr(self.enhancer.runner, "remote_stats", None)  # a remote runner (triton) reports its own
+        if remote is not None:
+            report = replace(report, remote=remote())
         if self.deidentify:
             report = scrub(report)
         (self.spec.out / f"{self.spec.stem}report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")

@@ -73,11 +73,24 @@ def _torch_auto_gate() -> None:
 # --- end torch ------------------------------------------------------------------------------
 
 
+# --- Triton (runtime/backends/triton.py) -------------------------------------------------------
+def _triton(manifest: Manifest, profile: DeviceProfile, precision: Precision | None) -> Selection:
+    """BackendUnavailable (so AUTO falls through) when no server url is configured. The served
+    model is this bundle's artifact of ``precision`` (default: the profile's)."""
+    from .triton import TritonRunner
+
+    art = manifest.artifact_for(precision or profile.precision)
+    runner = TritonRunner(manifest, art, profile.triton, profile.budget_ms, warm_hw=profile.input_hw)
+    return Selection(runner, Backend.TRITON, art)
+# --- end Triton -----------------------------------------------------------------------------
+
+
 # Runners for the other Backend members register here when their modules ship.
 RUNNERS: dict[Backend, Callable[[Manifest, DeviceProfile, Precision | None], Selection]] = {
     Backend.ONNXRUNTIME: _onnxruntime,
     Backend.TENSORRT: _tensorrt,
     Backend.TORCH: _torch,
+    Backend.TRITON: _triton,
 }
 
 

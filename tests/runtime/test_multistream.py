@@ -318,3 +318,19 @@ def test_several_sources_reject_shared_targets_in_one_line(tmp_path, capsys, ext
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == ConfigError.exit_code and len(lines) == 1 and fragment in lines[0], err
     assert not (tmp_path / "o").exists()  # nothing opened or written
+
+
+def test_a_batch_the_remote_server_could_not_take_fails_at_once_without_retries():
+    from ganrt.runtime.errors import RemoteUnavailable
+
+    def fn(x):
+        raise RemoteUnavailable("server down")
+
+    runner = FakeRunner(latency_ms=0.0, dynamic_batch=True, fn=fn)
+    sched = shared(runner)
+    futs = [sched.submit(i, {"input": np.zeros((1, 1, 8, 8), np.float32)}) for i in range(3)]
+    sched.serve_pending()
+    assert runner.calls == 1 and sched.stats.batch_failures == 0
+    for f in futs:
+        with pytest.raises(RemoteUnavailable):
+            f.result(0)
