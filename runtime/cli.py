@@ -252,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from . import outpaths
+
+    outpaths.clear()  # the inputs of this command are registered as it opens them
     try:
         return int(args.func(args) or 0)
     except GanrtError as exc:

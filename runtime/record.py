@@ -1,7 +1,9 @@
 """Per-frame record: every input frame exactly once, with its outcome, reason and latency.
 
-Rows are appended to ``<path>.partial`` as they happen (a crash still leaves a record)
-and the final file is rewritten sorted by frame index at ``close``.
+Rows are appended to ``<path>.partial`` as they happen and flushed at once (a crash or a
+kill still leaves a record up to the last frame); the final file is rewritten sorted by frame
+index at ``close``. A write that fails (disk full) stops the writing, never the run: ``close``
+then keeps the rows already on disk as the record and ``write_error`` says what happened.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+from .outpaths import check_output, make_dir, open_exclusive
 from .frames import Frame, FrameResult, Outcome, Reason
 
 log = logging.getLogger(__name__)
@@ -63,11 +66,13 @@ class Record:
         self._lock = threading.Lock()  # dropped frames arrive from the capture thread
         self._partial = None
         self._closed = False
+        self.write_error: str | None = None  # the first failed write (the record on disk stops there)
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._partial = open(self._partial_path, "w", newline="")
+            make_dir(self.path.parent)
+            check_output(self.path, "record")
+            self._partial = open_exclusive(self._partial_path, "w", newline="")
             if fmt == "csv":
-                csv.writer(self._partial).writerow(FIELDS)
+                self._guarded(lambda: csv.writer(self._partial).writerow(FIELDS))
 
     @classmethod
     def for_enhancer(cls, enhancer, path: str | Path | None = None, fmt: str = "jsonl") -> "Record":
@@ -94,8 +99,17 @@ class Record:
             if row.index in self._rows:  # a pipeline bug, not a user error: fail loudly
                 raise ValueError(f"frame {row.index} recorded twice")
             self._rows[row.index] = row
-            if self._partial is not None:
-                self._write_rows(self._partial, [row], header=False)
+            if self._partial is not None and self.write_error is None:
+                self._guarded(lambda: self._write_rows(self._partial, [row], header=False))
+
+    def _guarded(self, write: Callable[[], object]) -> None:
+        """``write`` then flush (a killed run loses no finished row); the first failure ends the writing."""
+        try:
+            write()
+            self._partial.flush()
+        except OSError as exc:
+            self.write_error = f"{self._partial_path}: {exc.strerror or exc}"
+            log.error("record: cannot write %s; no further rows are written, the run goes on", self.write_error)
 
     def _as_dict(self, row: Row) -> dict[str, Any]:
         return {
@@ -148,14 +162,25 @@ class Record:
             log.error("record has %d missing frame indices (first: %d)", len(gaps), gaps[0])
         if self.path is None:
             return
-        self._partial.close()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
-            if self.fmt == "csv":
-                csv.writer(fh).writerow(FIELDS)
-            self._write_rows(fh, self.rows, header=False)
-        os.replace(tmp, self.path)
-        self._partial_path.unlink(missing_ok=True)
+        try:
+            self._partial.close()
+        except OSError as exc:  # the last buffered bytes did not fit
+            self.write_error = self.write_error or f"{self._partial_path}: {exc.strerror or exc}"
+        if self.write_error is None:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            try:
+                with open_exclusive(tmp, "w", newline="") as fh:
+                    if self.fmt == "csv":
+                        csv.writer(fh).writerow(FIELDS)
+                    self._write_rows(fh, self.rows, header=False)
+                os.replace(tmp, self.path)
+                self._partial_path.unlink(missing_ok=True)
+                return
+            except OSError as exc:
+                self.write_error = f"{tmp}: {exc.strerror or exc}"
+                tmp.unlink(missing_ok=True)
+        os.replace(self._partial_path, self.path)  # every row that reached the disk, in arrival order
+        log.error("record %s kept as written before the failure (%s)", self.path, self.write_error)
 
     def __enter__(self) -> "Record":
         return self

@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .frames import Frame, FrameResult
+from .outpaths import check_output, make_dir
 from .overlay import for_display, to_bgr
 from .provenance import Provenance, png_with_text, write_sidecar
 
@@ -102,12 +103,12 @@ class _Writer:
         self.frames = 0
 
     def _open(self, size: tuple[int, int]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path.parent)
         self._frame_size = size
         size = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # encoders crop odd sizes: pad instead
         tried = []
         for codec in (self.codec, *[c for c in self.FALLBACKS if c is not self.codec]):
-            path = self.path if codec is self.codec else self.path.with_suffix(codec.suffix)
+            path = check_output(self.path if codec is self.codec else self.path.with_suffix(codec.suffix), "video")
             w = cv2.VideoWriter(str(path), codec.fourcc, self.fps, size, True)
             if w.isOpened():
                 if codec is not self.codec:
@@ -212,13 +213,13 @@ class PngSink(SinkBase):
     With a provenance, output PNGs carry it in tEXt chunks (plus the frame's outcome)."""
 
     def __init__(self, directory: str | Path, inputs: bool = False, provenance: Provenance | None = None) -> None:
-        self.dir = Path(directory)
+        self.dir = make_dir(directory, "png sink folder")
         self.inputs = inputs
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.count = 0
         self._text = provenance.text_fields() if provenance is not None else None
 
     def _imwrite(self, path: Path, img: np.ndarray, text: dict[str, str] | None = None) -> None:
+        check_output(path, "png sink")  # a frame file may be a hard link to an input
         if text is None:
             if not cv2.imwrite(str(path), img):
                 raise OSError(f"cannot write {path}")

@@ -26,6 +26,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .fairness import StreamShare
 from .guard import GuardConfig
 from .manifest import Manifest
+from .outpaths import check_output, make_dir, protect, write_atomic
 from .pipeline import PipelineConfig, run
 from .profiles import DeviceProfile
 from .provenance import Provenance
@@ -79,7 +80,7 @@ def make_sinks(setup: RunSetup, ctx: SinkContext) -> list[Sink]:
     sinks = build_sinks(for_stream(setup.sinks, ctx.stream), ctx)
     if setup.change_map is not None:
         target = fill_stream(setup.change_map, ctx.stream)
-        path = Path(target).expanduser() if target else ctx.out / f"{ctx.stem}change_map.mp4"
+        path = check_output(target if target else ctx.out / f"{ctx.stem}change_map.mp4", "--change-map")
         sinks.append(ChangeMapSink.video(path, ctx.fps, ctx.provenance))
     return sinks
 
@@ -156,7 +157,8 @@ class StreamRun:
                      stop=stop, share=self.share, lookahead=self.lookahead)
         if self.deidentify:
             report = scrub(report)
-        (self.spec.out / f"{self.spec.stem}report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        write_atomic(self.spec.out / f"{self.spec.stem}report.json", json.dumps(report.to_dict(), indent=2) + "\n",
+                     "report")
         return report
 
     def discard(self) -> None:
@@ -179,7 +181,8 @@ def prepare(spec: StreamSpec, setup: RunSetup, source, runner, *, clock: Clock =
     to read a file source's first frames ahead (``read_ahead``); None reads nothing ahead."""
     from .ops import Enhancer
 
-    spec.out.mkdir(parents=True, exist_ok=True)
+    protect(spec.source)
+    make_dir(spec.out, "--out")
     enhancer = Enhancer(runner, setup.manifest, artifact=setup.selection.artifact, clock=clock)
     provenance = Provenance.for_run(setup.manifest, enhancer, setup.profile, setup.selection.artifact,
                                     source=spec.source)
