@@ -17,6 +17,7 @@ import logging
 import threading
 from typing import Sequence
 
+from . import signals
 from .clock import SYSTEM_CLOCK, Clock
 from .fairness import FairConfig, FairShare, StreamShare
 from .multi_report import MultiReport, StreamResult
@@ -47,10 +48,13 @@ def _run_all(streams: list[StreamRun], stop: threading.Event) -> list[Report | B
                for i in range(len(streams))]
     for t in threads:
         t.start()
+    by_signal = signals.streaming()  # SIGINT/SIGTERM/SIGHUP: every stream finishes its outputs
     try:
         for t in threads:
             while t.is_alive():
                 t.join(JOIN_POLL_S)
+                if by_signal.is_set():
+                    stop.set()
     except KeyboardInterrupt:  # only the main thread hears Ctrl-C: pass it on, let the records finish
         log.info("interrupted; finishing every stream's record")
         stop.set()

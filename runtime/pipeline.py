@@ -12,9 +12,9 @@ Two feeds, one loop:
   prefetch queue is not charged for the wait, which is an artefact of reading ahead,
   not latency a viewer would see.
 
-Inference runs in one worker thread so a hanging runner cannot stop the stream: after
-``policy.timeout_s`` the frame is shown raw (TIMEOUT) and, while that call is still stuck,
-later frames are shown raw too (BACKOFF).
+Inference runs in one worker thread so a hanging runner cannot stop the stream: at the
+frame's deadline the frame is shown raw (TIMEOUT; a result that comes later is never shown)
+and, while that call is still stuck, later frames are shown raw at once (BACKOFF).
 
 Around the model, ``guard`` (see guard.py) limits it to the imaging region (the model sees
 only the region's box; everything outside is the raw frame), checks its fidelity, measures
@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ConfigError, GanrtError
+from .errors import ConfigError, GanrtError, OutputError
 from .frames import Frame, FrameResult, Outcome, Reason
 from .guard import Guard, GuardConfig, Rejected
 from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
@@ -175,9 +175,9 @@ class _Outputs:
                 continue
             try:
                 sink.write(frame, result)
-            except GanrtError:
-                raise
             except Exception as exc:  # noqa: BLE001
+                if isinstance(exc, GanrtError) and not isinstance(exc, OutputError):  # a user's mistake
+                    raise
                 self.broken.add(i)
                 self.errors += 1
                 log.error("sink %s failed and is disabled: %s: %s", type(sink).__name__, type(exc).__name__, exc)
@@ -185,6 +185,15 @@ class _Outputs:
     @property
     def quit_requested(self) -> bool:
         return any(getattr(s, "quit_requested", False) for s in self.sinks)
+
+    def close(self) -> None:
+        """Close every sink; one that fails to finish (disk full) is counted, the others still close."""
+        for sink in self.sinks:
+            try:
+                sink.__exit__(None, None, None)
+            except Exception as exc:  # noqa: BLE001
+                self.errors += 1
+                log.error("sink %s failed to close: %s: %s", type(sink).__name__, type(exc).__name__, exc)
 
 
 WARMUP_TIMEOUT_S = 30.0  # first calls may build kernels or a CUDA context
@@ -234,9 +243,12 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
             reason = share.arbitrate(reason)
     if reason is None:
         times = StageTimes()
-        enhanced, finish_ns = None, 0
+        enhanced, finish_ns, came_late = None, 0, False
         try:
-            enhanced = worker.call(model_in, times, timeout_s=policy.config.timeout_s)
+            enhanced = worker.call(model_in, times, timeout_s=policy.wait_s(origin_ns, clock.now_ns()))
+            if clock.now_ns() > policy.deadline_ns(origin_ns):  # a result after the deadline is never shown
+                once("late", "frame %d shown raw: the model's result came after the frame's deadline", frame.index)
+                reason, came_late = Reason.TIMEOUT, True
         except BadOutput as exc:
             once("bad-output", "frame %d shown raw, bad model output: %s", frame.index, exc)
             reason = Reason.BAD_OUTPUT
@@ -264,7 +276,7 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
         if reason is None:
             result.outcome = Outcome.ENHANCED
             policy.succeeded(times.total_ms + finish_ns / 1e6)
-        elif reason is Reason.FIDELITY:  # the model ran fine and in time; its output was not faithful
+        elif reason is Reason.FIDELITY or came_late:  # the model ran (late or unfaithful): learn its time
             result.pixels = None
             policy.succeeded(times.total_ms + finish_ns / 1e6)
         else:
@@ -314,7 +326,10 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
     try:
         with ExitStack() as stack:
             stack.enter_context(source)
-            outputs.sinks = [stack.enter_context(s) for s in sinks]
+            outputs.sinks = list(sinks)
+            stack.callback(outputs.close)
+            for s in outputs.sinks:
+                s.__enter__()
             try:
                 for frame in feed:
                     if warmup and not frame.signal_lost:

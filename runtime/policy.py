@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,20 +27,29 @@ from .frames import Reason
 log = logging.getLogger(__name__)
 
 
+MAX_BUDGET_MS = 10_000.0  # as a profile's budget_ms: longer is no longer a real-time deadline
+
+
+def check_budget(value: float, what: str = "budget") -> float:
+    """A finite deadline in (0, MAX_BUDGET_MS] ms; 0, inf, NaN and 1e300 are refused, never replaced."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= MAX_BUDGET_MS):
+        raise ConfigError(f"{what} must be a number of milliseconds in (0, {MAX_BUDGET_MS:g}] (got {value!r})")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     budget_ms: float = 33.0  # capture -> output, e.g. one frame period at 30 fps
     history: int = 30  # samples the predictor looks at
     quantile: float = 95.0
     probe_every: int = 15  # every Nth consecutive predicted miss still runs inference
-    timeout_ms: float | None = None  # None: max(3 x budget, 250 ms)
+    timeout_ms: float | None = None  # a shorter cap on one inference wait; None: the frame's deadline only
     fail_threshold: int = 3  # consecutive failures before backing off
     backoff_frames: int = 8  # first backoff length; doubles per failed retry
     backoff_max_frames: int = 256  # cap (~8.5 s at 30 fps)
 
     def __post_init__(self) -> None:
-        if not self.budget_ms > 0:
-            raise ConfigError(f"budget must be > 0 ms (got {self.budget_ms})")
+        check_budget(self.budget_ms)
         if self.history < 1 or self.probe_every < 1 or self.fail_threshold < 1:
             raise ConfigError("policy history, probe_every and fail_threshold must be >= 1")
         if not 0 < self.quantile <= 100:
@@ -49,7 +59,8 @@ class PolicyConfig:
 
     @property
     def timeout_s(self) -> float:
-        ms = self.timeout_ms if self.timeout_ms is not None else max(3 * self.budget_ms, 250.0)
+        """The longest one inference is waited for: never past the budget (see ``DeadlinePolicy.wait_s``)."""
+        ms = self.budget_ms if self.timeout_ms is None else min(self.timeout_ms, self.budget_ms)
         return ms / 1e3
 
 
@@ -70,6 +81,12 @@ class DeadlinePolicy:
     def deadline_ns(self, origin_ns: int) -> int:
         return origin_ns + self._budget_ns
 
+    def wait_s(self, origin_ns: int, now_ns: int) -> float:
+        """How long an inference started at ``now_ns`` may be waited for: until the frame's deadline
+        (and ``timeout_ms`` at most). At the deadline the frame goes out raw: a stall is one budget."""
+        left = (self.deadline_ns(origin_ns) - now_ns) / 1e9
+        return max(0.0, min(left, self.config.timeout_s))
+
     def predicted_ms(self) -> float | None:
         """Expected time from 'start enhancing now' to 'out of the sinks'; None until learned."""
         if not self._process_ms:
@@ -83,6 +100,8 @@ class DeadlinePolicy:
         if self._skip > 0:
             self._skip -= 1
             return Reason.BACKOFF
+        if now_ns >= self.deadline_ns(origin_ns):  # the budget is gone before inference could start
+            return Reason.PREDICTED_MISS
         predicted = self.predicted_ms()
         if predicted is not None and now_ns + predicted * 1e6 > self.deadline_ns(origin_ns):
             self._misses += 1

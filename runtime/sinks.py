@@ -13,8 +13,10 @@ metadata). Other sinks: DICOM series (``sinks_dicom``), shared-memory ring and r
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 from collections import Counter
 from enum import Enum
 from pathlib import Path
@@ -85,6 +87,10 @@ class VideoCodec(Enum):
         return {".avi": cls.MJPG, ".mkv": cls.FFV1}.get(path.suffix.lower(), cls.MP4V)
 
 
+SPACE_CHECK_EVERY = 30  # frames between free-space checks (a statvfs call)
+MIN_FREE_BYTES = 8 << 20
+
+
 class _Writer:
     """cv2.VideoWriter opened on the first frame (its size fixes the video's size); falls back
     to another codec with a warning when one does not open; later frames of another size are
@@ -128,13 +134,23 @@ class _Writer:
         if self._size != self._frame_size:
             bgr = cv2.copyMakeBorder(bgr, 0, self._size[1] - bgr.shape[0], 0, self._size[0] - bgr.shape[1],
                                      cv2.BORDER_REPLICATE)
+        if self.frames % SPACE_CHECK_EVERY == 0:
+            self._check_space(bgr.nbytes)
         self._w.write(bgr)
         self.frames += 1
+
+    def _check_space(self, frame_bytes: int) -> None:
+        """cv2.VideoWriter.write reports nothing when the disk is full; look before writing."""
+        free = shutil.disk_usage(self.path.parent).free
+        if free < max(MIN_FREE_BYTES, SPACE_CHECK_EVERY * frame_bytes):
+            raise OSError(errno.ENOSPC, f"no space left for {self.path.name} ({free} bytes free)")
 
     def close(self) -> None:
         if self._w is not None:
             self._w.release()
             self._w = None
+            if self.frames and not (self.path.exists() and self.path.stat().st_size > 0):
+                raise OSError(errno.EIO, f"{self.path} is missing or empty after writing {self.frames} frames")
 
 
 class VideoSink(SinkBase):

@@ -25,7 +25,9 @@ from .changemap import ChangeMapSink
 from .clock import SYSTEM_CLOCK, Clock
 from .fairness import StreamShare
 from .guard import GuardConfig
+from .errors import OutputError
 from .manifest import Manifest
+from . import signals
 from .outpaths import check_output, make_dir, protect, write_atomic
 from .pipeline import PipelineConfig, run
 from .profiles import DeviceProfile
@@ -152,13 +154,17 @@ class StreamRun:
     started: bool = False
 
     def run(self, stop: threading.Event | None = None) -> Report:
+        """``stop``: set by the caller to end the stream; None: a SIGINT/SIGTERM/SIGHUP does (signals)."""
         self.started = True
+        stop = stop if stop is not None else signals.streaming()
         report = run(self.source, self.enhancer, self.sinks, self.config, clock=self.clock, record=self.record,
                      stop=stop, share=self.share, lookahead=self.lookahead)
         if self.deidentify:
             report = scrub(report)
         write_atomic(self.spec.out / f"{self.spec.stem}report.json", json.dumps(report.to_dict(), indent=2) + "\n",
                      "report")
+        if self.record.write_error:  # the report is written; the record kept every row that reached the disk
+            raise OutputError(f"the record is incomplete: {self.record.write_error}")
         return report
 
     def discard(self) -> None:

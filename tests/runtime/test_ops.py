@@ -190,12 +190,17 @@ def test_policy_backoff_grows_caps_and_resets():
     assert p.decide(0, 0, busy=True) is Reason.BACKOFF
 
 
-def test_policy_timeout_default():
-    assert PolicyConfig(budget_ms=33).timeout_s == pytest.approx(0.25)
-    assert PolicyConfig(budget_ms=100).timeout_s == pytest.approx(0.3)
-    assert PolicyConfig(budget_ms=10, timeout_ms=40).timeout_s == pytest.approx(0.04)
-    with pytest.raises(ConfigError):
-        PolicyConfig(budget_ms=0)
+def test_policy_waits_for_inference_until_the_deadline_only():
+    assert PolicyConfig(budget_ms=33).timeout_s == pytest.approx(0.033)
+    assert PolicyConfig(budget_ms=100, timeout_ms=40).timeout_s == pytest.approx(0.04)
+    assert PolicyConfig(budget_ms=10, timeout_ms=40).timeout_s == pytest.approx(0.01)  # never past the budget
+    p = DeadlinePolicy(PolicyConfig(budget_ms=33))
+    assert p.wait_s(0, 0) == pytest.approx(0.033)
+    assert p.wait_s(0, 20_000_000) == pytest.approx(0.013)  # what is left of this frame's budget
+    assert p.wait_s(0, 40_000_000) == 0.0
+    for bad in (0, -1, float("inf"), float("nan"), 1e300):
+        with pytest.raises(ConfigError):
+            PolicyConfig(budget_ms=bad)
 
 
 # --- queue ---------------------------------------------------------------------------------------
