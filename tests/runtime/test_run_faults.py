@@ -1,0 +1,151 @@
+"""Faults inside a running stream: a full disk, a failing sink close, a model slower than the budget."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bundles import make_bundle
+from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
+from ganrt.runtime import pipeline as pipeline_mod
+from ganrt.runtime import record as record_mod
+from ganrt.runtime import sinks as sinks_mod
+from ganrt.runtime.cli import main
+from ganrt.runtime.frames import Outcome, Reason
+from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.pipeline import PipelineConfig, run
+from ganrt.runtime.policy import PolicyConfig
+from ganrt.runtime.record import Record
+from ganrt.runtime.sinks import NullSink, SinkBase, VideoSink
+
+MS = 1_000_000
+
+
+def _stream(n, sinks=(), record=None, latency=1.0, budget_ms=33.0):
+    clock = ManualClock()
+    runner = FakeRunner(latency_ms=latency, clock=clock)
+    src = FakeSource(n=n, clock=clock, interval_ns=33 * MS)
+    with runner:
+        enh = Enhancer(runner, fake_manifest(1), clock=clock)
+        rec = record or Record.for_enhancer(enh)
+        report = run(src, enh, list(sinks), PipelineConfig(policy=PolicyConfig(budget_ms=budget_ms), warmup=0),
+                     clock=clock, record=rec)
+    return report, rec
+
+
+class _FullAfter:
+    """A file object that takes ``n`` writes, then fails as a full disk does."""
+
+    def __init__(self, fh, n):
+        self.fh, self.left = fh, n
+
+    def write(self, data):
+        if self.left <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.left -= 1
+        return self.fh.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+
+def _disk_full_from(monkeypatch, rows: int) -> None:
+    """The record's file fills up after ``rows`` rows; so does the final rewrite."""
+    real_init, real_open = Record.__init__, record_mod.open_exclusive
+
+    def init(self, *a, **kw):
+        real_init(self, *a, **kw)
+        if self._partial is not None:
+            self._partial = _FullAfter(self._partial, rows)
+
+    def open_exclusive(path, *a, **kw):
+        if str(path).endswith(".tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(Record, "__init__", init)
+    monkeypatch.setattr(record_mod, "open_exclusive", open_exclusive)
+
+
+def test_record_keeps_every_row_written_before_the_disk_filled(tmp_path, monkeypatch):
+    _disk_full_from(monkeypatch, 4)
+    rec = Record(tmp_path / "record.jsonl")
+    report, _ = _stream(10, [NullSink()], record=rec)
+    assert report.frames_in == 10 and report.frames_out == 10  # the run went on
+    kept = [json.loads(ln)["index"] for ln in (tmp_path / "record.jsonl").read_text().splitlines()]
+    assert kept == [0, 1, 2, 3] and "No space left" in rec.write_error
+    assert not (tmp_path / "record.jsonl.partial").exists()
+
+
+def test_full_disk_ends_the_command_with_a_report_and_exit_8(tmp_path, monkeypatch, capsys):
+    import cv2
+
+    src = tmp_path / "in.avi"
+    vw = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (32, 24))
+    for i in range(6):
+        vw.write(np.full((24, 32, 3), 30 * i, np.uint8))
+    vw.release()
+    _disk_full_from(monkeypatch, 2)
+    out = tmp_path / "o"
+    rc = main(["run", "--source", str(src), "--model", str(make_bundle(tmp_path / "b")), "--out", str(out),
+               "--sink", "null"])
+    err = capsys.readouterr().err
+    assert rc == 8 and err.strip().splitlines()[-1].startswith("ganrt: error: the record is incomplete")
+    assert json.loads((out / "report.json").read_text())["frames_in"] == 6
+    assert len((out / "record.jsonl").read_text().splitlines()) == 2
+
+
+def test_video_sink_on_a_full_disk_is_disabled_and_counted(tmp_path, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(sinks_mod.shutil, "disk_usage", lambda p: usage(1 << 30, 1 << 30, 0))
+    keep = NullSink()
+    report, rec = _stream(5, [VideoSink(tmp_path / "v.mp4"), keep])
+    assert report.sink_errors == 1 and keep.count == 5 and len(rec) == 5
+
+
+def test_a_sink_that_fails_to_close_does_not_stop_the_others(tmp_path):
+    class BadClose(SinkBase):
+        def write(self, frame, result):
+            pass
+
+        def close(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    video = VideoSink(tmp_path / "v.mp4")
+    report, rec = _stream(4, [BadClose(), video])
+    assert report.sink_errors == 1 and len(rec) == 4
+    assert (tmp_path / "v.mp4").stat().st_size > 0  # closed after the failing one
+
+
+def test_a_result_after_the_deadline_is_never_shown_and_no_wait_outlasts_the_budget(monkeypatch):
+    """Every 5th call takes 3 budgets: its frame goes out raw at the deadline; no wait is longer
+    than what is left of the frame's budget."""
+    waits = []
+    real_call = pipeline_mod.InferenceWorker.call
+
+    def spy(self, *args, timeout_s):
+        waits.append(timeout_s)
+        return real_call(self, *args, timeout_s=timeout_s)
+
+    monkeypatch.setattr(pipeline_mod.InferenceWorker, "call", spy)
+    slow = lambda i: 99.0 if i % 5 == 2 else 4.0  # noqa: E731 - call index -> ms
+    clock = ManualClock()
+    runner = FakeRunner(latency_ms=slow, clock=clock)
+    src = FakeSource(n=60, clock=clock, interval_ns=33 * MS)
+    with runner:
+        enh = Enhancer(runner, fake_manifest(1), clock=clock)
+        rec = Record.for_enhancer(enh)
+        run(src, enh, [NullSink()], PipelineConfig(policy=PolicyConfig(budget_ms=33.0, probe_every=2), warmup=0),
+            clock=clock, record=rec)
+    rows = rec.rows
+    assert len(rows) == 60 and waits and max(waits) <= 0.033
+    assert all(not r.late for r in rows if r.outcome is Outcome.ENHANCED)
+    slow_frames = [r for r in rows if r.infer_ms > 33.0]
+    assert slow_frames and all((r.outcome, r.reason) == (Outcome.PASSTHROUGH, Reason.TIMEOUT) for r in slow_frames)
+    assert sum(r.outcome is Outcome.ENHANCED for r in rows) > 20  # fast calls still enhance
