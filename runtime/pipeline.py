@@ -13,7 +13,7 @@ Two feeds, one loop:
   not latency a viewer would see.
 
 Inference runs in one worker thread so a hanging runner cannot stop the stream: at the
-frame's deadline the frame is shown raw (TIMEOUT; a result that comes later is never shown)
+frame's deadline the frame is shown raw (TIMEOUT; a result that comes later is never shown: LATE)
 and, while that call is still stuck, later frames are shown raw at once (BACKOFF).
 
 Around the model, ``guard`` (see guard.py) limits it to the imaging region (the model sees
@@ -248,7 +248,7 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
             enhanced = worker.call(model_in, times, timeout_s=policy.wait_s(origin_ns, clock.now_ns()))
             if clock.now_ns() > policy.deadline_ns(origin_ns):  # a result after the deadline is never shown
                 once("late", "frame %d shown raw: the model's result came after the frame's deadline", frame.index)
-                reason, came_late = Reason.TIMEOUT, True
+                reason, came_late = Reason.LATE, True
         except BadOutput as exc:
             once("bad-output", "frame %d shown raw, bad model output: %s", frame.index, exc)
             reason = Reason.BAD_OUTPUT
@@ -288,6 +288,14 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
         result.pixels = enhancer.passthrough(frame)
     result.guard_ms = guard_ns / 1e6
     return result
+
+
+def _record_skipped(source, record: Record) -> None:
+    """Frames the source could not decode keep their indices: one DROPPED/UNREADABLE row each."""
+    skipped = getattr(source, "skipped", None)
+    while skipped:
+        index = skipped.popleft()
+        record.add_dropped(Frame(index, 0, np.zeros((1, 1), np.uint8)), Reason.UNREADABLE)
 
 
 def _expected_frames(source) -> int | None:
@@ -355,6 +363,7 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
                             policy.observe_output((result.t_output_ns - t_out) / 1e6)
                         opened = True
                         record.add(frame, result)
+                        _record_skipped(source, record)
                     if outputs.quit_requested or (stop is not None and stop.is_set()):
                         log.info("stop requested by %s", "a sink" if outputs.quit_requested else "the caller")
                         interrupted = True
@@ -365,6 +374,7 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
             finally:
                 for f in feed.stop():
                     record.add_dropped(f, Reason.STOPPED)
+                _record_skipped(source, record)
     finally:
         worker.close()
         record.close()

@@ -88,12 +88,12 @@ def test_slow_model_goes_raw_after_the_predictor_learns_and_keeps_probing():
     check_complete(report, rec, 40)
     o = outcomes(rec)
     # the result came after the deadline: never shown, but the predictor learns the model's time from it
-    assert o[0] == (P, Reason.TIMEOUT) and rec.rows[0].late
-    probes = [i for i, (_, why) in enumerate(o) if why is Reason.TIMEOUT]
+    assert o[0] == (P, Reason.LATE) and rec.rows[0].late
+    probes = [i for i, (_, why) in enumerate(o) if why is Reason.LATE]
     assert probes == [0, 15, 30]  # every 15th predicted miss still runs inference
     assert all(o[i] == (P, Reason.PREDICTED_MISS) for i in range(40) if i not in probes)
     assert runner.calls == 3 and report.enhanced == 0
-    assert report.passthrough == {"predicted-miss": 37, "timeout": 3} and report.late == 3
+    assert report.passthrough == {"late": 3, "predicted-miss": 37} and report.late == 3
 
 
 def test_prediction_recovers_when_the_machine_calms_down():
@@ -101,8 +101,8 @@ def test_prediction_recovers_when_the_machine_calms_down():
     report, rec, _ = stream(n=40, runner_kw=dict(latency_ms=slow), budget_ms=33.0)
     check_complete(report, rec, 40)
     o = outcomes(rec)
-    assert o[0] == (P, Reason.TIMEOUT) and o[1:15] == [(P, Reason.PREDICTED_MISS)] * 14
-    assert o[15] == (P, Reason.TIMEOUT)  # probe 1: still slow, its late result is not shown
+    assert o[0] == (P, Reason.LATE) and o[1:15] == [(P, Reason.PREDICTED_MISS)] * 14
+    assert o[15] == (P, Reason.LATE)  # probe 1: still slow, its late result is not shown
     assert [out for out, _ in o[16:30]] == [P] * 14 and [out for out, _ in o[30:]] == [E] * 10  # probe 2 was fast
 
 

@@ -147,5 +147,26 @@ def test_a_result_after_the_deadline_is_never_shown_and_no_wait_outlasts_the_bud
     assert len(rows) == 60 and waits and max(waits) <= 0.033
     assert all(not r.late for r in rows if r.outcome is Outcome.ENHANCED)
     slow_frames = [r for r in rows if r.infer_ms > 33.0]
-    assert slow_frames and all((r.outcome, r.reason) == (Outcome.PASSTHROUGH, Reason.TIMEOUT) for r in slow_frames)
+    assert slow_frames and all((r.outcome, r.reason) == (Outcome.PASSTHROUGH, Reason.LATE) for r in slow_frames)
     assert sum(r.outcome is Outcome.ENHANCED for r in rows) > 20  # fast calls still enhance
+
+
+def test_a_corrupt_image_keeps_its_index_and_its_record_row(tmp_path, capsys):
+    import cv2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(src / f"img_{i:03d}.png"), np.full((24, 32), 40 * i + 10, np.uint8))
+    (src / "img_001.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    out = tmp_path / "o"
+    rc = main(["run", "--source", str(src), "--model", str(make_bundle(tmp_path / "b")), "--out", str(out),
+               "--sink", "png"])
+    assert rc == 0, capsys.readouterr().err
+    rows = [json.loads(ln) for ln in (out / "record.jsonl").read_text().splitlines()]
+    assert [(r["index"], r["outcome"], r["reason"]) for r in rows][1] == (1, "dropped", "unreadable")
+    assert [r["index"] for r in rows] == [0, 1, 2, 3]
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["frame_000000.png", "frame_000002.png",
+                                                                  "frame_000003.png"]
+    for i in (0, 2, 3):  # frame N of the output is file N of the input
+        assert int(cv2.imread(str(out / "frames" / f"frame_{i:06d}.png"), cv2.IMREAD_UNCHANGED).mean()) != 0
