@@ -94,13 +94,13 @@ def run_streams(specs: Sequence[StreamSpec], setup: RunSetup, *, clock: Clock = 
     finally:
         for source in sources:
             source.close()
-    out, failures, rows = [], [], []
+    out, failures, c2o = [], [], []
     for spec, stream, res in zip(specs, streams, results):
         name = DEIDENTIFIED_SOURCE if setup.deidentify else spec.source
-        rows += stream.record.rows
+        c2o.extend(stream.record.stats.latency["capture_to_output_ms"].samples())
         if isinstance(res, Report):
             out.append(StreamResult(spec.name, name, res))
         else:
             failures.append(res)
             out.append(StreamResult(spec.name, name, None, f"{type(res).__name__}: {res}"))
-    return MultiReport.build(out, rows, wall_s=wall_s, scheduler=sched), failures
+    return MultiReport.build(out, c2o, wall_s=wall_s, scheduler=sched), failures
