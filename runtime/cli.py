@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -268,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import outpaths, signals
 
     with signals.handled():  # first: a Ctrl-C while the parser imports is one line too
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings are not ours to print twice
         parser = build_parser()
         args = parser.parse_args(argv)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
