@@ -107,7 +107,8 @@ class InferenceWorker:
         try:
             return fut.result(timeout_s)
         except FutureTimeout:
-            raise InferenceTimeout(f"inference did not return within {timeout_s * 1e3:.0f} ms") from None
+            raise InferenceTimeout(f"inference did not return by the frame's deadline ({timeout_s * 1e3:.1f} ms after "
+                                   "it started)") from None
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -245,7 +246,8 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
         times = StageTimes()
         enhanced, finish_ns, came_late = None, 0, False
         try:
-            enhanced = worker.call(model_in, times, timeout_s=policy.wait_s(origin_ns, clock.now_ns()))
+            wait_start, wait_s = clock.now_ns(), policy.wait_s(origin_ns, clock.now_ns())
+            enhanced = worker.call(model_in, times, timeout_s=wait_s)
             if clock.now_ns() > policy.deadline_ns(origin_ns):  # a result after the deadline is never shown
                 once("late", "frame %d shown raw: the model's result came after the frame's deadline", frame.index)
                 reason, came_late = Reason.LATE, True
@@ -255,6 +257,7 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
         except InferenceTimeout as exc:
             once("timeout", "frame %d shown raw: %s", frame.index, exc)
             reason = Reason.TIMEOUT
+            policy.observe_wake((clock.now_ns() - wait_start) / 1e6 - wait_s * 1e3)
         except Exception as exc:  # noqa: BLE001 - any backend failure means: show the raw frame
             once(f"error:{type(exc).__name__}", "frame %d shown raw, backend error: %s: %s", frame.index,
                  type(exc).__name__, exc)

@@ -70,6 +70,7 @@ class DeadlinePolicy:
         self._budget_ns = int(round(config.budget_ms * 1e6))
         self._process_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._output_ms: collections.deque[float] = collections.deque(maxlen=config.history)
+        self._wake_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._misses = 0  # consecutive predicted misses
         self._probing = False
         self._failures = 0  # consecutive failures
@@ -82,9 +83,11 @@ class DeadlinePolicy:
         return origin_ns + self._budget_ns
 
     def wait_s(self, origin_ns: int, now_ns: int) -> float:
-        """How long an inference started at ``now_ns`` may be waited for: until the frame's deadline
-        (and ``timeout_ms`` at most). At the deadline the frame goes out raw: a stall is one budget."""
-        left = (self.deadline_ns(origin_ns) - now_ns) / 1e9
+        """How long an inference started at ``now_ns`` may be waited for: until the frame's deadline,
+        less what showing the raw frame then takes (the sinks' recent median) and how late a timed
+        wait has been waking up here (its recent median), and ``timeout_ms`` at most. Then the frame goes out raw, by its deadline: a stall is one budget."""
+        slack_ms = (self.predicted_output_ms() or 0.0) + (float(np.median(self._wake_ms)) if self._wake_ms else 0.0)
+        left = (self.deadline_ns(origin_ns) - now_ns) / 1e9 - slack_ms / 1e3
         return max(0.0, min(left, self.config.timeout_s))
 
     def predicted_ms(self) -> float | None:
@@ -131,6 +134,10 @@ class DeadlinePolicy:
             self.backoffs += 1
             log.warning("%d consecutive enhancement failures (last: %s); raw frames for the next %d frames",
                         self._failures, reason.value, self._skip)
+
+    def observe_wake(self, overshoot_ms: float) -> None:
+        """A timed-out wait came back ``overshoot_ms`` after it was due (scheduling on a busy machine)."""
+        self._wake_ms.append(max(0.0, overshoot_ms))
 
     def observe_output(self, sink_ms: float) -> None:
         self._output_ms.append(sink_ms)

@@ -198,6 +198,9 @@ def test_policy_waits_for_inference_until_the_deadline_only():
     assert p.wait_s(0, 0) == pytest.approx(0.033)
     assert p.wait_s(0, 20_000_000) == pytest.approx(0.013)  # what is left of this frame's budget
     assert p.wait_s(0, 40_000_000) == 0.0
+    p.observe_output(2.0)  # the raw frame must still go out by the deadline: its output time is kept free
+    p.observe_wake(1.0)  # and a timed wait here wakes up about 1 ms late
+    assert p.wait_s(0, 0) == pytest.approx(0.030)
     for bad in (0, -1, float("inf"), float("nan"), 1e300):
         with pytest.raises(ConfigError):
             PolicyConfig(budget_ms=bad)

@@ -1,0 +1,160 @@
+"""Fault injection: a live stream whose model fails on purpose; no output gap may exceed one budget plus one frame.
+
+    python -m ganrt.benchmarks.fault_bench           # writes benchmarks/results/fault_injection_cpu.{json,md}
+
+A simulator cine replayed live at ``--fps`` through the bundled student, wrapped so that of its
+calls (after the warm-up) 10% raise, 5% return NaN and 5% take three budgets. Measured from the
+record: every frame read has exactly one row (enhanced, raw with its reason, or dropped), and
+the largest gap between consecutive outputs (shown frames' output times) against the bound
+``budget + 1 / fps``; the largest gap between captures is given too (a stall the source itself
+causes, e.g. a loaded machine, is not the pipeline's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import threading
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+
+from ganrt.benchmarks.env import describe, environment
+from ganrt.benchmarks.sim_source import SimCineSource, render_cine
+from ganrt.runtime.backends.base import RunnerBase
+from ganrt.runtime.backends.registry import parse_backend, select
+from ganrt.runtime.frames import Outcome
+from ganrt.runtime.manifest import Manifest, bundled_model_dir
+from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.pipeline import PipelineConfig, run
+from ganrt.runtime.profiles import DEFAULT_PROFILE, DeviceProfile
+from ganrt.runtime.record import Record, read_rows
+from ganrt.runtime.sinks import NullSink
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class FaultyRunner(RunnerBase):
+    """An activated runner with faults drawn per call from a seeded generator."""
+
+    name = "faulty"
+
+    def __init__(self, inner, budget_ms: float, *, p_raise: float = 0.10, p_nan: float = 0.05, p_slow: float = 0.05,
+                 seed: int = 7, clean_calls: int = 2) -> None:
+        self.inner, self.slow_s = inner, 3 * budget_ms / 1e3
+        self.p = (p_raise, p_nan, p_slow)
+        self.rng, self.clean_calls = random.Random(seed), clean_calls
+        self.calls, self.injected = 0, {"raise": 0, "nan": 0, "slow": 0}
+        self._lock = threading.Lock()
+        self.io = inner.io
+
+    def activate(self):
+        return self.inner.io
+
+    def deactivate(self) -> None:
+        pass
+
+    def infer(self, feeds):
+        with self._lock:
+            self.calls += 1
+            u = self.rng.random() if self.calls > self.clean_calls else 1.0
+        p_raise, p_nan, p_slow = self.p
+        if u < p_raise:
+            self.injected["raise"] += 1
+            raise RuntimeError("injected backend failure")
+        out = self.inner.infer(feeds)
+        if u < p_raise + p_nan:
+            self.injected["nan"] += 1
+            return {k: np.full_like(v, np.nan) for k, v in out.items()}
+        if u < p_raise + p_nan + p_slow:
+            self.injected["slow"] += 1
+            time.sleep(self.slow_s)
+        return out
+
+
+def _describe(row) -> dict:
+    return {"index": row.index, "outcome": row.outcome.value, "reason": row.reason.value,
+            "capture_to_output_ms": round(row.capture_to_output_ms, 2), "wait_ms": round(row.wait_ms, 2),
+            "infer_ms": None if np.isnan(row.infer_ms) else round(row.infer_ms, 2)}
+
+
+def fault_run(frames: int, fps: float, hw: int, seed: int) -> dict:
+    manifest = Manifest.load(bundled_model_dir())
+    profile = DeviceProfile.load(DEFAULT_PROFILE)
+    budget = profile.budget_ms
+    sel = select(manifest, parse_backend("auto"), profile, None)
+    cine = render_cine((hw, hw), 90)
+    with sel.runner as inner, TemporaryDirectory() as td:
+        faulty = FaultyRunner(inner, budget, seed=seed)
+        enhancer = Enhancer(faulty, manifest, artifact=sel.artifact)
+        path = Path(td) / "record.jsonl"
+        report = run(SimCineSource(cine, frames, fps=fps, realtime=True), enhancer, [NullSink()],
+                     PipelineConfig.with_budget(budget), record=Record.for_enhancer(enhancer, path))
+        rows = read_rows(path)
+    shown = [r for r in rows if r.outcome is not Outcome.DROPPED]
+    t_out = np.array([r.t_capture_ns + r.capture_to_output_ms * 1e6 for r in shown])
+    t_cap = np.array([r.t_capture_ns for r in rows])
+    out_gaps, cap_gaps = np.diff(t_out) / 1e6, np.diff(np.sort(t_cap)) / 1e6
+    bound = budget + 1000.0 / fps
+    return {
+        "benchmark": "fault_injection", "what": __doc__.splitlines()[0],
+        "frames": frames, "fps": fps, "frame_hw": [hw, hw], "budget_ms": budget, "bound_ms": round(bound, 2),
+        "faults": {"p_raise": faulty.p[0], "p_nan": faulty.p[1], "p_slow": faulty.p[2], "slow_ms": 3 * budget,
+                   "seed": seed, "calls": faulty.calls, "injected": faulty.injected},
+        "model_id": manifest.model_id, "precision": sel.precision.value, "profile": profile.name,
+        "frames_in": report.frames_in, "frames_out": report.frames_out, "enhanced": report.enhanced,
+        "passthrough_by_reason": report.passthrough, "dropped_by_reason": report.dropped,
+        "every_frame_accounted": [r.index for r in rows] == list(range(frames)) and report.frames_in == frames,
+        "max_output_gap_ms": round(float(out_gaps.max()), 2),
+        "max_gap_between": [_describe(shown[int(out_gaps.argmax()) + k]) for k in (0, 1)],
+        "p99_output_gap_ms": round(float(np.percentile(out_gaps, 99)), 2),
+        "max_capture_gap_ms": round(float(cap_gaps.max()), 2),
+        "within_bound": bool(out_gaps.max() <= bound),
+        "late_enhanced": sum(1 for r in shown if r.outcome is Outcome.ENHANCED and r.late),
+        "capture_to_output_ms": {k: round(getattr(report.latency["capture_to_output_ms"], k), 2)
+                                 for k in ("median", "p99", "max")},
+        "environment": environment({"profile": profile.name, "intra_op": profile.threads.intra_op}),
+    }
+
+
+def to_markdown(r: dict) -> str:
+    f = r["faults"]
+    return "\n".join([
+        f"# Fault injection: {r['frames']} frames live at {r['fps']:g} fps, {r['frame_hw'][0]}x{r['frame_hw'][1]}, "
+        f"budget {r['budget_ms']:g} ms",
+        "",
+        f"{describe(r['environment'])}; load average at start {r['environment'].get('load_avg')}",
+        f"model {r['model_id']} {r['precision']}; of {f['calls']} calls injected: {f['injected']} "
+        f"(p raise {f['p_raise']}, NaN {f['p_nan']}, slow {f['p_slow']} at {f['slow_ms']:g} ms; seed {f['seed']})",
+        "",
+        "| frames in | out | enhanced | raw by reason | dropped | every frame accounted | max output gap | "
+        "bound | p99 gap | max capture gap | enhanced shown late |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {r['frames_in']} | {r['frames_out']} | {r['enhanced']} | {r['passthrough_by_reason']} | "
+        f"{r['dropped_by_reason']} | {r['every_frame_accounted']} | {r['max_output_gap_ms']} ms | {r['bound_ms']} ms | "
+        f"{r['p99_output_gap_ms']} ms | {r['max_capture_gap_ms']} ms | {r['late_enhanced']} |",
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=900)
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--hw", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--save", type=Path, default=RESULTS / "fault_injection_cpu.json")
+    args = ap.parse_args(argv)
+    r = fault_run(args.frames, args.fps, args.hw, args.seed)
+    args.save.parent.mkdir(parents=True, exist_ok=True)
+    args.save.write_text(json.dumps(r, indent=1) + "\n")
+    args.save.with_suffix(".md").write_text(to_markdown(r))
+    print(to_markdown(r))
+    return 0 if r["within_bound"] and r["every_frame_accounted"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
