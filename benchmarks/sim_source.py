@@ -1,4 +1,5 @@
-"""A frame source from the ultrasound simulator: one scene's cine rendered once, then looped.
+"""A frame source from the ultrasound simulator (one scene's cine rendered once, then looped),
+and the save step of the benchmarks that stream it (soak, fault_bench).
 
 Rendering is the slow part (a 64x64 frame takes milliseconds), so ``frames`` distinct frames
 of a moving scene (``export.data.simulator.cine``: drift, breathing, fresh noise) are made up
@@ -6,6 +7,10 @@ front and replayed for as long as a benchmark needs, as fast as possible or at `
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -31,3 +36,12 @@ class SimCineSource(SourceBase):
         img = self._cine[self._pos % len(self._cine)]
         self._pos += 1
         return img
+
+
+def save(result: dict, path: Path, markdown: Callable[[dict], str]) -> None:
+    """``path`` (JSON) and the same name with ``.md``; the table is printed too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    text = markdown(result)
+    path.with_suffix(".md").write_text(text)
+    print(text)

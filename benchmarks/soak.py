@@ -13,14 +13,13 @@ the 2-core run short: the pipeline's per-frame state does not depend on the fram
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from ganrt.benchmarks.env import describe, environment
 from ganrt.benchmarks.resources import _status_kib
-from ganrt.benchmarks.sim_source import SimCineSource, render_cine
+from ganrt.benchmarks.sim_source import SimCineSource, render_cine, save
 from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.ops import Enhancer
@@ -107,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", type=Path, default=RESULTS / "soak_cpu.json")
     args = ap.parse_args(argv)
     r = soak(args.frames, args.hw, args.sample_every, args.settle)
-    args.save.parent.mkdir(parents=True, exist_ok=True)
-    args.save.write_text(json.dumps(r, indent=1) + "\n")
-    args.save.with_suffix(".md").write_text(to_markdown(r))
-    print(to_markdown(r))
+    save(r, args.save, to_markdown)
     return 0 if r["rss_growth_pct"] < 1.0 else 1
 
 

@@ -197,7 +197,8 @@ class _Outputs:
                 log.error("sink %s failed to close: %s: %s", type(sink).__name__, type(exc).__name__, exc)
 
 
-WARMUP_TIMEOUT_S = 30.0  # first calls may build kernels or a CUDA context
+WARMUP_TIMEOUT_S = 30.0
+RAW_AT_ONCE = (Reason.BACKOFF, Reason.PREDICTED_MISS)  # raw without waiting for the model  # first calls may build kernels or a CUDA context
 
 
 def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: int) -> None:
@@ -345,6 +346,7 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
                 for frame in feed:
                     if warmup and not frame.signal_lost:
                         _warm_up(frame, enhancer, worker, warmup)
+                        policy.calibrate_wake()
                         warmup = 0
                     t_deq = clock.now_ns()
                     origin = frame.t_capture_ns if live else t_deq  # budget origin: see the module docstring
@@ -364,6 +366,8 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
                         result.late = policy.is_late(origin, result.t_output_ns)
                         if opened:  # sinks open their files on the first write: a cost no later frame pays
                             policy.observe_output((result.t_output_ns - t_out) / 1e6)
+                            if result.reason in RAW_AT_ONCE:  # what showing a raw frame costs, start to end
+                                policy.observe_raw((result.t_output_ns - t_deq) / 1e6)
                         opened = True
                         record.add(frame, result)
                         _record_skipped(source, record)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +73,7 @@ class DeadlinePolicy:
         self._process_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._output_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._wake_ms: collections.deque[float] = collections.deque(maxlen=config.history)
+        self._raw_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._misses = 0  # consecutive predicted misses
         self._probing = False
         self._failures = 0  # consecutive failures
@@ -84,9 +87,12 @@ class DeadlinePolicy:
 
     def wait_s(self, origin_ns: int, now_ns: int) -> float:
         """How long an inference started at ``now_ns`` may be waited for: until the frame's deadline,
-        less what showing the raw frame then takes (the sinks' recent median) and how late a timed
-        wait has been waking up here (its recent median), and ``timeout_ms`` at most. Then the frame goes out raw, by its deadline: a stall is one budget."""
-        slack_ms = (self.predicted_output_ms() or 0.0) + (float(np.median(self._wake_ms)) if self._wake_ms else 0.0)
+        less what showing the raw frame then takes (recent raw frames, start to output; before any:
+        the sinks' median) and how late a timed wait has been waking up here (the policy's quantile
+        of both), and ``timeout_ms`` at most. Then the frame goes out raw, by its deadline: a stall is one budget."""
+        wake_ms = float(np.percentile(self._wake_ms, self.config.quantile)) if self._wake_ms else 0.0
+        raw_ms = float(np.percentile(self._raw_ms, self.config.quantile)) if self._raw_ms else None
+        slack_ms = (raw_ms if raw_ms is not None else self.predicted_output_ms() or 0.0) + wake_ms
         left = (self.deadline_ns(origin_ns) - now_ns) / 1e9 - slack_ms / 1e3
         return max(0.0, min(left, self.config.timeout_s))
 
@@ -134,6 +140,18 @@ class DeadlinePolicy:
             self.backoffs += 1
             log.warning("%d consecutive enhancement failures (last: %s); raw frames for the next %d frames",
                         self._failures, reason.value, self._skip)
+
+    def calibrate_wake(self, samples: int = 5, wait_s: float = 0.002) -> None:
+        """A first estimate of the wake-up delay, before any inference has timed out: a few
+        short timed waits on this machine as it is loaded now."""
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            threading.Event().wait(wait_s)
+            self.observe_wake((time.perf_counter() - t0 - wait_s) * 1e3)
+
+    def observe_raw(self, ms: float) -> None:
+        """A frame shown raw without waiting for the model took ``ms`` from dequeue to output."""
+        self._raw_ms.append(ms)
 
     def observe_wake(self, overshoot_ms: float) -> None:
         """A timed-out wait came back ``overshoot_ms`` after it was due (scheduling on a busy machine)."""

@@ -201,6 +201,8 @@ def test_policy_waits_for_inference_until_the_deadline_only():
     p.observe_output(2.0)  # the raw frame must still go out by the deadline: its output time is kept free
     p.observe_wake(1.0)  # and a timed wait here wakes up about 1 ms late
     assert p.wait_s(0, 0) == pytest.approx(0.030)
+    p.observe_raw(3.0)  # once raw frames are seen, their whole cost replaces the sinks' share
+    assert p.wait_s(0, 0) == pytest.approx(0.029)
     for bad in (0, -1, float("inf"), float("nan"), 1e300):
         with pytest.raises(ConfigError):
             PolicyConfig(budget_ms=bad)
