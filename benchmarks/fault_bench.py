@@ -113,6 +113,7 @@ def fault_run(frames: int, fps: float, hw: int, seed: int) -> dict:
         "every_frame_accounted": [r.index for r in rows] == list(range(frames)) and report.frames_in == frames,
         "max_output_gap_ms": round(float(out_gaps.max()), 2),
         "max_gap_between": [_describe(shown[int(out_gaps.argmax()) + k]) for k in (0, 1)],
+        "worst_excess_between": [_describe(shown[int(excess.argmax()) + k]) for k in (0, 1)],
         "p99_output_gap_ms": round(float(np.percentile(out_gaps, 99)), 2),
         "max_capture_gap_ms": round(float(intervals.max()), 2),
         "within_nominal_bound": bool(out_gaps.max() <= bound),
@@ -146,6 +147,8 @@ def to_markdown(r: dict) -> str:
         f"{r['max_capture_gap_ms']} ms | {r['max_shown_capture_to_output_ms']} ms | {r['late_enhanced']} |",
         "",
         f"Largest output gap between: {r['max_gap_between']}",
+        "",
+        f"Largest excess over budget + frame interval between: {r['worst_excess_between']}",
         "",
     ])
 

@@ -88,9 +88,9 @@ class DeadlinePolicy:
     def wait_s(self, origin_ns: int, now_ns: int) -> float:
         """How long an inference started at ``now_ns`` may be waited for: until the frame's deadline,
         less what showing the raw frame then takes (recent raw frames, start to output; before any:
-        the sinks' median) and how late a timed wait has been waking up here (the policy's quantile
-        of both), and ``timeout_ms`` at most. Then the frame goes out raw, by its deadline: a stall is one budget."""
-        wake_ms = float(np.percentile(self._wake_ms, self.config.quantile)) if self._wake_ms else 0.0
+        the sinks' median; the policy's quantile) and how late a timed wait has been waking up here
+        (the worst of the recent ones), and ``timeout_ms`` at most. Then the frame goes out raw, by its deadline: a stall is one budget."""
+        wake_ms = max(self._wake_ms, default=0.0)  # the bound is hard: the worst recent wake-up
         raw_ms = float(np.percentile(self._raw_ms, self.config.quantile)) if self._raw_ms else None
         slack_ms = (raw_ms if raw_ms is not None else self.predicted_output_ms() or 0.0) + wake_ms
         left = (self.deadline_ns(origin_ns) - now_ns) / 1e9 - slack_ms / 1e3
