@@ -21,6 +21,7 @@ from . import signals
 from .clock import SYSTEM_CLOCK, Clock
 from .fairness import FairConfig, FairShare, StreamShare
 from .multi_report import MultiReport, StreamResult
+from .outpaths import protect
 from .report import Report
 from .scheduler import SchedulerConfig, SharedRunner
 from .stream import (DEIDENTIFIED_SOURCE, RunSetup, SinkFactory, SourceOpener, StreamRun, StreamSpec,
@@ -73,6 +74,8 @@ def run_streams(specs: Sequence[StreamSpec], setup: RunSetup, *, clock: Clock = 
     turn-taking between streams (``runtime.fairness``); None lets each stream's policy decide alone."""
     sources: list = []
     streams: list[StreamRun] = []
+    for spec in specs:  # no stream may write onto another stream's input either
+        protect(spec.source)
     try:
         for spec in specs:
             sources.append(opener(spec, clock))

@@ -162,8 +162,9 @@ class _Once:
 
 
 class _Outputs:
-    """The sinks of a run. A sink that fails (disk full, ...) is disabled and counted, so the
-    others (the screen) keep getting frames; a GanrtError (a user's mistake) ends the run."""
+    """The sinks of a run. A sink that fails to write or to close (disk full, ...) is disabled
+    and counted, so the others (the screen) keep getting frames and are finished; a GanrtError
+    other than an OutputError (a user's mistake) ends the run."""
 
     def __init__(self) -> None:
         self.sinks: list[Sink] = []
@@ -197,8 +198,8 @@ class _Outputs:
                 log.error("sink %s failed to close: %s: %s", type(sink).__name__, type(exc).__name__, exc)
 
 
-WARMUP_TIMEOUT_S = 30.0
-RAW_AT_ONCE = (Reason.BACKOFF, Reason.PREDICTED_MISS)  # raw without waiting for the model  # first calls may build kernels or a CUDA context
+WARMUP_TIMEOUT_S = 30.0  # first calls may build kernels or a CUDA context
+RAW_AT_ONCE = (Reason.BACKOFF, Reason.PREDICTED_MISS)  # raw without waiting for the model
 
 
 def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: int) -> None:

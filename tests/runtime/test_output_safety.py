@@ -142,3 +142,13 @@ def test_open_exclusive_refuses_a_link_created_in_between(tmp_path, monkeypatch)
     with pytest.raises(OutputError, match="refusing to write"):
         outpaths.open_exclusive(target)
     assert victim.read_text() == "precious\n"
+
+
+def test_one_stream_never_writes_onto_another_streams_input(tmp_path, bundle, capsys):
+    a = _video(tmp_path / "a.mp4")
+    b = _video(tmp_path / "stream0.mp4")  # stream 0's change map would be named like stream 1's input
+    before = {**_digest(a), **_digest(b)}
+    rc, err = _run(capsys, "run", "--source", a, "--source", b, "--model", bundle, "--out", tmp_path / "o",
+                   "--sink", "null", "--change-map", f"{tmp_path}/{{stream}}.mp4")
+    assert rc == 2 and "overwrite its input" in err and str(b) in err
+    assert {**_digest(a), **_digest(b)} == before
