@@ -257,9 +257,9 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
             once("bad-output", "frame %d shown raw, bad model output: %s", frame.index, exc)
             reason = Reason.BAD_OUTPUT
         except InferenceTimeout as exc:
+            policy.observe_wake((clock.now_ns() - wait_start) / 1e6 - wait_s * 1e3)
             once("timeout", "frame %d shown raw: %s", frame.index, exc)
             reason = Reason.TIMEOUT
-            policy.observe_wake((clock.now_ns() - wait_start) / 1e6 - wait_s * 1e3)
         except Exception as exc:  # noqa: BLE001 - any backend failure means: show the raw frame
             once(f"error:{type(exc).__name__}", "frame %d shown raw, backend error: %s: %s", frame.index,
                  type(exc).__name__, exc)

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 MAX_BUDGET_MS = 10_000.0  # as a profile's budget_ms: longer is no longer a real-time deadline
 
 
+RAW_MARGIN_MS = 1.0  # what the measures above miss (a first warning logged, a garbage collection)
+
+
 def check_budget(value: float, what: str = "budget") -> float:
     """A finite deadline in (0, MAX_BUDGET_MS] ms; 0, inf, NaN and 1e300 are refused, never replaced."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= MAX_BUDGET_MS):
@@ -89,10 +92,10 @@ class DeadlinePolicy:
         """How long an inference started at ``now_ns`` may be waited for: until the frame's deadline,
         less what showing the raw frame then takes (recent raw frames, start to output; before any:
         the sinks' median; the policy's quantile) and how late a timed wait has been waking up here
-        (the worst of the recent ones), and ``timeout_ms`` at most. Then the frame goes out raw, by its deadline: a stall is one budget."""
+        (the worst of the recent ones) and ``RAW_MARGIN_MS``, and ``timeout_ms`` at most. Then the frame goes out raw, by its deadline: a stall is one budget."""
         wake_ms = max(self._wake_ms, default=0.0)  # the bound is hard: the worst recent wake-up
         raw_ms = float(np.percentile(self._raw_ms, self.config.quantile)) if self._raw_ms else None
-        slack_ms = (raw_ms if raw_ms is not None else self.predicted_output_ms() or 0.0) + wake_ms
+        slack_ms = (raw_ms if raw_ms is not None else self.predicted_output_ms() or 0.0) + wake_ms + RAW_MARGIN_MS
         left = (self.deadline_ns(origin_ns) - now_ns) / 1e9 - slack_ms / 1e3
         return max(0.0, min(left, self.config.timeout_s))
 
