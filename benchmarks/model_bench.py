@@ -54,6 +54,9 @@ class Shape:
             raise ConfigError(f"--shape must look like 1x1x512x512 (got {text!r})") from None
         if min(n, c, h, w) < 1:
             raise ConfigError(f"--shape dimensions must be positive (got {text!r})")
+        if max(h, w) > MAX_SIDE or n > MAX_BATCH or c > 4:
+            raise ConfigError(f"--shape {text!r} is out of range (batch <= {MAX_BATCH}, channels <= 4, "
+                              f"height and width <= {MAX_SIDE})")
         return cls(n, c, h, w)
 
     def with_hw(self, h: int, w: int) -> "Shape":
@@ -61,6 +64,10 @@ class Shape:
 
     def __str__(self) -> str:
         return f"{self.n}x{self.c}x{self.h}x{self.w}"
+
+
+MAX_SIDE = 8192  # an 8K frame; larger shapes would only fail to allocate
+MAX_BATCH = 64
 
 
 class InputKind(Enum):
@@ -138,8 +145,8 @@ def _size(text: str, where: str) -> tuple[int, int]:
         parts = [int(v) for v in text.lower().split("x")]
     except ValueError:
         parts = []
-    if len(parts) not in (1, 2) or min(parts) < 1:
-        raise ConfigError(f"{where}: size must be N or HxW (got {text!r})")
+    if len(parts) not in (1, 2) or min(parts) < 1 or max(parts) > MAX_SIDE:
+        raise ConfigError(f"{where}: size must be N or HxW, each in 1..{MAX_SIDE} (got {text!r})")
     return (parts[0], parts[-1])
 
 

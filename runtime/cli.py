@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +23,18 @@ log = logging.getLogger("ganrt")
 EPILOG = "exit codes: " + ", ".join(f"{v}={k}" for k, v in EXIT_CODES.items()) + ", 70=internal error"
 
 
+def _budget_ms(text: str) -> float:
+    """``--budget-ms``: checked as it is parsed (0 would otherwise fall back to the profile's)."""
+    from .policy import check_budget
+
+    try:
+        return check_budget(float(text), "--budget-ms")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds (got {text!r})") from None
+    except GanrtError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--budget-ms ")) from None
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="bundle directory or its manifest.json (default: the bundled student)")
     p.add_argument("--backend", default="auto", help="auto|onnxruntime|tensorrt|torch|triton (default auto)")
@@ -31,8 +45,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     add_triton_args(p)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line too (``--help`` shows the usage); subcommands inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="ganrt", description="Real-time GAN enhancement for point-of-care video.",
+    ap = _Parser(prog="ganrt", description="Real-time GAN enhancement for point-of-care video.",
                                  epilog=EPILOG)
     ap.add_argument("--version", action="version", version=f"ganrt {__version__}")
     ap.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
@@ -43,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     _add_model_args(d)
     d.add_argument("--out", type=Path, default=Path("out"))
-    d.add_argument("--budget-ms", type=float, default=None)
+    d.add_argument("--budget-ms", type=_budget_ms, default=None)
     d.add_argument("--no-overlay", action="store_true")
     d.add_argument("--json", action="store_true", help="print the report as JSON")
     d.set_defaults(func=_cmd_demo)
@@ -55,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(outputs in OUT/streamN/)")
     _add_model_args(r)
     r.add_argument("--out", type=Path, default=Path("out"))
-    r.add_argument("--budget-ms", type=float, action="append", default=None,
+    r.add_argument("--budget-ms", type=_budget_ms, action="append", default=None,
                    help="deadline per frame (default: the profile's); once for every stream or once per --source")
     r.add_argument("--realtime", action="store_true", help="replay a file at its native frame rate (drops allowed)")
     r.add_argument("--max-frames", type=int, default=None)
@@ -179,7 +200,7 @@ def _add_bench_parsers(sub) -> None:
     bp.add_argument("--frames", type=int, default=300, help="frames per mode (default 300; files loop)")
     bp.add_argument("--mode", choices=("both", "fast", "realtime"), default="both")
     bp.add_argument("--sink", choices=("null", "video"), default="null", help="output written per frame (default null)")
-    bp.add_argument("--budget-ms", type=float, default=None, help="deadline (default: the profile's)")
+    bp.add_argument("--budget-ms", type=_budget_ms, default=None, help="deadline (default: the profile's)")
     bp.add_argument("--no-bare", action="store_true", help="skip the bare-model comparison")
     bp.add_argument("--no-checks", action="store_true",
                     help="time the bare loop: no region, local-mean, domain or fidelity check (default: the checks "
@@ -273,13 +294,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    from . import outpaths, signals
+
+    with signals.handled():  # first: a Ctrl-C while the parser imports is one line too
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings are not ours to print twice
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        outpaths.clear()  # the inputs of this command are registered as it opens them
+        rc = _call(args)
+        signum = signals.received()
+    if signum is not None:  # the streams stopped on it and finished their outputs
+        print(f"ganrt: interrupted by {signal.Signals(signum).name}; outputs finished", file=sys.stderr)
+        return signals.exit_code(signum)
+    return rc
+
+
+def _call(args: argparse.Namespace) -> int:
+    """The command, every failure as one line and its documented exit code."""
     try:
         return int(args.func(args) or 0)
     except GanrtError as exc:

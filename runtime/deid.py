@@ -1,12 +1,13 @@
 """De-identification of the attributes a derived DICOM series copies from its source.
 
-DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile (table E.1-1), for
-every attribute ``dicom_out.COPIED`` may carry over (a test keeps the two lists in step):
-D = replace with a dummy / pseudonym, Z = empty, X = remove, K = keep (a sequence whole),
-U = replace the UID with one derived from it by a keyed hash (the same input UID always gives
-the same output UID under the same key, so several series of one study stay one de-identified
-study), U* = keep a reference sequence but replace every instance UID inside it. Anything
-not in the table (private attributes included) is removed.
+DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile: the action table is
+data (``deid_profile.BASIC_PROFILE``, resolved by tag), applied recursively. At the top level
+of a derived series only what the table lists (or ``deid_profile.RETAINED``) may stay; inside
+a sequence that stays (SequenceOfUltrasoundRegions, SourceImageSequence) the same table acts
+on every item -- a PatientName nested anywhere is replaced -- and the item's own attributes,
+which the profile retains, stay. Private attributes are removed at every level. UIDs are
+replaced by one derived from them with a keyed hash (the same input UID always gives the same
+output UID under the same key, so several series of one study stay one de-identified study).
 
 The key is ``GANRT_DEID_SALT`` from the environment when set (use one secret per project to
 keep pseudonyms consistent across runs), else random per run. Attributes ganrt generates
@@ -20,44 +21,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from enum import Enum
 from typing import Any
 
 from . import __version__
+from .deid_profile import BASIC_PROFILE, DERIVED_TYPE2, RETAINED, Action, resolve, tag_actions
 
 SALT_ENV = "GANRT_DEID_SALT"
 
-
-class Action(Enum):
-    DUMMY = "D"
-    EMPTY = "Z"
-    REMOVE = "X"
-    KEEP = "K"
-    UID = "U"
-    UID_ITEMS = "U*"
-
-
-A = Action
-ACTIONS: dict[str, Action] = {
-    # Patient, Patient Study
-    "PatientName": A.DUMMY, "PatientID": A.DUMMY, "IssuerOfPatientID": A.REMOVE, "PatientBirthDate": A.EMPTY,
-    "PatientBirthTime": A.REMOVE, "PatientSex": A.EMPTY, "OtherPatientIDs": A.REMOVE,
-    "OtherPatientIDsSequence": A.REMOVE, "OtherPatientNames": A.REMOVE, "PatientAddress": A.REMOVE,
-    "PatientTelephoneNumbers": A.REMOVE, "PatientMotherBirthName": A.REMOVE, "EthnicGroup": A.REMOVE,
-    "PatientComments": A.REMOVE, "PatientAge": A.REMOVE, "PatientSize": A.REMOVE, "PatientWeight": A.REMOVE,
-    "AdditionalPatientHistory": A.REMOVE,
-    # General Study
-    "StudyInstanceUID": A.UID, "StudyDate": A.EMPTY, "StudyTime": A.EMPTY, "ReferringPhysicianName": A.EMPTY,
-    "StudyID": A.EMPTY, "AccessionNumber": A.EMPTY, "StudyDescription": A.REMOVE,
-    "PhysiciansOfRecord": A.REMOVE, "NameOfPhysiciansReadingStudy": A.REMOVE,
-    # General Equipment (where the derived series was made: the source's site)
-    "InstitutionName": A.REMOVE, "InstitutionAddress": A.REMOVE, "InstitutionalDepartmentName": A.REMOVE,
-    # References and image description (no identity in them)
-    "SourceImageSequence": A.UID_ITEMS, "ReferencedSOPInstanceUID": A.UID, "Modality": A.KEEP,
-    "SpecificCharacterSet": A.KEEP, "Laterality": A.KEEP, "LossyImageCompression": A.KEEP, "LossyImageCompressionRatio": A.KEEP,
-    "LossyImageCompressionMethod": A.KEEP, "BurnedInAnnotation": A.KEEP, "PixelSpacing": A.KEEP,
-    "SequenceOfUltrasoundRegions": A.KEEP,
-}
+#: Keyword -> the action a derived series gets (the table resolved; see deid_profile.resolve).
+ACTIONS: dict[str, Action] = {**{kw: resolve(kw, code, DERIVED_TYPE2) for kw, code in BASIC_PROFILE.items()},
+                              **{kw: Action.KEEP for kw in RETAINED}}
 
 PATIENT_NAME_DUMMY = "ANONYMOUS^PATIENT"
 # DeidentificationMethod is LO (64 characters a value), so one statement per value
@@ -82,28 +55,32 @@ class Deidentifier:
     def pseudonym(self, value: str) -> str:
         return "ANON-" + self._digest("id:" + value).hex()[:10].upper() if value else "ANON"
 
-    def apply(self, ds: Any) -> None:
-        """Apply ACTIONS to ``ds`` in place (recursing into sequences). An attribute without an
-        entry is removed: only what the table says may stay, stays."""
+    def apply(self, ds: Any, *, top: bool = True) -> None:
+        """The profile on ``ds`` in place, recursing into every sequence that stays. At the top
+        level an attribute the table does not name is removed; inside an item it is retained
+        (the profile's default), private attributes never are."""
+        table = tag_actions(DERIVED_TYPE2)
         for elem in list(ds):
-            kw = elem.keyword
-            action = ACTIONS.get(kw, Action.REMOVE) if kw else Action.REMOVE  # private/unknown: removed
+            action = table.get(elem.tag) if not elem.tag.is_private else Action.REMOVE
+            if action is None:
+                action = Action.REMOVE if top else Action.KEEP
             if action is Action.REMOVE:
                 del ds[elem.tag]
             elif action is Action.EMPTY:
                 elem.value = [] if elem.VR == "SQ" else ""
             elif action is Action.UID:
-                elem.value = self.uid(str(elem.value))
+                elem.value = self.uid(str(elem.value)) if elem.value else elem.value
             elif action is Action.DUMMY:
-                elem.value = PATIENT_NAME_DUMMY if kw == "PatientName" else self.pseudonym(str(elem.value or ""))
-            elif action is Action.UID_ITEMS:
+                elem.value = self._dummy(elem)
+            elif elem.VR == "SQ":  # KEEP or UID_ITEMS: the sequence stays, its items are cleaned
                 for item in elem.value:
-                    self._map_uids(item)
+                    self.apply(item, top=False)
+            elif not top and elem.VR == "UI" and elem.value and not elem.keyword.endswith("ClassUID"):
+                elem.value = self.uid(str(elem.value))  # an instance UID the table does not name
 
-    def _map_uids(self, ds: Any) -> None:
-        for elem in ds:
-            if elem.VR == "UI" and not elem.keyword.endswith("ClassUID") and elem.value:
-                elem.value = self.uid(str(elem.value))
-            elif elem.VR == "SQ":
-                for item in elem.value:
-                    self._map_uids(item)
+    def _dummy(self, elem: Any) -> str:
+        if elem.keyword == "PatientName":
+            return PATIENT_NAME_DUMMY
+        if elem.VR == "PN":
+            return "ANONYMOUS"
+        return self.pseudonym(str(elem.value or ""))

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .deid import METHOD, METHOD_CODES, Deidentifier
+from .deid_profile import DERIVED_TYPE2
 from .provenance import Provenance
 
 FRAME_TIME = 0x00181063
@@ -52,8 +53,7 @@ IMAGE = ("SpecificCharacterSet", "Laterality", "LossyImageCompression", "LossyIm
 # Only while the frame size is the source's, or rescaled when it is an integer multiple of it.
 GEOMETRY = ("PixelSpacing", "SequenceOfUltrasoundRegions")
 COPIED = PATIENT + STUDY + SITE + IMAGE + GEOMETRY
-TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-         "ReferringPhysicianName", "StudyID", "AccessionNumber", "Laterality")  # present even when empty
+TYPE2 = tuple(sorted(DERIVED_TYPE2))  # present even when empty
 
 # (code value, scheme, meaning) for CID 7005 Contributing Equipment Purposes of Reference
 MODIFYING = ("109103", "DCM", "Modifying Equipment")

@@ -49,6 +49,15 @@ class GateError(GanrtError):
     exit_code = 7
 
 
+class OutputError(GanrtError):
+    """An output cannot be written (read-only file system, no space left, permission)."""
+
+    exit_code = 8
+
+
+#: Exit status after SIGHUP, SIGINT (Ctrl-C), SIGTERM: the run finished its outputs first.
+SIGNAL_EXIT = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}
+
 #: Documented exit codes (README, `ganrt --help`).
 EXIT_CODES: dict[str, int] = {
     "ok": 0,
@@ -59,5 +68,8 @@ EXIT_CODES: dict[str, int] = {
     EngineMismatch.__name__: EngineMismatch.exit_code,
     SourceError.__name__: SourceError.exit_code,
     GateError.__name__: GateError.exit_code,
+    OutputError.__name__: OutputError.exit_code,
+    "hangup": 129,
     "interrupted": 130,
+    "terminated": 143,
 }

@@ -29,7 +29,8 @@ class Reason(Enum):
     BACKOFF = "backoff"
     OVERTAKEN = "overtaken"
     INCOMPATIBLE = "incompatible-frame"
-    LATE = "late"
+    LATE = "late"  # the model's result came after the frame's deadline: never shown
+    UNREADABLE = "unreadable"  # the source could not decode this frame (a corrupt file in a folder)
     STOPPED = "stopped"  # captured, still queued when the run was stopped (Ctrl-C, quit key)
     REGION_PENDING = "region-pending"  # auto imaging-region detection is still collecting frames
     NO_REGION = "no-region"  # the configured imaging region does not fit this frame

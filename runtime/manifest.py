@@ -153,12 +153,22 @@ class Manifest:
             raise ModelError(f"no model bundle at {path} (expected a directory with {MANIFEST_NAME} or the file itself)")
         try:
             raw = json.loads(mpath.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:
+            raise ModelError(f"{mpath}: not a readable manifest (nested too deeply)") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ModelError(f"{mpath}: not a readable manifest ({exc})") from None
         return cls.from_dict(raw, mpath.parent, str(mpath))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], root: Path, where: str = MANIFEST_NAME) -> "Manifest":
+        """A manifest of the wrong shape anywhere (a list for a map, text for a number) is a ModelError."""
+        try:
+            return cls._from_dict(raw, root, where)
+        except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+            raise ModelError(f"{where}: malformed manifest ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _from_dict(cls, raw: dict[str, Any], root: Path, where: str) -> "Manifest":
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise ModelError(f"{where}: not a ganrt bundle manifest (format must be {FORMAT!r})")
         try:
@@ -172,7 +182,7 @@ class Manifest:
             try:
                 artifacts[key] = Artifact(
                     key=key,
-                    path=root / a["file"],
+                    path=_inside_bundle(root, a["file"], f"{where}: artifact {key!r}"),
                     precision=Precision.parse(a["precision"]),
                     sha256=str(a["sha256"]),
                     notes=str(a.get("notes", "")),
@@ -192,6 +202,20 @@ class Manifest:
             raw=raw,
             dynamic_batch=io.get("dynamic_batch") is True,
         )
+
+
+def _inside_bundle(root: Path, name: Any, where: str) -> Path:
+    """An artifact's file, confined to the bundle: an absolute path, ``..`` or a link leading out
+    would load a model from anywhere on the machine."""
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"{where}: 'file' must be a file name inside the bundle")
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ModelError(f"{where}: file {name!r} is outside the bundle (give a name relative to {root})")
+    path = root / rel
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ModelError(f"{where}: file {name!r} leads outside the bundle")
+    return path
 
 
 def bundled_model_dir(task: str = "us-enhance") -> Path:

@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .frames import Outcome
-from .record import Row
 from .report import Report, remote_line
 from .stats import Summary, summarize
 
@@ -43,11 +41,10 @@ class MultiReport:
     scheduler: dict[str, Any]  # batch mode and the shared runner's call counts
 
     @classmethod
-    def build(cls, streams: Iterable[StreamResult], rows: Iterable[Row], *, wall_s: float,
+    def build(cls, streams: Iterable[StreamResult], capture_to_output_ms: Iterable[float], *, wall_s: float,
               scheduler: dict[str, Any]) -> "MultiReport":
-        c2o = summarize(r.capture_to_output_ms for r in rows
-                        if r.outcome is not Outcome.DROPPED and not math.isnan(r.capture_to_output_ms))
-        return cls(tuple(streams), wall_s, c2o, dict(scheduler))
+        """``capture_to_output_ms``: every stream's shown frames (each record's running sample)."""
+        return cls(tuple(streams), wall_s, summarize(capture_to_output_ms), dict(scheduler))
 
     def _total(self, name: str) -> int:
         return sum(s.summary().get(name, 0) for s in self.streams)

@@ -17,9 +17,11 @@ import logging
 import threading
 from typing import Sequence
 
+from . import signals
 from .clock import SYSTEM_CLOCK, Clock
 from .fairness import FairConfig, FairShare, StreamShare
 from .multi_report import MultiReport, StreamResult
+from .outpaths import protect
 from .report import Report
 from .scheduler import SchedulerConfig, SharedRunner
 from .stream import (DEIDENTIFIED_SOURCE, RunSetup, SinkFactory, SourceOpener, StreamRun, StreamSpec,
@@ -47,10 +49,13 @@ def _run_all(streams: list[StreamRun], stop: threading.Event) -> list[Report | B
                for i in range(len(streams))]
     for t in threads:
         t.start()
+    by_signal = signals.streaming()  # SIGINT/SIGTERM/SIGHUP: every stream finishes its outputs
     try:
         for t in threads:
             while t.is_alive():
                 t.join(JOIN_POLL_S)
+                if by_signal.is_set():
+                    stop.set()
     except KeyboardInterrupt:  # only the main thread hears Ctrl-C: pass it on, let the records finish
         log.info("interrupted; finishing every stream's record")
         stop.set()
@@ -69,6 +74,8 @@ def run_streams(specs: Sequence[StreamSpec], setup: RunSetup, *, clock: Clock = 
     turn-taking between streams (``runtime.fairness``); None lets each stream's policy decide alone."""
     sources: list = []
     streams: list[StreamRun] = []
+    for spec in specs:  # no stream may write onto another stream's input either
+        protect(spec.source)
     try:
         for spec in specs:
             sources.append(opener(spec, clock))
@@ -93,13 +100,13 @@ def run_streams(specs: Sequence[StreamSpec], setup: RunSetup, *, clock: Clock = 
     finally:
         for source in sources:
             source.close()
-    out, failures, rows = [], [], []
+    out, failures, c2o = [], [], []
     for spec, stream, res in zip(specs, streams, results):
         name = DEIDENTIFIED_SOURCE if setup.deidentify else spec.source
-        rows += stream.record.rows
+        c2o.extend(stream.record.stats.latency["capture_to_output_ms"].samples())
         if isinstance(res, Report):
             out.append(StreamResult(spec.name, name, res))
         else:
             failures.append(res)
             out.append(StreamResult(spec.name, name, None, f"{type(res).__name__}: {res}"))
-    return MultiReport.build(out, rows, wall_s=wall_s, scheduler=sched), failures
+    return MultiReport.build(out, c2o, wall_s=wall_s, scheduler=sched), failures

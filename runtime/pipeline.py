@@ -12,9 +12,9 @@ Two feeds, one loop:
   prefetch queue is not charged for the wait, which is an artefact of reading ahead,
   not latency a viewer would see.
 
-Inference runs in one worker thread so a hanging runner cannot stop the stream: after
-``policy.timeout_s`` the frame is shown raw (TIMEOUT) and, while that call is still stuck,
-later frames are shown raw too (BACKOFF).
+Inference runs in one worker thread so a hanging runner cannot stop the stream: at the
+frame's deadline the frame is shown raw (TIMEOUT; a result that comes later is never shown: LATE)
+and, while that call is still stuck, later frames are shown raw at once (BACKOFF).
 
 Around the model, ``guard`` (see guard.py) limits it to the imaging region (the model sees
 only the region's box; everything outside is the raw frame), checks its fidelity, measures
@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ConfigError, GanrtError, RemoteUnavailable
+from .errors import ConfigError, GanrtError, OutputError, RemoteUnavailable
 from .frames import Frame, FrameResult, Outcome, Reason
 from .guard import Guard, GuardConfig, Rejected
 from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
@@ -107,7 +107,8 @@ class InferenceWorker:
         try:
             return fut.result(timeout_s)
         except FutureTimeout:
-            raise InferenceTimeout(f"inference did not return within {timeout_s * 1e3:.0f} ms") from None
+            raise InferenceTimeout(f"inference did not return by the frame's deadline ({timeout_s * 1e3:.1f} ms after "
+                                   "it started)") from None
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -161,8 +162,9 @@ class _Once:
 
 
 class _Outputs:
-    """The sinks of a run. A sink that fails (disk full, ...) is disabled and counted, so the
-    others (the screen) keep getting frames; a GanrtError (a user's mistake) ends the run."""
+    """The sinks of a run. A sink that fails to write or to close (disk full, ...) is disabled
+    and counted, so the others (the screen) keep getting frames and are finished; a GanrtError
+    other than an OutputError (a user's mistake) ends the run."""
 
     def __init__(self) -> None:
         self.sinks: list[Sink] = []
@@ -175,9 +177,9 @@ class _Outputs:
                 continue
             try:
                 sink.write(frame, result)
-            except GanrtError:
-                raise
             except Exception as exc:  # noqa: BLE001
+                if isinstance(exc, GanrtError) and not isinstance(exc, OutputError):  # a user's mistake
+                    raise
                 self.broken.add(i)
                 self.errors += 1
                 log.error("sink %s failed and is disabled: %s: %s", type(sink).__name__, type(exc).__name__, exc)
@@ -186,8 +188,18 @@ class _Outputs:
     def quit_requested(self) -> bool:
         return any(getattr(s, "quit_requested", False) for s in self.sinks)
 
+    def close(self) -> None:
+        """Close every sink; one that fails to finish (disk full) is counted, the others still close."""
+        for sink in self.sinks:
+            try:
+                sink.__exit__(None, None, None)
+            except Exception as exc:  # noqa: BLE001
+                self.errors += 1
+                log.error("sink %s failed to close: %s: %s", type(sink).__name__, type(exc).__name__, exc)
+
 
 WARMUP_TIMEOUT_S = 30.0  # first calls may build kernels or a CUDA context
+RAW_AT_ONCE = (Reason.BACKOFF, Reason.PREDICTED_MISS)  # raw without waiting for the model
 
 
 def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: int) -> None:
@@ -237,13 +249,18 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
             reason = share.arbitrate(reason)
     if reason is None:
         times = StageTimes()
-        enhanced, finish_ns = None, 0
+        enhanced, finish_ns, came_late = None, 0, False
         try:
-            enhanced = worker.call(model_in, times, timeout_s=policy.config.timeout_s)
+            wait_start, wait_s = clock.now_ns(), policy.wait_s(origin_ns, clock.now_ns())
+            enhanced = worker.call(model_in, times, timeout_s=wait_s)
+            if clock.now_ns() > policy.deadline_ns(origin_ns):  # a result after the deadline is never shown
+                once("late", "frame %d shown raw: the model's result came after the frame's deadline", frame.index)
+                reason, came_late = Reason.LATE, True
         except BadOutput as exc:
             once("bad-output", "frame %d shown raw, bad model output: %s", frame.index, exc)
             reason = Reason.BAD_OUTPUT
         except InferenceTimeout as exc:
+            policy.observe_wake((clock.now_ns() - wait_start) / 1e6 - wait_s * 1e3)
             once("timeout", "frame %d shown raw: %s", frame.index, exc)
             reason = Reason.TIMEOUT
         except RemoteUnavailable as exc:
@@ -270,7 +287,7 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
         if reason is None:
             result.outcome = Outcome.ENHANCED
             policy.succeeded(times.total_ms + finish_ns / 1e6)
-        elif reason in (Reason.FIDELITY, Reason.MEAN_SHIFT):  # the model ran fine and in time; its output was not faithful
+        elif reason in (Reason.FIDELITY, Reason.MEAN_SHIFT) or came_late:  # the model ran (late or unfaithful): learn its time
             result.pixels = None
             policy.succeeded(times.total_ms + finish_ns / 1e6)
         else:
@@ -284,6 +301,14 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
         result.enhanced_fraction = 0.0
     result.guard_ms = guard_ns / 1e6
     return result
+
+
+def _record_skipped(source, record: Record) -> None:
+    """Frames the source could not decode keep their indices: one DROPPED/UNREADABLE row each."""
+    skipped = getattr(source, "skipped", None)
+    while skipped:
+        index = skipped.popleft()
+        record.add_dropped(Frame(index, 0, np.zeros((1, 1), np.uint8)), Reason.UNREADABLE)
 
 
 def _expected_frames(source) -> int | None:
@@ -322,11 +347,15 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
     try:
         with ExitStack() as stack:
             stack.enter_context(source)
-            outputs.sinks = [stack.enter_context(s) for s in sinks]
+            outputs.sinks = list(sinks)
+            stack.callback(outputs.close)
+            for s in outputs.sinks:
+                s.__enter__()
             try:
                 for frame in feed:
                     if warmup and not frame.signal_lost:
                         _warm_up(frame, enhancer, worker, warmup)
+                        policy.calibrate_wake()
                         warmup = 0
                     t_deq = clock.now_ns()
                     origin = frame.t_capture_ns if live else t_deq  # budget origin: see the module docstring
@@ -346,8 +375,11 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
                         result.late = policy.is_late(origin, result.t_output_ns)
                         if opened:  # sinks open their files on the first write: a cost no later frame pays
                             policy.observe_output((result.t_output_ns - t_out) / 1e6)
+                            if result.reason in RAW_AT_ONCE:  # what showing a raw frame costs, start to end
+                                policy.observe_raw((result.t_output_ns - t_deq) / 1e6)
                         opened = True
                         record.add(frame, result)
+                        _record_skipped(source, record)
                     if outputs.quit_requested or (stop is not None and stop.is_set()):
                         log.info("stop requested by %s", "a sink" if outputs.quit_requested else "the caller")
                         interrupted = True
@@ -358,6 +390,7 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
             finally:
                 for f in feed.stop():
                     record.add_dropped(f, Reason.STOPPED)
+                _record_skipped(source, record)
     finally:
         worker.close()
         record.close()

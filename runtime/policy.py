@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,20 +29,32 @@ from .frames import Reason
 log = logging.getLogger(__name__)
 
 
+MAX_BUDGET_MS = 10_000.0  # as a profile's budget_ms: longer is no longer a real-time deadline
+
+
+RAW_MARGIN_MS = 1.0  # what the measures above miss (a first warning logged, a garbage collection)
+
+
+def check_budget(value: float, what: str = "budget") -> float:
+    """A finite deadline in (0, MAX_BUDGET_MS] ms; 0, inf, NaN and 1e300 are refused, never replaced."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= MAX_BUDGET_MS):
+        raise ConfigError(f"{what} must be a number of milliseconds in (0, {MAX_BUDGET_MS:g}] (got {value!r})")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     budget_ms: float = 33.0  # capture -> output, e.g. one frame period at 30 fps
     history: int = 30  # samples the predictor looks at
     quantile: float = 95.0
     probe_every: int = 15  # every Nth consecutive predicted miss still runs inference
-    timeout_ms: float | None = None  # None: max(3 x budget, 250 ms)
+    timeout_ms: float | None = None  # a shorter cap on one inference wait; None: the frame's deadline only
     fail_threshold: int = 3  # consecutive failures before backing off
     backoff_frames: int = 8  # first backoff length; doubles per failed retry
     backoff_max_frames: int = 256  # cap (~8.5 s at 30 fps)
 
     def __post_init__(self) -> None:
-        if not self.budget_ms > 0:
-            raise ConfigError(f"budget must be > 0 ms (got {self.budget_ms})")
+        check_budget(self.budget_ms)
         if self.history < 1 or self.probe_every < 1 or self.fail_threshold < 1:
             raise ConfigError("policy history, probe_every and fail_threshold must be >= 1")
         if not 0 < self.quantile <= 100:
@@ -49,7 +64,8 @@ class PolicyConfig:
 
     @property
     def timeout_s(self) -> float:
-        ms = self.timeout_ms if self.timeout_ms is not None else max(3 * self.budget_ms, 250.0)
+        """The longest one inference is waited for: never past the budget (see ``DeadlinePolicy.wait_s``)."""
+        ms = self.budget_ms if self.timeout_ms is None else min(self.timeout_ms, self.budget_ms)
         return ms / 1e3
 
 
@@ -59,6 +75,8 @@ class DeadlinePolicy:
         self._budget_ns = int(round(config.budget_ms * 1e6))
         self._process_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._output_ms: collections.deque[float] = collections.deque(maxlen=config.history)
+        self._wake_ms: collections.deque[float] = collections.deque(maxlen=config.history)
+        self._raw_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._misses = 0  # consecutive predicted misses
         self._probing = False
         self._failures = 0  # consecutive failures
@@ -69,6 +87,17 @@ class DeadlinePolicy:
 
     def deadline_ns(self, origin_ns: int) -> int:
         return origin_ns + self._budget_ns
+
+    def wait_s(self, origin_ns: int, now_ns: int) -> float:
+        """How long an inference started at ``now_ns`` may be waited for: until the frame's deadline,
+        less what showing the raw frame then takes (recent raw frames, start to output; before any:
+        the sinks' median; the policy's quantile) and how late a timed wait has been waking up here
+        (the worst of the recent ones) and ``RAW_MARGIN_MS``, and ``timeout_ms`` at most. Then the frame goes out raw, by its deadline: a stall is one budget."""
+        wake_ms = max(self._wake_ms, default=0.0)  # the bound is hard: the worst recent wake-up
+        raw_ms = float(np.percentile(self._raw_ms, self.config.quantile)) if self._raw_ms else None
+        slack_ms = (raw_ms if raw_ms is not None else self.predicted_output_ms() or 0.0) + wake_ms + RAW_MARGIN_MS
+        left = (self.deadline_ns(origin_ns) - now_ns) / 1e9 - slack_ms / 1e3
+        return max(0.0, min(left, self.config.timeout_s))
 
     def predicted_ms(self) -> float | None:
         """Expected time from 'start enhancing now' to 'out of the sinks'; None until learned."""
@@ -83,6 +112,8 @@ class DeadlinePolicy:
         if self._skip > 0:
             self._skip -= 1
             return Reason.BACKOFF
+        if now_ns >= self.deadline_ns(origin_ns):  # the budget is gone before inference could start
+            return Reason.PREDICTED_MISS
         predicted = self.predicted_ms()
         if predicted is not None and now_ns + predicted * 1e6 > self.deadline_ns(origin_ns):
             self._misses += 1
@@ -112,6 +143,22 @@ class DeadlinePolicy:
             self.backoffs += 1
             log.warning("%d consecutive enhancement failures (last: %s); raw frames for the next %d frames",
                         self._failures, reason.value, self._skip)
+
+    def calibrate_wake(self, samples: int = 5, wait_s: float = 0.002) -> None:
+        """A first estimate of the wake-up delay, before any inference has timed out: a few
+        short timed waits on this machine as it is loaded now."""
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            threading.Event().wait(wait_s)
+            self.observe_wake((time.perf_counter() - t0 - wait_s) * 1e3)
+
+    def observe_raw(self, ms: float) -> None:
+        """A frame shown raw without waiting for the model took ``ms`` from dequeue to output."""
+        self._raw_ms.append(ms)
+
+    def observe_wake(self, overshoot_ms: float) -> None:
+        """A timed-out wait came back ``overshoot_ms`` after it was due (scheduling on a busy machine)."""
+        self._wake_ms.append(max(0.0, overshoot_ms))
 
     def observe_output(self, sink_ms: float) -> None:
         self._output_ms.append(sink_ms)

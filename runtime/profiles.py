@@ -86,6 +86,7 @@ class DeviceProfile:
             threads = raw.get("threads", {})
             trt = raw.get("tensorrt", {})
             _reject_unknown(threads, {f.name for f in fields(Threads)}, where, "threads.")
+            _check_types(threads, Threads, where, "threads.")
             _reject_unknown(trt, {f.name for f in fields(TensorRTOptions)}, where, "tensorrt.")
             trt = {k: tuple(v) if isinstance(v, list) else v for k, v in trt.items()}
             sections = {k: raw.get(k, {}) for k in ("region", "phi", "temporal")}
@@ -154,6 +155,16 @@ def _table(raw, where: str, key: str) -> dict:
     return raw
 
 
+def _check_types(raw: dict, kind: type, where: str, prefix: str) -> None:
+    """TOML values against the dataclass defaults' types (``intra_op = "two"`` is not a count)."""
+    for f in fields(kind):
+        if f.name in raw:
+            want = type(f.default)
+            v = raw[f.name]
+            if type(v) is not want:  # bool is not an int here either
+                raise ConfigError(f"{where}: {prefix}{f.name} must be {want.__name__} (got {v!r})")
+
+
 def _enum(kind, value, where: str, key: str):
     try:
         return kind(value)
@@ -169,9 +180,13 @@ def _hw(v, where: str, key: str) -> tuple[int, int]:
 
 
 def resolve_profile_path(name_or_path: str | Path) -> Path:
+    """A file, or the name of a shipped profile. Anything spelled as a path (a folder part or
+    a suffix) must exist: a mistyped path never silently loads the shipped profile of that name."""
     p = Path(name_or_path)
     if p.exists():
         return p
+    if len(p.parts) > 1 or p.suffix:
+        raise ConfigError(f"no such profile file: {name_or_path}")
     shipped = PROFILE_DIR / f"{p.stem}.toml"
     if shipped.exists():
         return shipped

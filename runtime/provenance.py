@@ -10,7 +10,6 @@ shared-memory ring in its header. With de-identification the source's name is le
 from __future__ import annotations
 
 import json
-import os
 import struct
 import zlib
 from dataclasses import asdict, dataclass, field, replace
@@ -88,12 +87,10 @@ def sidecar_path(path: str | Path) -> Path:
 
 def write_sidecar(path: str | Path, provenance: Provenance, **extra: Any) -> Path:
     """``<path>.provenance.json`` next to an output file (written atomically)."""
-    out = sidecar_path(path)
-    tmp = out.with_name(out.name + ".partial")
+    from .outpaths import write_atomic
+
     body = {**provenance.to_dict(), "file": Path(path).name, **extra}
-    tmp.write_text(json.dumps(body, indent=2) + "\n")
-    os.replace(tmp, out)
-    return out
+    return write_atomic(sidecar_path(path), json.dumps(body, indent=2) + "\n", "provenance sidecar")
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -1,7 +1,9 @@
 """Per-frame record: every input frame exactly once, with its outcome, reason and latency.
 
-Rows are appended to ``<path>.partial`` as they happen (a crash still leaves a record)
-and the final file is rewritten sorted by frame index at ``close``.
+Rows are appended to ``<path>.partial`` in frame-index order as they happen and flushed at
+once (a crash or a kill still leaves a record up to the last frame); ``close`` moves it into
+place. A write that fails (disk full) stops the writing, never the run: the record keeps the
+rows already on disk and ``write_error`` says what happened.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .frames import Frame, FrameResult, Outcome, Reason
+from .outpaths import check_output, make_dir, open_exclusive
+from .record_stats import RecordStats
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,11 @@ def _num(v: float) -> float | None:
 
 
 class Record:
+    """The run's rows. With a ``path`` they stream to disk in index order (a small window puts
+    rows that arrive out of order -- dropped frames from the capture thread -- back in order)
+    and only ``stats`` stays in memory: a day of live video runs at flat memory. Without a
+    path (tests, benchmarks) the rows are kept in memory."""
+
     def __init__(self, path: str | Path | None = None, *, fmt: str = "jsonl", model_sha: str = "",
                  backend: str = "", precision: str = "", artifact: str = "") -> None:
         if fmt not in ("jsonl", "csv"):
@@ -61,15 +70,22 @@ class Record:
         self.path = Path(path) if path is not None else None
         self.fmt = fmt
         self.static = {"model_sha": model_sha, "backend": backend, "precision": precision, "artifact": artifact}
-        self._rows: dict[int, Row] = {}
+        self.stats = RecordStats(STAGES)
+        self._rows: dict[int, Row] | None = {} if self.path is None else None
+        self._pending: dict[int, Row] = {}  # arrived ahead of a lower index still to come
+        self._next = 0  # lowest index not yet written
+        self._gaps: set[int] = set()  # indices passed over when the window overflowed (should stay empty)
+        self._count = 0
         self._lock = threading.Lock()  # dropped frames arrive from the capture thread
         self._partial = None
         self._closed = False
+        self.write_error: str | None = None  # the first failed write (the record on disk stops there)
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._partial = open(self._partial_path, "w", newline="")
+            make_dir(self.path.parent)
+            check_output(self.path, "record")
+            self._partial = open_exclusive(self._partial_path, "w", newline="")
             if fmt == "csv":
-                csv.writer(self._partial).writerow(FIELDS)
+                self._guarded(lambda: csv.writer(self._partial).writerow(FIELDS))
 
     @classmethod
     def for_enhancer(cls, enhancer, path: str | Path | None = None, fmt: str = "jsonl") -> "Record":
@@ -94,11 +110,48 @@ class Record:
 
     def _add(self, row: Row) -> None:
         with self._lock:
-            if row.index in self._rows:  # a pipeline bug, not a user error: fail loudly
-                raise ValueError(f"frame {row.index} recorded twice")
-            self._rows[row.index] = row
-            if self._partial is not None:
-                self._write_rows(self._partial, [row], header=False)
+            i = row.index
+            if self._rows is not None:
+                twice = i in self._rows
+            else:
+                twice = i in self._pending or (i < self._next and i not in self._gaps)
+            if twice:  # a pipeline bug, not a user error: fail loudly
+                raise ValueError(f"frame {i} recorded twice")
+            self.stats.add(row)
+            self._count += 1
+            if self._rows is not None:
+                self._rows[i] = row
+            elif i in self._gaps:  # late after all: written out of order rather than lost
+                self._gaps.discard(i)
+                self._write(row)
+            else:
+                self._pending[i] = row
+                self._drain(REORDER_WINDOW)
+
+    def _drain(self, window: int) -> None:
+        """Write pending rows in index order; past ``window`` waiting rows, skip the hole."""
+        while self._pending:
+            if self._next not in self._pending:
+                if len(self._pending) <= window:
+                    return
+                low = min(self._pending)
+                self._gaps.update(range(self._next, low))
+                self._next = low
+            self._write(self._pending.pop(self._next))
+            self._next += 1
+
+    def _write(self, row: Row) -> None:
+        if self._partial is not None and self.write_error is None:
+            self._guarded(lambda: self._write_rows(self._partial, [row], header=False))
+
+    def _guarded(self, write: Callable[[], object]) -> None:
+        """``write`` then flush (a killed run loses no finished row); the first failure ends the writing."""
+        try:
+            write()
+            self._partial.flush()
+        except OSError as exc:
+            self.write_error = f"{self._partial_path}: {exc.strerror or exc}"
+            log.error("record: cannot write %s; no further rows are written, the run goes on", self.write_error)
 
     def _as_dict(self, row: Row) -> dict[str, Any]:
         return {
@@ -121,14 +174,19 @@ class Record:
 
     @property
     def rows(self) -> list[Row]:
+        """Every row, index-sorted: from memory, or read back from the file (after ``close``)."""
         with self._lock:
-            return [self._rows[i] for i in sorted(self._rows)]
+            if self._rows is not None:
+                return [self._rows[i] for i in sorted(self._rows)]
+            pending = list(self._pending.values())
+        on_disk = read_rows(self.path if self._closed else self._partial_path, self.fmt) if self.path else []
+        return sorted(on_disk + pending, key=lambda r: r.index)
 
     def dicts(self) -> list[dict[str, Any]]:
         return [self._as_dict(r) for r in self.rows]
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._count
 
     def __bool__(self) -> bool:  # an empty record is still a record (``record or default`` must not replace it)
         return True
@@ -136,32 +194,60 @@ class Record:
     def missing(self) -> list[int]:
         """Indices between the first and last recorded that are absent (should be none)."""
         with self._lock:
+            if self._rows is None:
+                return sorted(self._gaps)
             if not self._rows:
                 return []
             lo, hi = min(self._rows), max(self._rows)
             return [i for i in range(lo, hi + 1) if i not in self._rows]
 
     def close(self) -> None:
-        """Write the final, index-sorted file atomically. Idempotent; rows stay readable."""
+        """Write what is pending and move the file into place. Idempotent; rows stay readable."""
         if self._closed:
             return
-        self._closed = True
+        with self._lock:
+            self._drain(0)
         gaps = self.missing()
         if gaps:
             log.error("record has %d missing frame indices (first: %d)", len(gaps), gaps[0])
+        self._closed = True
         if self.path is None:
             return
-        self._partial.close()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
-            if self.fmt == "csv":
-                csv.writer(fh).writerow(FIELDS)
-            self._write_rows(fh, self.rows, header=False)
-        os.replace(tmp, self.path)
-        self._partial_path.unlink(missing_ok=True)
+        try:
+            self._partial.close()
+        except OSError as exc:  # the last buffered bytes did not fit
+            self.write_error = self.write_error or f"{self._partial_path}: {exc.strerror or exc}"
+        os.replace(self._partial_path, self.path)
+        if self.write_error:
+            log.error("record %s keeps the rows written before the failure (%s)", self.path, self.write_error)
 
     def __enter__(self) -> "Record":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+REORDER_WINDOW = 256  # rows that may wait for a lower index (a live queue is a few frames deep)
+
+
+def _parse(d: dict[str, Any]) -> Row:
+    def num(k: str) -> float:
+        v = d.get(k)
+        return math.nan if v in (None, "") else float(v)
+
+    late = d["late"]
+    return Row(int(d["index"]), int(d["t_capture_ns"]), Outcome(d["outcome"]), Reason(d["reason"] or ""),
+               late if isinstance(late, bool) else late == "True", num("wait_ms"), num("pre_ms"), num("infer_ms"),
+               num("post_ms"), num("sink_ms"), num("capture_to_output_ms"),
+               **{k: num(k) for k in ("guard_ms", *QUALITY)})
+
+
+def read_rows(path: Path, fmt: str = "jsonl") -> list[Row]:
+    """The rows of a record file (for tests and tools; a run never reads its record back)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        if fmt == "csv":
+            return [_parse(d) for d in csv.DictReader(fh)]
+        return [_parse(json.loads(line)) for line in fh if line.strip()]

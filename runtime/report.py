@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
 from .frames import Outcome, Reason
-from .record import STAGES, Record, Row
-from .stats import Summary, summarize
+from .record import Record
+from .record_stats import RecordStats
+from .stats import Summary
 
 _SHOWN = ("median", "p90", "p99", "p99_9", "max", "jitter")
 
@@ -54,29 +53,23 @@ class Report:
     @classmethod
     def from_record(cls, record: Record, *, wall_s: float, budget_ms: float, source: dict[str, Any] | None = None,
                     sink_errors: int = 0, interrupted: bool = False, guard: dict[str, Any] | None = None) -> "Report":
-        rows = record.rows
-        out = [r for r in rows if r.outcome is not Outcome.DROPPED]
-        by = Counter((r.outcome, r.reason.value) for r in rows)
-        lat = {s: summarize(v for r in out if not math.isnan(v := getattr(r, s))) for s in STAGES}
-        lat["capture_to_output_ms"] = summarize(r.capture_to_output_ms for r in out
-                                                if not math.isnan(r.capture_to_output_ms))
+        st = record.stats  # running aggregates: a day-long run never holds its rows in memory
         return cls(
-            frames_in=len(rows),
-            frames_out=len(out),
-            enhanced=sum(n for (o, _), n in by.items() if o is Outcome.ENHANCED),
-            passthrough={why: n for (o, why), n in sorted(by.items(), key=lambda kv: kv[0][1])
-                         if o is Outcome.PASSTHROUGH},
-            dropped={why: n for (o, why), n in sorted(by.items(), key=lambda kv: kv[0][1]) if o is Outcome.DROPPED},
-            late=sum(r.late for r in out),
+            frames_in=st.frames_in,
+            frames_out=st.frames_out,
+            enhanced=sum(st.count(Outcome.ENHANCED).values()),
+            passthrough=st.count(Outcome.PASSTHROUGH),
+            dropped=st.count(Outcome.DROPPED),
+            late=st.late,
             wall_s=wall_s,
             budget_ms=budget_ms,
-            latency=lat,
+            latency={k: v.summary() for k, v in st.latency.items()},
             static=dict(record.static),
             source=dict(source or {}),
             sink_errors=sink_errors,
             interrupted=interrupted,
             guard=dict(guard or {}),
-            quality=_quality(out, ((guard or {}).get("settings") or {}).get("fidelity")),
+            quality=_quality(st, ((guard or {}).get("settings") or {}).get("fidelity")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,35 +161,28 @@ class Report:
         return lines
 
 
-def _finite(rows: list[Row], name: str) -> list[float]:
-    return [v for r in rows if not math.isnan(v := getattr(r, name))]
-
-
-def _quality(out: list[Row], fidelity: dict[str, Any] | None) -> dict[str, Any]:
+def _quality(st: RecordStats, fidelity: dict[str, Any] | None) -> dict[str, Any]:
     """Fidelity, change and flicker over the shown frames (8-bit levels; fidelity in dB)."""
-    fid = _finite(out, "fidelity_db")
-    rejected = sum(r.reason is Reason.FIDELITY for r in out)
-    change = summarize(_finite([r for r in out if r.outcome is Outcome.ENHANCED], "change_score"))
-    pairs = [(r.flicker_in, r.flicker_out) for r in out if not (math.isnan(r.flicker_in) or math.isnan(r.flicker_out))]
-    f_in = sum(p[0] for p in pairs) / len(pairs) if pairs else math.nan
-    f_out = sum(p[1] for p in pairs) / len(pairs) if pairs else math.nan
+    fid, change = st.fidelity.summary(), st.change.summary()
+    f_in = st.flicker_in / st.flicker_n if st.flicker_n else math.nan
+    f_out = st.flicker_out / st.flicker_n if st.flicker_n else math.nan
 
     def clean(v: float) -> float | None:
         return None if math.isnan(v) else round(v, 4)
 
-    frac = _finite(out, "enhanced_fraction")
-    tone = {"checked": len(_finite(out, "tone_worst_p95")), "rejected": sum(r.reason is Reason.MEAN_SHIFT for r in out),
-            "partial": sum(r.outcome is Outcome.ENHANCED and r.enhanced_fraction < 1.0 for r in out),
-            "mean_enhanced_fraction": clean(float(np.mean(frac))) if frac else None,
-            "out_of_distribution": sum(r.reason is Reason.OUT_OF_DISTRIBUTION for r in out)}
+    frac = st.enhanced_fraction.summary()
+    raw = st.count(Outcome.PASSTHROUGH)
+    tone = {"checked": st.tone_checked, "rejected": raw.get(Reason.MEAN_SHIFT.value, 0), "partial": st.tone_partial,
+            "mean_enhanced_fraction": clean(frac.mean) if frac.n else None,
+            "out_of_distribution": raw.get(Reason.OUT_OF_DISTRIBUTION.value, 0)}
     return {
         "tone": tone,
-        "fidelity": {"checked": len(fid), "rejected": rejected,
+        "fidelity": {"checked": fid.n, "rejected": st.fidelity_rejected,
                      "threshold_db": fidelity.get("min_db") if fidelity else None,
-                     "worst_db": clean(min(fid)) if fid else None,
-                     "median_db": clean(float(np.median(fid))) if fid else None},
+                     "worst_db": clean(fid.min) if fid.n else None,
+                     "median_db": clean(fid.median) if fid.n else None},
         "change_score": {"n": change.n, **{k: clean(getattr(change, k)) for k in ("median", "p90", "max")}},
-        "flicker": {"n": len(pairs), "input": clean(f_in), "output": clean(f_out),
+        "flicker": {"n": st.flicker_n, "input": clean(f_in), "output": clean(f_out),
                     "excess": clean(f_out - f_in)},
     }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import struct
 import time
 import zlib
@@ -29,6 +30,9 @@ from .shm_ring import (DTYPES, FIXED_HEADER, FLAG_CLOSED, FLAG_CRC, FRAME_HEADER
                        SLOT_HEADER, SLOT_LATE, VERSION, RingGeometry, attach)
 
 READ_TRIES = 64  # seqlock retries before giving up on one slot (the writer keeps lapping it)
+
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 class RingError(Exception):
@@ -49,6 +53,8 @@ class RingFrame:
 class ShmRingReader:
     def __init__(self, name: str, *, wait_s: float = 0.0, poll_s: float = 0.005) -> None:
         self.name = name.strip("/")
+        if not _NAME.fullmatch(self.name):
+            raise RingError(f"bad shm ring name {name!r} (letters, digits, '.', '_', '-'; no '/')")
         self.poll_s = poll_s
         deadline = time.monotonic() + max(0.0, wait_s)
         while True:
@@ -62,6 +68,19 @@ class ShmRingReader:
             if time.monotonic() >= deadline:
                 raise RingError(f"no ganrt shm ring named {self.name!r} (is the writer running?)")
             time.sleep(poll_s)
+        try:
+            self._read_header()
+        except RingError:
+            self._shm.close()
+            raise
+        except (struct.error, ValueError, TypeError) as exc:  # json, utf-8 and numpy errors are ValueErrors
+            self._shm.close()
+            raise RingError(f"shm ring {self.name!r} has a corrupt header ({exc})") from None
+        self.last_number = max(0, self.write_count - self.geometry.slots)  # frames gone before we came: not missed
+        self.missed = 0  # frames overwritten after attaching, before this reader got to them
+        self.torn = 0  # copies rejected (seq changed or CRC mismatch) and retried
+
+    def _read_header(self) -> None:
         buf = self._shm.buf
         magic, version, self.header_bytes = struct.unpack_from("<8sII", buf, H_MAGIC)
         if version != VERSION:
@@ -75,12 +94,14 @@ class ShmRingReader:
         self.writer_pid = struct.unpack_from("<Q", buf, H_WRITER_PID)[0]
         self.fps = struct.unpack_from("<d", buf, H_FPS)[0]
         n_meta = struct.unpack_from("<I", buf, H_META_BYTES)[0]
+        if FIXED_HEADER + n_meta > self.header_bytes or self.header_bytes + slots * self.slot_bytes > self._shm.size \
+                or not slots or self.frame_bytes > self.slot_bytes:
+            raise RingError(f"shm ring {self.name!r}: header sizes do not fit the segment")
         self.meta: dict[str, Any] = json.loads(bytes(buf[FIXED_HEADER:FIXED_HEADER + n_meta]) or b"{}")
+        if not isinstance(self.meta, dict):
+            raise RingError(f"shm ring {self.name!r}: metadata is not an object")
         self.checksum = bool(flags & FLAG_CRC)
         self._u64 = np.ndarray((self._shm.size // 8,), dtype="<u8", buffer=buf)
-        self.last_number = max(0, self.write_count - slots)  # frames gone before we came are not "missed"
-        self.missed = 0  # frames overwritten after attaching, before this reader got to them
-        self.torn = 0  # copies rejected (seq changed or CRC mismatch) and retried
 
     # --- header -----------------------------------------------------------------------------
     @property
@@ -239,7 +260,9 @@ def _cmd(args: argparse.Namespace) -> int:
             print(json.dumps(ring.meta, indent=2))
             return 0
         if args.png:
-            args.png.mkdir(parents=True, exist_ok=True)
+            from .outpaths import make_dir
+
+            make_dir(args.png, "--png")
         n = 0
         for f in ring.frames(timeout_s=args.timeout):
             print(f"#{f.number} frame {f.frame_index} {f.outcome}{' late' if f.late else ''} "

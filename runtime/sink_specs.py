@@ -20,7 +20,6 @@ becomes ``stream0``, ``stream1``, ... (``shm:us_{stream}``).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from .errors import ConfigError
+from .outpaths import check_output, protect
 from .provenance import Provenance
 from .sinks import DisplaySink, NullSink, PngSink, SideBySideSink, Sink, VideoCodec, VideoSink
 
@@ -103,11 +103,11 @@ class SinkContext:
         return Path(p) if p is not None else None
 
     def file(self, spec: SinkSpec, default_name: str) -> Path:
+        """The sink's path: its target, else ``OUT/<stem><default_name>``; never an input (outpaths)."""
         path = Path(spec.target).expanduser() if spec.target else self.out / f"{self.stem}{default_name}"
-        src = self.source_path
-        if src is not None and (path.resolve() == src.resolve() or (path.exists() and os.path.samefile(path, src))):
-            raise ConfigError(f"--sink {spec.kind.value} would overwrite its input {src}; choose another path")
-        return path
+        if self.source_path is not None:
+            protect(self.source_path)
+        return check_output(path, f"--sink {spec.kind.value}")
 
 
 @dataclass(frozen=True)
@@ -148,14 +148,14 @@ def _side_by_side(spec: SinkSpec, ctx: SinkContext) -> Sink:
 
 
 def _png(spec: SinkSpec, ctx: SinkContext) -> Sink:
-    return PngSink(Path(spec.target).expanduser() if spec.target else ctx.out / f"{ctx.stem}frames",
-                   inputs=spec.flag("inputs", False), provenance=ctx.provenance)
+    return PngSink(ctx.file(spec, "frames"), inputs=spec.flag("inputs", False), provenance=ctx.provenance)
 
 
 def _dicom(spec: SinkSpec, ctx: SinkContext) -> Sink:
     from .sinks_dicom import DicomSink, resolve_target
 
-    path = resolve_target(spec.target, ctx.out) if spec.target else ctx.out / f"{ctx.stem}enhanced.dcm"
+    path = check_output(resolve_target(spec.target, ctx.out) if spec.target else ctx.out / f"{ctx.stem}enhanced.dcm",
+                        "--sink dicom")
     src = ctx.source
     header = getattr(src, "dicom_header", None) if src is not None else None
     meta = getattr(src, "meta", None)

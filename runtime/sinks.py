@@ -13,8 +13,10 @@ metadata). Other sinks: DICOM series (``sinks_dicom``), shared-memory ring and r
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 from collections import Counter
 from enum import Enum
 from pathlib import Path
@@ -25,6 +27,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .frames import Frame, FrameResult
+from .outpaths import check_output, make_dir
 from .overlay import for_display, to_bgr
 from .provenance import Provenance, png_with_text, write_sidecar
 
@@ -84,6 +87,10 @@ class VideoCodec(Enum):
         return {".avi": cls.MJPG, ".mkv": cls.FFV1}.get(path.suffix.lower(), cls.MP4V)
 
 
+SPACE_CHECK_EVERY = 30  # frames between free-space checks (a statvfs call)
+MIN_FREE_BYTES = 8 << 20
+
+
 class _Writer:
     """cv2.VideoWriter opened on the first frame (its size fixes the video's size); falls back
     to another codec with a warning when one does not open; later frames of another size are
@@ -102,12 +109,12 @@ class _Writer:
         self.frames = 0
 
     def _open(self, size: tuple[int, int]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path.parent)
         self._frame_size = size
         size = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # encoders crop odd sizes: pad instead
         tried = []
         for codec in (self.codec, *[c for c in self.FALLBACKS if c is not self.codec]):
-            path = self.path if codec is self.codec else self.path.with_suffix(codec.suffix)
+            path = check_output(self.path if codec is self.codec else self.path.with_suffix(codec.suffix), "video")
             w = cv2.VideoWriter(str(path), codec.fourcc, self.fps, size, True)
             if w.isOpened():
                 if codec is not self.codec:
@@ -127,13 +134,23 @@ class _Writer:
         if self._size != self._frame_size:
             bgr = cv2.copyMakeBorder(bgr, 0, self._size[1] - bgr.shape[0], 0, self._size[0] - bgr.shape[1],
                                      cv2.BORDER_REPLICATE)
+        if self.frames % SPACE_CHECK_EVERY == 0:
+            self._check_space(bgr.nbytes)
         self._w.write(bgr)
         self.frames += 1
+
+    def _check_space(self, frame_bytes: int) -> None:
+        """cv2.VideoWriter.write reports nothing when the disk is full; look before writing."""
+        free = shutil.disk_usage(self.path.parent).free
+        if free < max(MIN_FREE_BYTES, SPACE_CHECK_EVERY * frame_bytes):
+            raise OSError(errno.ENOSPC, f"no space left for {self.path.name} ({free} bytes free)")
 
     def close(self) -> None:
         if self._w is not None:
             self._w.release()
             self._w = None
+            if self.frames and not (self.path.exists() and self.path.stat().st_size > 0):
+                raise OSError(errno.EIO, f"{self.path} is missing or empty after writing {self.frames} frames")
 
 
 class VideoSink(SinkBase):
@@ -212,13 +229,13 @@ class PngSink(SinkBase):
     With a provenance, output PNGs carry it in tEXt chunks (plus the frame's outcome)."""
 
     def __init__(self, directory: str | Path, inputs: bool = False, provenance: Provenance | None = None) -> None:
-        self.dir = Path(directory)
+        self.dir = make_dir(directory, "png sink folder")
         self.inputs = inputs
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.count = 0
         self._text = provenance.text_fields() if provenance is not None else None
 
     def _imwrite(self, path: Path, img: np.ndarray, text: dict[str, str] | None = None) -> None:
+        check_output(path, "png sink")  # a frame file may be a hard link to an input
         if text is None:
             if not cv2.imwrite(str(path), img):
                 raise OSError(f"cannot write {path}")

@@ -24,6 +24,7 @@ import numpy as np
 from .deid import Deidentifier
 from .dicom_out import LABELS, NO_SIGNAL_LABEL, DerivedSeries, PixelFormat
 from .errors import ConfigError
+from .outpaths import check_output, make_dir, open_exclusive, protect
 from .frames import Frame, FrameResult
 from .lazy import lazy_import
 from .overlay import for_display
@@ -49,16 +50,10 @@ def resolve_target(target: str | Path | None, out_dir: Path) -> Path:
 
 
 def refuse_overwriting_source(path: Path, source_path: Path | None) -> None:
-    if source_path is None:
-        return
-    same = path.resolve() == source_path.resolve()
-    if not same and path.exists():
-        try:
-            same = os.path.samefile(path, source_path)
-        except OSError:
-            same = False
-    if same:
-        raise ConfigError(f"dicom sink would overwrite its input {source_path}; choose another output path")
+    """The series file passes the one output check (``outpaths``) with its source registered."""
+    if source_path is not None:
+        protect(source_path)
+    check_output(path, "dicom sink")
 
 
 class _Instance:
@@ -67,8 +62,8 @@ class _Instance:
     def __init__(self, path: Path, number: int) -> None:
         self.path, self.number = path, number
         self.pixels_path = path.with_name(path.name + ".pixels.partial")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: BinaryIO | None = open(self.pixels_path, "wb")
+        make_dir(path.parent)
+        self._fh: BinaryIO | None = open_exclusive(self.pixels_path, "wb")
         self.nbytes = 0
         self.indices: list[int] = []
         self.labels: list[str] = []
@@ -93,9 +88,9 @@ class _Instance:
         self._fh.close()
         self._fh = None
         partial = self.path.with_name(self.path.name + ".partial")
-        pydicom.dcmwrite(str(partial), ds, enforce_file_format=True)
         pad = self.nbytes % 2
-        with open(partial, "ab") as out, open(self.pixels_path, "rb") as pixels:
+        with open_exclusive(partial, "wb") as out, open(self.pixels_path, "rb") as pixels:
+            pydicom.dcmwrite(out, ds, enforce_file_format=True)
             out.write(PIXEL_DATA_TAG + vr + b"\0\0" + struct.pack("<I", self.nbytes + pad))
             shutil.copyfileobj(pixels, out, 1 << 20)
             if pad:

@@ -26,7 +26,10 @@ from .changemap import ChangeMapSink
 from .clock import SYSTEM_CLOCK, Clock
 from .fairness import StreamShare
 from .guard import GuardConfig
+from .errors import OutputError
 from .manifest import Manifest
+from . import signals
+from .outpaths import check_output, make_dir, protect, write_atomic
 from .pipeline import PipelineConfig, run
 from .profiles import DeviceProfile
 from .provenance import Provenance
@@ -83,7 +86,7 @@ def make_sinks(setup: RunSetup, ctx: SinkContext) -> list[Sink]:
     sinks = build_sinks(for_stream(setup.sinks, ctx.stream), ctx)
     if setup.change_map is not None:
         target = fill_stream(setup.change_map, ctx.stream)
-        path = Path(target).expanduser() if target else ctx.out / f"{ctx.stem}change_map.mp4"
+        path = check_output(target if target else ctx.out / f"{ctx.stem}change_map.mp4", "--change-map")
         sinks.append(ChangeMapSink.video(path, ctx.fps, ctx.provenance))
     return sinks
 
@@ -155,7 +158,9 @@ class StreamRun:
     started: bool = False
 
     def run(self, stop: threading.Event | None = None) -> Report:
+        """``stop``: set by the caller to end the stream; None: a SIGINT/SIGTERM/SIGHUP does (signals)."""
         self.started = True
+        stop = stop if stop is not None else signals.streaming()
         report = run(self.source, self.enhancer, self.sinks, self.config, clock=self.clock, record=self.record,
                      stop=stop, share=self.share, lookahead=self.lookahead)
         remote = getattr(self.enhancer.runner, "remote_stats", None)  # a remote runner (triton) reports its own
@@ -163,7 +168,10 @@ class StreamRun:
             report = replace(report, remote=remote())
         if self.deidentify:
             report = scrub(report)
-        (self.spec.out / f"{self.spec.stem}report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        write_atomic(self.spec.out / f"{self.spec.stem}report.json", json.dumps(report.to_dict(), indent=2) + "\n",
+                     "report")
+        if self.record.write_error:  # the report is written; the record kept every row that reached the disk
+            raise OutputError(f"the record is incomplete: {self.record.write_error}")
         return report
 
     def discard(self) -> None:
@@ -186,7 +194,8 @@ def prepare(spec: StreamSpec, setup: RunSetup, source, runner, *, clock: Clock =
     to read a file source's first frames ahead (``read_ahead``); None reads nothing ahead."""
     from .ops import Enhancer
 
-    spec.out.mkdir(parents=True, exist_ok=True)
+    protect(spec.source)
+    make_dir(spec.out, "--out")
     enhancer = Enhancer(runner, setup.manifest, artifact=setup.selection.artifact, clock=clock)
     provenance = Provenance.for_run(setup.manifest, enhancer, setup.profile, setup.selection.artifact,
                                     source=spec.source)

@@ -111,6 +111,9 @@ def _write_dcm(path: Path, arr: np.ndarray, fps: float) -> Path:
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
     ds.StudyID = "1"
+    # Type 2 (present, may be empty) in the US Multi-frame IOD: dciodvfy checks every written file
+    ds.PatientBirthDate = ds.PatientSex = ds.ReferringPhysicianName = ds.AccessionNumber = ""
+    ds.Laterality = ds.PositionReferenceIndicator = ds.PatientOrientation = ""
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
     ds.Manufacturer = "ganrt simulator"

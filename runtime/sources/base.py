@@ -7,6 +7,8 @@ by the clock, so tests never sleep) or run as fast as the consumer reads.
 
 from __future__ import annotations
 
+import collections
+
 import logging
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,6 +53,7 @@ class SourceBase:
         self.live = live or realtime
         self.meta = FrameMeta(source_id=source_id, fps=fps, modality=modality)
         self.decode_errors = 0  # frames that could not be decoded (the stream ended or skipped them)
+        self.skipped: collections.deque[int] = collections.deque()  # indices of frames skipped as unreadable
         self._index = 0
         self._since_rewind = 0
         self._t0_ns: int | None = None  # pacing origin
@@ -70,6 +73,13 @@ class SourceBase:
     def _frame_meta(self) -> FrameMeta:
         """Meta of the frame being produced (a live source marks its 'no signal' frames here)."""
         return self.meta
+
+    def _skip(self) -> None:
+        """The frame at the current index cannot be decoded: it keeps its index, so indices stay
+        aligned with the files, and the pipeline records it as dropped (unreadable)."""
+        self.skipped.append(self._index)
+        self._index += 1
+        self.decode_errors += 1
 
     # --- the interface ----------------------------------------------------------------------
     def read(self) -> Frame | None:

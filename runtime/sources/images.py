@@ -39,7 +39,8 @@ def read_image(path: Path) -> np.ndarray | None:
 
 class ImageFolderSource(SourceBase):
     """An unreadable image in the middle is skipped (warning + ``decode_errors``), not fatal:
-    one bad file in a folder says nothing about the next one."""
+    one bad file in a folder says nothing about the next one. It keeps its frame index (the
+    record says ``dropped``/``unreadable``), so indices stay aligned with the file names."""
 
     def __init__(self, directory: str | Path, fps: float | None = None, **kw) -> None:
         self.dir = Path(directory)
@@ -63,7 +64,7 @@ class ImageFolderSource(SourceBase):
             img = read_image(path)
             if img is not None:
                 return img
-            self.decode_errors += 1
+            self._skip()
             log.warning("%s: not a readable image, skipped", path.name)
         return None
 

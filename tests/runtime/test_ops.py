@@ -190,12 +190,25 @@ def test_policy_backoff_grows_caps_and_resets():
     assert p.decide(0, 0, busy=True) is Reason.BACKOFF
 
 
-def test_policy_timeout_default():
-    assert PolicyConfig(budget_ms=33).timeout_s == pytest.approx(0.25)
-    assert PolicyConfig(budget_ms=100).timeout_s == pytest.approx(0.3)
-    assert PolicyConfig(budget_ms=10, timeout_ms=40).timeout_s == pytest.approx(0.04)
-    with pytest.raises(ConfigError):
-        PolicyConfig(budget_ms=0)
+def test_policy_waits_for_inference_until_the_deadline_only():
+    from ganrt.runtime.policy import RAW_MARGIN_MS
+
+    margin = RAW_MARGIN_MS / 1e3
+    assert PolicyConfig(budget_ms=33).timeout_s == pytest.approx(0.033)
+    assert PolicyConfig(budget_ms=100, timeout_ms=40).timeout_s == pytest.approx(0.04)
+    assert PolicyConfig(budget_ms=10, timeout_ms=40).timeout_s == pytest.approx(0.01)  # never past the budget
+    p = DeadlinePolicy(PolicyConfig(budget_ms=33))
+    assert p.wait_s(0, 0) == pytest.approx(0.033 - margin)
+    assert p.wait_s(0, 20_000_000) == pytest.approx(0.013 - margin)  # what is left of this frame's budget
+    assert p.wait_s(0, 40_000_000) == 0.0
+    p.observe_output(2.0)  # the raw frame must still go out by the deadline: its output time is kept free
+    p.observe_wake(1.0)  # and a timed wait here wakes up about 1 ms late
+    assert p.wait_s(0, 0) == pytest.approx(0.030 - margin)
+    p.observe_raw(3.0)  # once raw frames are seen, their whole cost replaces the sinks' share
+    assert p.wait_s(0, 0) == pytest.approx(0.029 - margin)
+    for bad in (0, -1, float("inf"), float("nan"), 1e300):
+        with pytest.raises(ConfigError):
+            PolicyConfig(budget_ms=bad)
 
 
 # --- queue ---------------------------------------------------------------------------------------

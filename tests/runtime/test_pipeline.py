@@ -87,21 +87,23 @@ def test_slow_model_goes_raw_after_the_predictor_learns_and_keeps_probing():
     report, rec, runner = stream(n=40, runner_kw=dict(latency_ms=50.0), budget_ms=33.0)
     check_complete(report, rec, 40)
     o = outcomes(rec)
-    assert o[0] == (E, Reason.NONE) and rec.rows[0].late  # shown, but flagged as a deadline miss
-    probes = [i for i, (out, _) in enumerate(o) if out is E]
+    # the result came after the deadline: never shown, but the predictor learns the model's time from it
+    assert o[0] == (P, Reason.LATE) and rec.rows[0].late
+    probes = [i for i, (_, why) in enumerate(o) if why is Reason.LATE]
     assert probes == [0, 15, 30]  # every 15th predicted miss still runs inference
     assert all(o[i] == (P, Reason.PREDICTED_MISS) for i in range(40) if i not in probes)
-    assert runner.calls == 3
-    assert report.passthrough == {"predicted-miss": 37} and report.late == 3
+    assert runner.calls == 3 and report.enhanced == 0
+    assert report.passthrough == {"late": 3, "predicted-miss": 37} and report.late == 3
 
 
 def test_prediction_recovers_when_the_machine_calms_down():
     slow = lambda i: 50.0 if i < 2 else 5.0  # noqa: E731 - the first two inference calls are slow
     report, rec, _ = stream(n=40, runner_kw=dict(latency_ms=slow), budget_ms=33.0)
     check_complete(report, rec, 40)
-    o = [out for out, _ in outcomes(rec)]
-    assert o[0] is E and o[1:15] == [P] * 14 and o[15] is E  # probe 1: still slow
-    assert o[16:30] == [P] * 14 and o[30:] == [E] * 10  # probe 2 was fast: enhancement resumes
+    o = outcomes(rec)
+    assert o[0] == (P, Reason.LATE) and o[1:15] == [(P, Reason.PREDICTED_MISS)] * 14
+    assert o[15] == (P, Reason.LATE)  # probe 1: still slow, its late result is not shown
+    assert [out for out, _ in o[16:30]] == [P] * 14 and [out for out, _ in o[30:]] == [E] * 10  # probe 2 was fast
 
 
 def test_raising_runner_falls_back_then_backs_off_then_recovers():

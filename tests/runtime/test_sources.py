@@ -128,7 +128,7 @@ def test_image_folder_8_and_16_bit_natural_order(tmp_path):
     cv2.imwrite(str(d / "f2.png"), a16)
     cv2.imwrite(str(d / "f3.tif"), a16)
     cv2.imwrite(str(d / "f11.png"), bgra)
-    (d / "f12.png").write_bytes(b"broken")  # mid-stream junk: skipped and counted
+    (d / "f12.png").write_bytes(b"broken")  # mid-stream junk: skipped and counted, its index kept
     cv2.imwrite(str(d / "f13.bmp"), cv2.cvtColor(a8, cv2.COLOR_GRAY2BGR))
     (d / "readme.txt").write_text("ignored")
     src = open_source(str(d), clock=ManualClock())
@@ -139,7 +139,7 @@ def test_image_folder_8_and_16_bit_natural_order(tmp_path):
         (np.uint8, (12, 10, 3))]
     np.testing.assert_array_equal(frames[0].pixels, a16)
     np.testing.assert_array_equal(frames[2].pixels, a8)
-    assert [f.index for f in frames] == list(range(5)) and src.decode_errors == 1
+    assert [f.index for f in frames] == [0, 1, 2, 3, 5] and src.decode_errors == 1 and list(src.skipped) == [4]
 
 
 def test_empty_folder(tmp_path):
