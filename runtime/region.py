@@ -50,15 +50,7 @@ from .us_regions import UsRegion, tissue_boxes
 log = logging.getLogger(__name__)
 
 DEFAULT_FRAMES = 15  # half a second at 30 fps: enough speckle decorrelation to separate it from UI
-MIN_AREA_FRACTION = 0.02  # a "region" smaller than this is a detection failure, not a sector
-MOTION_MIN_STD = 3.0  # grey levels: above lossy-video noise around static text
-MOTION_REL_STD = 0.1  # ... and above this fraction of the typical moving pixel's std
-STILL_MIN_LEVEL = 12.0  # grey levels above black counted as image in a single frame
-STATIC_MAX_STD = 1.5  # a mark inside the sector whose pixels change less than this is burned in,
-STATIC_REL_STD = 0.2  # ... or less than this fraction of the sector's median change (lossy video
-#                       makes static marks over moving speckle flicker by a few levels)
-MARK_MIN_LEVEL = 160.0  # ... and bright (calipers, labels are drawn near white)
-MARK_MIN_CHROMA = 48.0  # ... or coloured (max - min of B, G, R)
+# detection's thresholds live with the detectors (region_detect.py)
 
 
 class RegionMode(Enum):
