@@ -108,10 +108,10 @@ def _per_frame(rows) -> dict[str, list[float | None]]:
 
 
 def _frame_cost(rows) -> dict:
-    """pre + infer + post + guard + sink of every frame the model ran on (enhanced, or sent raw by
-    the output checks): what one frame costs the loop, checks included."""
+    """pre + infer + post + guard + sink of every frame the model returned on (enhanced, or sent raw
+    by the output checks): what one frame costs the loop, checks included."""
     return summarize([r.pre_ms + r.infer_ms + r.post_ms + r.guard_ms + r.sink_ms for r in rows
-                      if not math.isnan(r.infer_ms)]).to_dict()
+                      if not math.isnan(r.post_ms)]).to_dict()
 
 
 def _sink(kind: BenchSink, tmp: Path, fps: float):
