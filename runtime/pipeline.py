@@ -260,7 +260,9 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
             once("bad-output", "frame %d shown raw, bad model output: %s", frame.index, exc)
             reason = Reason.BAD_OUTPUT
         except InferenceTimeout as exc:
-            policy.observe_wake((clock.now_ns() - wait_start) / 1e6 - wait_s * 1e3)
+            waited_ms = (clock.now_ns() - wait_start) / 1e6
+            policy.observe_wake(waited_ms - wait_s * 1e3)
+            policy.timed_out(waited_ms)
             once("timeout", "frame %d shown raw: %s", frame.index, exc)
             reason = Reason.TIMEOUT
         except RemoteUnavailable as exc:
@@ -292,7 +294,8 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
             policy.succeeded(times.total_ms + finish_ns / 1e6)
         else:
             result.pixels = None
-            if reason is not Reason.REMOTE_UNAVAILABLE:  # a remote runner backs off and reconnects on its own
+            # a remote runner backs off and reconnects on its own; a timeout was learned above
+            if reason not in (Reason.REMOTE_UNAVAILABLE, Reason.TIMEOUT):
                 policy.failed(reason)
     result.reason = reason or Reason.NONE
     if result.pixels is None:

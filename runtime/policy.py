@@ -134,6 +134,14 @@ class DeadlinePolicy:
         self._failures = 0
         self._backoff_level = 0
 
+    def timed_out(self, elapsed_ms: float) -> None:
+        """The frame's deadline came before the model's result. Not a backend failure (no failure
+        backoff: a runner that really hangs keeps the worker busy, and every frame meanwhile goes
+        raw as ``backoff``): the call took at least ``elapsed_ms``, which the predictor learns, so
+        later frames are predicted to miss instead of timing out one by one."""
+        self._probing = False
+        self._process_ms.append(elapsed_ms)
+
     def failed(self, reason: Reason) -> None:
         self._probing = False
         self._failures += 1

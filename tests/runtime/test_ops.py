@@ -190,6 +190,17 @@ def test_policy_backoff_grows_caps_and_resets():
     assert p.decide(0, 0, busy=True) is Reason.BACKOFF
 
 
+def test_a_deadline_timeout_is_learned_as_slowness_not_counted_as_a_failure():
+    """A call still computing at its frame's deadline is a slow model on a busy machine, not a broken
+    backend: later frames are predicted to miss (with probes), never backed off for 8..256 frames."""
+    p = DeadlinePolicy(PolicyConfig(budget_ms=30, fail_threshold=3, backoff_frames=8, probe_every=4))
+    for _ in range(5):
+        p.timed_out(28.0)
+    reasons = [p.decide(0, 5 * MS) for _ in range(8)]
+    assert Reason.BACKOFF not in reasons and reasons.count(Reason.PREDICTED_MISS) == 6  # two probes in eight
+    assert p.backoffs == 0
+
+
 def test_policy_waits_for_inference_until_the_deadline_only():
     from ganrt.runtime.policy import RAW_MARGIN_MS
 
