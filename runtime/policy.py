@@ -99,11 +99,14 @@ class DeadlinePolicy:
         left = (self.deadline_ns(origin_ns) - now_ns) / 1e9 - slack_ms / 1e3
         return max(0.0, min(left, self.config.timeout_s))
 
+    def _process_p(self) -> float:
+        return float(np.percentile(self._process_ms, self.config.quantile))
+
     def predicted_ms(self) -> float | None:
         """Expected time from 'start enhancing now' to 'out of the sinks'; None until learned."""
         if not self._process_ms:
             return None
-        return float(np.percentile(self._process_ms, self.config.quantile)) + (self.predicted_output_ms() or 0.0)
+        return self._process_p() + (self.predicted_output_ms() or 0.0)
 
     def decide(self, origin_ns: int, now_ns: int, *, busy: bool = False) -> Reason | None:
         """None: run inference. A Reason: pass the raw frame through for that reason."""
@@ -115,7 +118,10 @@ class DeadlinePolicy:
         if now_ns >= self.deadline_ns(origin_ns):  # the budget is gone before inference could start
             return Reason.PREDICTED_MISS
         predicted = self.predicted_ms()
-        if predicted is not None and now_ns + predicted * 1e6 > self.deadline_ns(origin_ns):
+        # also a miss when the call would outlast the wait ``wait_s`` allows (it keeps room to show the raw
+        # frame on time): starting it would only end in a timeout
+        if predicted is not None and (now_ns + predicted * 1e6 > self.deadline_ns(origin_ns)
+                                      or self._process_p() > self.wait_s(origin_ns, now_ns) * 1e3):
             self._misses += 1
             if self._misses % self.config.probe_every:
                 return Reason.PREDICTED_MISS
