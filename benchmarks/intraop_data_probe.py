@@ -1,0 +1,115 @@
+"""Does the real-photograph training data fix intraop-enhance's colour casts? A short, cheap probe.
+
+    python -m ganrt.benchmarks.intraop_data_probe --steps 300 --out benchmarks/results/intraop_data_probe.json
+
+Not the export: it fine-tunes today's bundled student (fp32 weights, no teacher, no QAT) with
+L1 on the mixed training set (tasks._intraop_train_pairs: procedural endoscopy + the tuning
+photographs) and compares it with the bundled student on (1) the simulated held-out set of the
+export (endoscopy, seeds 900000.., 256x256: PSNR) and (2) the clean report photographs (local
+L* and chroma shift, benchmarks/realphoto_metrics.py). The probe says whether the data recipe
+moves both in the right direction at a budget this machine affords; the bundle is re-exported by
+`ganrt export pipeline --task intraop-enhance`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+EVAL_SEED0, EVAL_FRAMES = 900_000, 64
+
+
+def _student(torch, bundle: Path):
+    from safetensors.torch import load_file
+
+    from ganrt.runtime.backends.torch_models import build_student
+
+    man = json.loads((bundle / "manifest.json").read_text())
+    model = build_student(torch, man["weights"]["config"])
+    model.load_state_dict(load_file(str(bundle / man["weights"]["file"])))
+    return model
+
+
+def _run(torch, model, rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 float RGB -> HxWx3 float RGB."""
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+        return model(x)[0].numpy().transpose(1, 2, 0)
+
+
+def _measure(torch, model, held, photos: dict[str, np.ndarray]) -> dict:
+    from ganrt.export.evaluate import quality
+
+    from .realphoto_metrics import colour_shift
+
+    outs = np.stack([_run(torch, model, held.inputs[i]) for i in range(len(held.inputs))])
+    clean = {}
+    for name, rgb in photos.items():
+        out = np.clip(_run(torch, model, rgb.astype(np.float32) / 255.0) * 255 + 0.5, 0, 255).astype(np.uint8)
+        clean[name] = colour_shift(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    return {"held_out_psnr_db": round(quality(outs, held)["psnr"], 3), "clean_report_photos": clean}
+
+
+def _finetune(torch, model, train, steps: int, batch: int, patch: int, lr: float, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    n, h, w = train.inputs.shape[:3]
+    losses = []
+    for _ in range(steps):
+        idx = rng.integers(0, n, batch)
+        rs, cs = rng.integers(0, h - patch + 1, batch), rng.integers(0, w - patch + 1, batch)
+        x = np.stack([train.inputs[i, r:r + patch, c:c + patch] for i, r, c in zip(idx, rs, cs)]).transpose(0, 3, 1, 2)
+        y = np.stack([train.targets[i, r:r + patch, c:c + patch] for i, r, c in zip(idx, rs, cs)]).transpose(0, 3, 1, 2)
+        loss = torch.nn.functional.l1_loss(model(torch.from_numpy(x)), torch.from_numpy(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from ganrt.export.realphotos import REPORT, load_all
+    from ganrt.export.tasks import get_task
+
+    from .env import environment
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bundle", type=Path, default=Path("runtime/models/intraop-enhance"))
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--pairs", type=int, default=160)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    task = get_task("intraop-enhance")
+    held = task.make_pairs(range(EVAL_SEED0, EVAL_SEED0 + EVAL_FRAMES), (256, 256))
+    train = task.make_train_pairs(range(0, a.pairs), (256, 256))
+    photos = load_all(REPORT)
+    model = _student(torch, a.bundle).eval()
+    before = _measure(torch, model, held, photos)
+    model.train()
+    losses = _finetune(torch, model, train, a.steps, batch=8, patch=96, lr=5e-4, seed=1)
+    model.eval()
+    after = _measure(torch, model, held, photos)
+    result = {"probe": "intraop-enhance data", "steps": a.steps, "train_pairs": a.pairs, "batch": 8, "patch": 96,
+              "lr": 5e-4, "loss_first_50": round(float(np.mean(losses[:50])), 4),
+              "loss_last_50": round(float(np.mean(losses[-50:])), 4), "bundled_student": before,
+              "fine_tuned_on_mixed_pairs": after, "seconds": round(time.perf_counter() - t0, 1),
+              "environment": environment()}
+    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: result[k] for k in ("bundled_student", "fine_tuned_on_mixed_pairs")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
