@@ -1,12 +1,13 @@
 """Does the real-photograph training data fix intraop-enhance's colour casts? A short, cheap probe.
 
-    python -m ganrt.benchmarks.intraop_data_probe --steps 300 --out benchmarks/results/intraop_data_probe.json
+    python -m ganrt.benchmarks.intraop_data_probe --steps 1500 --threads 2 --out benchmarks/results/intraop_data_probe.json
 
 Not the export: it fine-tunes today's bundled student (fp32 weights, no teacher, no QAT) with
 L1 on the mixed training set (tasks._intraop_train_pairs: procedural endoscopy + the tuning
 photographs) and compares it with the bundled student on (1) the simulated held-out set of the
-export (endoscopy, seeds 900000.., 256x256: PSNR) and (2) the clean report photographs (local
-L* and chroma shift, benchmarks/realphoto_metrics.py). The probe says whether the data recipe
+export (endoscopy, seeds 900000.., 256x256: PSNR), (2) the clean report photographs (local L* and
+chroma shift) and (3) the same photographs degraded as in the RGB benchmark (PSNR, SSIM, CIEDE2000
+against the original, with CLAHE + NLM beside them; benchmarks/realphoto.py). The probe says whether the data recipe
 moves both in the right direction at a budget this machine affords; the bundle is re-exported by
 `ganrt export pipeline --task intraop-enhance`.
 """
@@ -42,17 +43,28 @@ def _run(torch, model, rgb: np.ndarray) -> np.ndarray:
         return model(x)[0].numpy().transpose(1, 2, 0)
 
 
-def _measure(torch, model, held, photos: dict[str, np.ndarray]) -> dict:
+def _bgr(torch, model, bgr: np.ndarray) -> np.ndarray:
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    out = np.clip(_run(torch, model, rgb) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
+
+
+def _measure(torch, model, held, cases) -> dict:
+    """Held-out PSNR; on the benchmark's report cases: clean colour shift, degraded restoration."""
     from ganrt.export.evaluate import quality
 
-    from .realphoto_metrics import colour_shift
+    from .realphoto_metrics import colour_shift, restoration
 
     outs = np.stack([_run(torch, model, held.inputs[i]) for i in range(len(held.inputs))])
-    clean = {}
-    for name, rgb in photos.items():
-        out = np.clip(_run(torch, model, rgb.astype(np.float32) / 255.0) * 255 + 0.5, 0, 255).astype(np.uint8)
-        clean[name] = colour_shift(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
-    return {"held_out_psnr_db": round(quality(outs, held)["psnr"], 3), "clean_report_photos": clean}
+    clean, degraded = {}, {}
+    for name, cond, orig, inp in cases:
+        out = _bgr(torch, model, inp)
+        if cond == "clean":
+            clean[name] = colour_shift(inp, out)
+        else:
+            degraded[f"{name} {cond}"] = restoration(orig, out)
+    return {"held_out_psnr_db": round(quality(outs, held)["psnr"], 3), "clean_report_photos": clean,
+            "degraded_report_photos": degraded}
 
 
 def _finetune(torch, model, train, steps: int, batch: int, patch: int, lr: float, seed: int) -> list[float]:
@@ -76,17 +88,19 @@ def _finetune(torch, model, train, steps: int, batch: int, patch: int, lr: float
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from ganrt.export.realphotos import REPORT, load_all
     from ganrt.export.tasks import get_task
 
     from .env import environment
+    from .realphoto import clahe_nlm, report_cases
+    from .realphoto_metrics import restoration
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundle", type=Path, default=Path("runtime/models/intraop-enhance"))
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--pairs", type=int, default=160)
+    ap.add_argument("--pairs", type=int, default=320)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--save", type=Path, default=None, help="the fine-tuned weights (safetensors)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -94,17 +108,22 @@ def main(argv: list[str] | None = None) -> int:
     task = get_task("intraop-enhance")
     held = task.make_pairs(range(EVAL_SEED0, EVAL_SEED0 + EVAL_FRAMES), (256, 256))
     train = task.make_train_pairs(range(0, a.pairs), (256, 256))
-    photos = load_all(REPORT)
+    cases = report_cases()
+    baseline = {f"{n} {c}": restoration(o, clahe_nlm(i)) for n, c, o, i in cases if c != "clean"}
     model = _student(torch, a.bundle).eval()
-    before = _measure(torch, model, held, photos)
+    before = _measure(torch, model, held, cases)
     model.train()
     losses = _finetune(torch, model, train, a.steps, batch=8, patch=96, lr=5e-4, seed=1)
     model.eval()
-    after = _measure(torch, model, held, photos)
+    after = _measure(torch, model, held, cases)
+    if a.save is not None:
+        from safetensors.torch import save_file
+
+        save_file(model.state_dict(), str(a.save))
     result = {"probe": "intraop-enhance data", "steps": a.steps, "train_pairs": a.pairs, "batch": 8, "patch": 96,
               "lr": 5e-4, "loss_first_50": round(float(np.mean(losses[:50])), 4),
               "loss_last_50": round(float(np.mean(losses[-50:])), 4), "bundled_student": before,
-              "fine_tuned_on_mixed_pairs": after, "seconds": round(time.perf_counter() - t0, 1),
+              "fine_tuned_on_mixed_pairs": after, "clahe+nlm_degraded_report_photos": baseline, "seconds": round(time.perf_counter() - t0, 1),
               "environment": environment()}
     a.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("bundled_student", "fine_tuned_on_mixed_pairs")}, indent=1))

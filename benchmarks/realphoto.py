@@ -97,23 +97,33 @@ def _methods(frames: list[np.ndarray], profile: str, budget_ms: float) -> tuple[
     return out, [lab for _, lab in piped]
 
 
-def run(profile: str = "cpu-x86-2core", budget_ms: float = 1000.0, out_dir: Path | None = None) -> dict:
+def report_cases() -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(image, condition, original, input) for every report photograph, clean and through each
+    degradation preset (fixed seed), BGR uint8."""
     from ganrt.export.data.photo_degrade import PRESETS, degrade
-    from ganrt.export.realphotos import REPORT, TUNE, load_all
+    from ganrt.export.realphotos import REPORT, load_all
 
-    from .env import environment
-
-    t0 = time.perf_counter()
-    photos = load_all(REPORT)
     rng = np.random.default_rng(SEED)
-    cases: list[tuple[str, str, np.ndarray, np.ndarray]] = []  # (image, condition, original, input), BGR
-    for name, rgb in photos.items():
+    cases = []
+    for name, rgb in load_all(REPORT).items():
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         cases.append((name, "clean", bgr, bgr))
         for cond, d in PRESETS.items():
             deg = degrade(rgb.astype(np.float32) / 255.0, d, rng)
             cases.append((name, cond, bgr, cv2.cvtColor(np.clip(deg * 255 + 0.5, 0, 255).astype(np.uint8),
                                                          cv2.COLOR_RGB2BGR)))
+    return cases
+
+
+def run(profile: str = "cpu-x86-2core", budget_ms: float = 1000.0, out_dir: Path | None = None) -> dict:
+    from ganrt.export.data.photo_degrade import PRESETS
+    from ganrt.export.realphotos import TUNE
+
+    from .env import environment
+
+    t0 = time.perf_counter()
+    cases = report_cases()
+    photos = list(dict.fromkeys(c[0] for c in cases))
     outs, labels = _methods([c[3] for c in cases], profile, budget_ms)
     images: dict[str, dict] = {}
     for k, (name, cond, orig, inp) in enumerate(cases):
