@@ -85,6 +85,29 @@ def _finetune(torch, model, train, steps: int, batch: int, patch: int, lr: float
     return losses
 
 
+def to_markdown(r: dict) -> str:
+    b, f, c = r["bundled_student"], r["fine_tuned_on_mixed_pairs"], r["clahe+nlm_degraded_report_photos"]
+    lines = ["# intraop-enhance data probe (benchmarks/intraop_data_probe.py)", "",
+             f"Today's student fine-tuned {r['steps']} steps (L1, batch {r['batch']}, patch {r['patch']}, lr {r['lr']}) "
+             f"on {r['train_pairs']} mixed pairs; {r['seconds']} s on {r['environment'].get('cpu')} "
+             f"(load {r['environment'].get('load_avg')}). Not a bundle: no teacher, no QAT, fp32 torch.", "",
+             f"Simulated held-out PSNR (endoscopy, 64 x 256^2): bundled {b['held_out_psnr_db']} dB, "
+             f"fine-tuned {f['held_out_psnr_db']} dB.", "",
+             "| clean report photo | bundled L* / chroma median | fine-tuned L* / chroma median |", "|---|---|---|"]
+    for n, v in b["clean_report_photos"].items():
+        w = f["clean_report_photos"][n]
+        lines.append(f"| {n} | {v['local_l_median']} / {v['local_chroma_median']} | "
+                     f"{w['local_l_median']} / {w['local_chroma_median']} |")
+    lines += ["", "| degraded report photo | CLAHE + NLM PSNR / CIEDE2000 | bundled | fine-tuned | fine-tuned beats CLAHE + NLM |",
+              "|---|---|---|---|---|"]
+    for k, v in c.items():
+        x, y = b["degraded_report_photos"][k], f["degraded_report_photos"][k]
+        win = y["psnr_db"] > v["psnr_db"] and y["ciede2000_mean"] < v["ciede2000_mean"]
+        lines.append(f"| {k} | {v['psnr_db']} / {v['ciede2000_mean']} | {x['psnr_db']} / {x['ciede2000_mean']} | "
+                     f"{y['psnr_db']} / {y['ciede2000_mean']} | {'yes' if win else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -126,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
               "fine_tuned_on_mixed_pairs": after, "clahe+nlm_degraded_report_photos": baseline, "seconds": round(time.perf_counter() - t0, 1),
               "environment": environment()}
     a.out.write_text(json.dumps(result, indent=1) + "\n")
+    a.out.with_suffix(".md").write_text(to_markdown(result))
     print(json.dumps({k: result[k] for k in ("bundled_student", "fine_tuned_on_mixed_pairs")}, indent=1))
     return 0
 

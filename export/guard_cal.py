@@ -1,7 +1,7 @@
 """The manifest's ``tone`` and ``input_domain`` blocks: the runtime's local-mean check and input domain.
 
-``input_domain`` (runtime/domain.py): the statistics of the task's own simulated inputs at the
-sizes the runtime sees (the training size and 512), each range [p1, p99] widened by
+``input_domain`` (runtime/domain.py): the statistics of the task's own training inputs (simulated,
+and for intraop-enhance the degraded tuning photographs too) at the sizes the runtime sees (the training size and 512), each range [p1, p99] widened by
 ``DOMAIN_FACTOR`` (a ratio: the statistics are scales). A frame beyond it is further from anything
 the model was trained on than the training set's own spread.
 
@@ -216,7 +216,7 @@ def calibrate_domain(task, sizes: Sequence[tuple[int, int]]) -> dict:
     """``input_domain`` from the task's simulated inputs at ``sizes`` (target H x W)."""
     stats = []
     for hw in sizes:
-        pairs = task.make_pairs(DOMAIN_SEEDS, hw)
+        pairs = (task.make_train_pairs or task.make_pairs)(DOMAIN_SEEDS, hw)  # what the model was trained on
         for i in range(len(pairs.inputs)):
             img = to_uint8(pairs.inputs[i])
             img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
@@ -230,7 +230,7 @@ def calibrate_domain(task, sizes: Sequence[tuple[int, int]]) -> dict:
         lo, hi = float(np.percentile(v, 1)), float(np.percentile(v, 99))
         ranges[k] = [round(lo / DOMAIN_FACTOR, 3), round(hi * DOMAIN_FACTOR, 3)]
     return {"ranges": ranges, "every": 15,
-            "how": f"{len(stats)} simulated inputs (seeds {DOMAIN_SEEDS.start}.., sizes {[list(s) for s in sizes]}), "
+            "how": f"{len(stats)} training inputs (seeds {DOMAIN_SEEDS.start}.., sizes {[list(s) for s in sizes]}), "
                    f"[p1, p99] of each statistic widened by a factor {DOMAIN_FACTOR}"}
 
 

@@ -196,9 +196,11 @@ TASKS: dict[str, Task] = {
         # features and discriminator still guide the student.
         distill=DistillConfig(steps=1000, adv_steps=150, batch=8, patch=96, w_teacher=0.25),
         finetune=FinetuneConfig(steps=400, qat_start=120, batch=8, patch=96, lesion_batch=6, w_teacher=0.25, w_contrast=2.0),
-        data_note="Trained only on procedurally synthesised endoscopic frames (ganrt's tissue generator: "
+        data_note="Trained on procedurally synthesised endoscopic frames (ganrt's tissue generator: "
         "noise-field mucosa, vessels, a polyp, highlights, scope circle; degraded by low light, smoke, blur, "
-        "sensor noise and JPEG); not validated on patient video and not a diagnostic device.",
+        "sensor noise and JPEG) and, for every second pair, a crop of one of scikit-image's tuning photographs "
+        "(export/realphotos.py), colour-randomised, a quarter of them clean, the rest degraded alike "
+        "(export/data/photo_pairs.py); not validated on patient video and not a diagnostic device.",
     ),
 }
 
