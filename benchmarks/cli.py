@@ -106,11 +106,25 @@ def baselines(args: argparse.Namespace, manifest: Manifest, profile: DeviceProfi
 def realscan(args: argparse.Namespace) -> int:
     from ganrt.benchmarks.realscan import RealscanConfig, write
 
+    if getattr(args, "task", "ultrasound") == "intraop-enhance":
+        return _realscan_rgb(args)
     if args.frames < 1:
         raise ConfigError("--frames must be >= 1")
     names = tuple(n.strip() for n in args.acquisitions.split(",") if n.strip()) if args.acquisitions else ()
     cfg = RealscanConfig(out=args.out, max_frames=args.frames, acquisitions=names,
                          budget_ms=args.budget_ms or None, montage=not args.no_montage)
     result, md = write(cfg)
+    print(json.dumps(result, indent=2) if args.json else md)
+    return 0
+
+
+def _realscan_rgb(args: argparse.Namespace) -> int:
+    from ganrt.benchmarks.realphoto import write
+
+    try:
+        import skimage  # noqa: F401  (the photographs and the colour metrics)
+    except ImportError:
+        raise ConfigError("the RGB real-reference benchmark needs scikit-image (ganrt[export])") from None
+    result, md = write(args.out, budget_ms=args.budget_ms or 1000.0)
     print(json.dumps(result, indent=2) if args.json else md)
     return 0

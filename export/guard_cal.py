@@ -1,7 +1,7 @@
 """The manifest's ``tone`` and ``input_domain`` blocks: the runtime's local-mean check and input domain.
 
-``input_domain`` (runtime/domain.py): the statistics of the task's own simulated inputs at the
-sizes the runtime sees (the training size and 512), each range [p1, p99] widened by
+``input_domain`` (runtime/domain.py): the statistics of the task's own training inputs (simulated,
+and for intraop-enhance the degraded tuning photographs too) at the sizes the runtime sees (the training size and 512), each range [p1, p99] widened by
 ``DOMAIN_FACTOR`` (a ratio: the statistics are scales). A frame beyond it is further from anything
 the model was trained on than the training set's own spread.
 
@@ -15,6 +15,11 @@ frame is tiled and when a frame goes raw whole. Each setting in ``CANDIDATES`` i
   keeps the limits over its enhanced area;
 - positives, which it should leave alone: tone-neutral despeckling of the same frames (bilateral
   and non-local means) and the frame itself. Kept: at least ``KEEP_SHARE`` of the region enhanced.
+
+A colour model (intraop-enhance) is calibrated the same way on the real tuning photographs
+(realphotos.TUNE), in CIELAB (tone.py's colour limits): its negatives add two white-balance
+casts and a desaturation, its positives are the same tone-neutral filters in colour (bilateral,
+colour non-local means at the strength ``_tone_neutral`` uses).
 
 The setting that catches at least ``MIN_CATCH`` of the negatives and keeps the most positives is
 written (ties: the earlier); the measured rates go into ``metrics.guard_calibration``. The real
@@ -39,6 +44,7 @@ from ganrt.runtime.region import luma_u8
 from ganrt.runtime.tone import ToneCheck, ToneConfig, blend, sigma_px
 
 from .data.simulator import to_uint8
+from . import realphotos
 from .realscans import TUNE, RealItem, run_bundle
 
 log = logging.getLogger(__name__)
@@ -56,20 +62,62 @@ DOMAIN_SEEDS = range(700_000, 700_016)  # simulated inputs for the domain (not t
 BLOB_LEVELS = (25.0, -25.0)  # grey levels: a visible change of echogenicity
 BLOB_SIGMA = 0.05  # of the frame width
 GAIN = 1.2
+CAST = (0.9, 1.0, 1.1)  # B, G, R gains: a warm white-balance cast (reversed: a cool one)
+DESATURATE = 0.25
 SEED = 20_261_207
+
+
+def _local_delta(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None, frame_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """``G(b - a)`` over the nonzero pixels of ``mask`` (normalised convolution, G: sigma 1.5% of
+    ``frame_w``) at full resolution, and the inside mask (bool)."""
+    sigma = sigma_px(frame_w)
+    m = np.ones(a.shape[:2], np.float32) if mask is None else (mask > 0).astype(np.float32)
+    norm = np.maximum(cv2.GaussianBlur(m, (0, 0), sigma), 1e-3)
+    mm, nn = (m, norm) if a.ndim == 2 else (m[:, :, None], norm[:, :, None])
+    return cv2.GaussianBlur((b - a) * mm, (0, 0), sigma) / nn, m > 0
 
 
 def local_shift(raw: np.ndarray, shown: np.ndarray, mask: np.ndarray | None, frame_w: int) -> tuple[float, float]:
     """Median and p95 of |G(shown) - G(raw)| (grey levels, G: sigma 1.5% of ``frame_w``) over the
     nonzero pixels of ``mask``, at full resolution: the measure the limits are stated in."""
-    sigma = sigma_px(frame_w)
-    a, b = luma_u8(raw).astype(np.float32), luma_u8(shown).astype(np.float32)
-    m = np.ones(a.shape, np.float32) if mask is None else (mask > 0).astype(np.float32)
-    if m.sum() == 0:
+    d, inside = _local_delta(luma_u8(raw).astype(np.float32), luma_u8(shown).astype(np.float32), mask, frame_w)
+    if not inside.any():
         return math.nan, math.nan
-    d = np.abs(cv2.GaussianBlur((b - a) * m, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(m, (0, 0), sigma), 1e-3))
-    v = d[m > 0]
+    v = np.abs(d[inside])
     return float(np.median(v)), float(np.percentile(v, 95))
+
+
+def local_lab_shift(raw: np.ndarray, shown: np.ndarray, mask: np.ndarray | None,
+                    frame_w: int) -> tuple[float, float, float, float]:
+    """The colour form (BGR in): median and p95 of the local L* shift, then of the local a*b*
+    distance (Lab units), as runtime/tone.py states its colour limits."""
+    lab = [cv2.cvtColor(x.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab) for x in (raw, shown)]
+    d, inside = _local_delta(lab[0], lab[1], mask, frame_w)
+    if not inside.any():
+        return math.nan, math.nan, math.nan, math.nan
+    dl, dab = np.abs(d[:, :, 0][inside]), np.hypot(d[:, :, 1], d[:, :, 2])[inside]
+    return (float(np.median(dl)), float(np.percentile(dl, 95)), float(np.median(dab)),
+            float(np.percentile(dab, 95)))
+
+
+def keeps_limits(limits: ToneConfig, raw: np.ndarray, shown: np.ndarray, mask: np.ndarray | None,
+                 frame_w: int, colour: bool) -> bool:
+    """``shown`` keeps the tone check's limits against ``raw`` (a colour model: in CIELAB)."""
+    if colour:
+        ml, pl, mc, pc = local_lab_shift(raw, shown, mask, frame_w)
+        return (ml <= limits.max_median_l and pl <= limits.max_p95_l and mc <= limits.max_median_chroma
+                and pc <= limits.max_p95_chroma)
+    med, p95 = local_shift(raw, shown, mask, frame_w)
+    return med <= limits.max_median and p95 <= limits.max_p95
+
+
+def _casts(base: np.ndarray) -> list[np.ndarray]:
+    """Colour-only harms (BGR): a warm and a cool white-balance cast, and a 25% desaturation;
+    a luma check passes most of them."""
+    b = base.astype(np.float32)
+    grey = cv2.cvtColor(base, cv2.COLOR_BGR2GRAY).astype(np.float32)[:, :, None]
+    out = [b * np.array(CAST, np.float32), b * np.array(CAST[::-1], np.float32), grey + (1 - DESATURATE) * (b - grey)]
+    return [np.clip(x + 0.5, 0, 255).astype(np.uint8) for x in out]
 
 
 def _tone_neutral(raw: np.ndarray) -> dict[str, np.ndarray]:
@@ -99,27 +147,29 @@ class Case:
     shown: np.ndarray
     mask: np.ndarray | None
     shown_hw: tuple[int, int]
+    colour: bool = False  # judged as a colour model's output (CIELAB), not on luma
 
 
-def cases(real: Sequence[RealItem], limits: ToneConfig) -> tuple[list[Case], list[Case], list[Case]]:
+def cases(real: Sequence[RealItem], limits: ToneConfig,
+          colour: bool = False) -> tuple[list[Case], list[Case], list[Case]]:
     """(the model's outputs that break the limits, synthetic harms, tone-neutral positives)."""
     rng = np.random.default_rng(SEED)
     model_neg, synth_neg, pos = [], [], []
     for r in real:
         frame_w = r.shown_hw[1]
-        med, p95 = local_shift(r.raw, r.out, r.mask, frame_w)
-        if med > limits.max_median or p95 > limits.max_p95:
-            model_neg.append(Case(r.raw, r.out, r.mask, r.shown_hw))
+        if not keeps_limits(limits, r.raw, r.out, r.mask, frame_w, colour):
+            model_neg.append(Case(r.raw, r.out, r.mask, r.shown_hw, colour))
         neutral = _tone_neutral(r.raw)
-        pos += [Case(r.raw, v, r.mask, r.shown_hw) for v in neutral.values()]
-        synth_neg += [Case(r.raw, v, r.mask, r.shown_hw) for v in _harms(neutral["bilateral"], r.mask, frame_w, rng)]
+        pos += [Case(r.raw, v, r.mask, r.shown_hw, colour) for v in neutral.values()]
+        harms = _harms(neutral["bilateral"], r.mask, frame_w, rng) + (_casts(neutral["bilateral"]) if colour else [])
+        synth_neg += [Case(r.raw, v, r.mask, r.shown_hw, colour) for v in harms]
     return model_neg, synth_neg, pos
 
 
 def judge(config: ToneConfig, case: Case) -> tuple[bool, float]:
     """(the shown frame keeps the limits or goes raw, share of the region enhanced)."""
-    v = ToneCheck(config).check(luma_u8(case.raw), luma_u8(case.shown), case.mask, case.shown_hw[1],
-                                min(case.shown_hw))
+    a, b = (case.raw, case.shown) if case.colour else (luma_u8(case.raw), luma_u8(case.shown))
+    v = ToneCheck(config).check(a, b, case.mask, case.shown_hw[1], min(case.shown_hw))
     if v.whole_frame_raw:
         return True, 0.0
     if v.weights is None:
@@ -127,21 +177,20 @@ def judge(config: ToneConfig, case: Case) -> tuple[bool, float]:
     else:
         shown, weights = blend(case.raw, case.shown, v.weights), v.weights
     inside = weights > 0 if case.mask is None else (weights > 0) & (case.mask > 0)
-    region = case.mask.size if case.mask is None else max(1, int(np.count_nonzero(case.mask)))
+    region = weights.size if case.mask is None else max(1, int(np.count_nonzero(case.mask)))
     share = float(weights[inside].sum()) / region
     if not inside.any():
         return True, 0.0
-    med, p95 = local_shift(case.raw, shown, inside.astype(np.uint8) * 255, case.shown_hw[1])
-    return bool(med <= config.max_median and p95 <= config.max_p95), share
+    return keeps_limits(config, case.raw, shown, inside.astype(np.uint8) * 255, case.shown_hw[1], case.colour), share
 
 
 def _rate(flags: list[bool]) -> float | None:
     return round(float(np.mean(flags)), 3) if flags else None
 
 
-def calibrate_tone(real: Sequence[RealItem]) -> tuple[ToneConfig, dict]:
+def calibrate_tone(real: Sequence[RealItem], colour: bool = False) -> tuple[ToneConfig, dict]:
     base = ToneConfig()
-    model_neg, synth_neg, pos = cases(real, base)
+    model_neg, synth_neg, pos = cases(real, base, colour)
     tried, best = [], None
     for cand in CANDIDATES:
         cfg = replace(base, **cand)
@@ -157,6 +206,7 @@ def calibrate_tone(real: Sequence[RealItem]) -> tuple[ToneConfig, dict]:
             best = (score, cfg, row)
     _, cfg, row = best
     return cfg, {"acquisitions": sorted({r.name for r in real}), "frames": len(real),
+                 "measure": "CIELAB L* and a*b* distance" if colour else "luma",
                  "model_output_negatives": len(model_neg), "synthetic_negatives": len(synth_neg),
                  "positives": len(pos), "chosen": row, "candidates": tried, "min_catch": MIN_CATCH,
                  "keep_share": KEEP_SHARE}
@@ -166,7 +216,7 @@ def calibrate_domain(task, sizes: Sequence[tuple[int, int]]) -> dict:
     """``input_domain`` from the task's simulated inputs at ``sizes`` (target H x W)."""
     stats = []
     for hw in sizes:
-        pairs = task.make_pairs(DOMAIN_SEEDS, hw)
+        pairs = (task.make_train_pairs or task.make_pairs)(DOMAIN_SEEDS, hw)  # what the model was trained on
         for i in range(len(pairs.inputs)):
             img = to_uint8(pairs.inputs[i])
             img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
@@ -180,7 +230,7 @@ def calibrate_domain(task, sizes: Sequence[tuple[int, int]]) -> dict:
         lo, hi = float(np.percentile(v, 1)), float(np.percentile(v, 99))
         ranges[k] = [round(lo / DOMAIN_FACTOR, 3), round(hi * DOMAIN_FACTOR, 3)]
     return {"ranges": ranges, "every": 15,
-            "how": f"{len(stats)} simulated inputs (seeds {DOMAIN_SEEDS.start}.., sizes {[list(s) for s in sizes]}), "
+            "how": f"{len(stats)} training inputs (seeds {DOMAIN_SEEDS.start}.., sizes {[list(s) for s in sizes]}), "
                    f"[p1, p99] of each statistic widened by a factor {DOMAIN_FACTOR}"}
 
 
@@ -198,8 +248,9 @@ def calibrate_bundle(model_dir: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{path}: not a ganrt export bundle ({exc})") from None
     domain = calibrate_domain(task, sorted({train_hw, (512, 512)}))
-    real = run_bundle(Path(model_dir), TUNE) if task.channels == 1 else []
-    tone, metrics = calibrate_tone(real) if real else (ToneConfig(), {"frames": 0})
+    colour = task.channels == 3
+    real = realphotos.run_bundle(Path(model_dir), realphotos.TUNE) if colour else run_bundle(Path(model_dir), TUNE)
+    tone, metrics = calibrate_tone(real, colour) if real else (ToneConfig(), {"frames": 0})
     m["tone"] = {k: v for k, v in tone.to_dict().items() if k != "enabled"}
     m["input_domain"] = {"ranges": domain["ranges"], "every": domain["every"]}
     m.setdefault("metrics", {})["guard_calibration"] = {"tone": metrics, "input_domain": domain["how"]}

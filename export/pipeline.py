@@ -143,7 +143,8 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     staging.mkdir(parents=True)
 
     log.info("simulating %d training, %d calibration, %d held-out pairs", cfg.train_pairs, cfg.calib_frames, cfg.eval_frames)
-    train = task.make_pairs(range(TRAIN_SEED0, TRAIN_SEED0 + cfg.train_pairs), cfg.train_hw)
+    train = (task.make_train_pairs or task.make_pairs)(range(TRAIN_SEED0, TRAIN_SEED0 + cfg.train_pairs),
+                                                      cfg.train_hw)
     calib = task.make_pairs(range(CALIB_SEED0, CALIB_SEED0 + cfg.calib_frames), cfg.train_hw)
     held: PairSet = task.make_pairs(range(EVAL_SEED0, EVAL_SEED0 + cfg.eval_frames), cfg.train_hw)
     bank = PairBank(train.inputs, train.targets, train.sector, train.lesion, train.background)

@@ -45,6 +45,8 @@ class Task:
     make_pairs: Callable[[Sequence[int], tuple[int, int]], PairSet]  # (seeds, target H x W)
     # (seed, frames, target H x W, fps) -> (input, target) uint8 display frames (BGR for colour)
     make_cine: Callable[[int, int, tuple[int, int], float], Iterator[tuple[np.ndarray, np.ndarray]]] | None = None
+    # the training set only, when it differs from make_pairs (calibration and held-out stay on make_pairs)
+    make_train_pairs: Callable[[Sequence[int], tuple[int, int]], PairSet] | None = None
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     color_order: str = "gray"
@@ -99,6 +101,24 @@ def _endoscopy_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
 
     cfg = EndoConfig(out_hw=hw)
     return _pair_set([render_pair(int(s), cfg) for s in seeds])
+
+
+PHOTO_SHARE = 2  # every 2nd training pair of intraop-enhance is a real photograph
+
+
+def _intraop_train_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
+    """Procedural endoscopy (odd seeds) and real-photograph pairs (even seeds, data/photo_pairs.py),
+    endoscopy first (training samples at random)."""
+    from .data.photo_pairs import PhotoPairConfig, render_photo_pair
+    from .realphotos import TUNE, load_all
+
+    photos = list(load_all(TUNE).values())
+    if not photos:
+        raise ConfigError("intraop-enhance training needs scikit-image's bundled photographs (ganrt[export])")
+    endo = _endoscopy_pairs([s for s in seeds if s % PHOTO_SHARE], hw)
+    cfg = PhotoPairConfig(out_hw=hw)
+    photo = _pair_set([render_photo_pair(int(s), photos, cfg) for s in seeds if not s % PHOTO_SHARE])
+    return PairSet(**{k: np.concatenate([getattr(endo, k), getattr(photo, k)]) for k in vars(endo)})
 
 
 def _us_cine(seed: int, n: int, hw: tuple[int, int], fps: float, factor: int = 1):
@@ -162,6 +182,7 @@ TASKS: dict[str, Task] = {
         scale=1,
         size_multiple=2,
         make_pairs=_endoscopy_pairs,
+        make_train_pairs=_intraop_train_pairs,
         make_cine=_endoscopy_cine,
         color_order="rgb",
         teacher=TeacherConfig(channels=3, ngf=48),
@@ -175,9 +196,11 @@ TASKS: dict[str, Task] = {
         # features and discriminator still guide the student.
         distill=DistillConfig(steps=1000, adv_steps=150, batch=8, patch=96, w_teacher=0.25),
         finetune=FinetuneConfig(steps=400, qat_start=120, batch=8, patch=96, lesion_batch=6, w_teacher=0.25, w_contrast=2.0),
-        data_note="Trained only on procedurally synthesised endoscopic frames (ganrt's tissue generator: "
+        data_note="Trained on procedurally synthesised endoscopic frames (ganrt's tissue generator: "
         "noise-field mucosa, vessels, a polyp, highlights, scope circle; degraded by low light, smoke, blur, "
-        "sensor noise and JPEG); not validated on patient video and not a diagnostic device.",
+        "sensor noise and JPEG) and, for every second pair, a crop of one of scikit-image's tuning photographs "
+        "(export/realphotos.py), colour-randomised, a quarter of them clean, the rest degraded alike "
+        "(export/data/photo_pairs.py); not validated on patient video and not a diagnostic device.",
     ),
 }
 

@@ -229,6 +229,8 @@ def _add_bench_parsers(sub) -> None:
     br.add_argument("--budget-ms", type=float, default=1000.0, help="pipeline rows' deadline (default 1000; 0: the profile's)")
     br.add_argument("--no-montage", action="store_true")
     br.add_argument("--json", action="store_true", help="print the result as JSON")
+    br.add_argument("--task", choices=("ultrasound", "intraop-enhance"), default="ultrasound",
+                    help="intraop-enhance: the RGB section (real colour photographs, clean and degraded)")
     br.set_defaults(func=_cmd_bench_realscan)
 
 

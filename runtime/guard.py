@@ -79,6 +79,7 @@ class Guard:
         self.fidelity = FidelityMonitor(fid, self.scale) if fid is not None and fid.enabled else None
         self.graphics = enhancer.pre.spec.channels == 1
         self.tone = ToneCheck(config.tone) if config.tone is not None and config.tone.enabled else None
+        self.colour_tone = enhancer.pre.spec.channels == 3  # a colour model's shift is judged in CIELAB (tone.py)
         self.domain = DomainMonitor(config.domain) if config.domain is not None else None
         self.ema = EmaFilter(config.temporal.alpha) if config.temporal.on else None
         self.phi = PhiMasker(config.phi) if config.phi.enabled else None
@@ -151,13 +152,18 @@ class Guard:
         """Local mean preservation (tone.py): failed tiles shown raw, blended at their seams;
         too many failed tiles: ``Rejected``. Returns the (possibly new) shown frame and its crop."""
         mask = region.mask_in(box, self.scale)
-        verdict = self.tone.check(luma_u8(raw_crop), luma_u8(shown[ob.slices]), mask,
-                                  frame_hw[1] * self.scale, min(frame_hw) * self.scale)
+        a, b = raw_crop, shown[ob.slices]
+        colour = self.colour_tone and a.ndim == 3 and b.ndim == 3
+        if not colour:
+            a, b = luma_u8(a), luma_u8(b)
+        verdict = self.tone.check(a, b, mask, frame_hw[1] * self.scale, min(frame_hw) * self.scale)
         result.tone_worst_p95 = verdict.worst_p95
         if verdict.whole_frame_raw:
+            what = (f"L* {verdict.worst_median:.1f}/{verdict.worst_p95:.1f}, chroma {verdict.worst_chroma_median:.1f}/"
+                    f"{verdict.worst_chroma_p95:.1f} Lab units" if colour else
+                    f"{verdict.worst_median:.1f}/{verdict.worst_p95:.1f} grey levels")
             raise Rejected(Reason.MEAN_SHIFT, f"local mean moved in {verdict.failed} of {verdict.tiles} tiles "
-                                              f"(worst tile median {verdict.worst_median:.1f}, "
-                                              f"p95 {verdict.worst_p95:.1f} grey levels)")
+                                              f"(worst tile median/p95 {what})")
         if verdict.weights is None:
             return shown, shown[ob.slices]
         if region.full:

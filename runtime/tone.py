@@ -20,6 +20,12 @@ passing side (a failed tile is exactly raw); when more than ``max_failed`` of th
 tiles fail, the whole frame is shown raw (reason ``mean-shift``). ``enhanced_fraction`` is the
 share of the region that shows the model's output (blend weights summed).
 
+A colour model (3 channels) is judged in CIELAB instead, on two maps: the local lightness shift
+``|G(L*out) - G(L*in)|`` and the local chroma shift, the a*b* distance between the local means
+``|G(ab_out) - G(ab_in)|`` (a change of saturation and a change of hue both count: in surgery the
+tissue's colour is read, and a cast is harm). A tile fails when either map breaks its own limits
+(``max_median_l``/``max_p95_l``, ``max_median_chroma``/``max_p95_chroma``, Lab units).
+
 The limits are the clinical ones (a shift of a few grey levels is below what a reader notices on
 a B-mode display; ten is a visible change of echogenicity), not fitted to any model: the export's
 guard calibration (export/guard_cal.py) measures how much of the current models' harm on real
@@ -55,9 +61,17 @@ class ToneConfig:
     tile_frac: float = 0.125  # tile side, fraction of the frame's shorter side
     max_failed: float = 0.5  # more failed tiles than this share of the judged ones: the frame goes raw
     ramp_tiles: float = 0.5  # blend width on the passing side of a failed tile, in tiles
+    # colour models (CIELAB units): a lightness step of 2 and an a*b* step of 3 are at the threshold
+    # of a side-by-side comparison; 6 and 8 are a visible cast
+    max_median_l: float = 2.0
+    max_p95_l: float = 6.0
+    max_median_chroma: float = 3.0
+    max_p95_chroma: float = 8.0
 
     def __post_init__(self) -> None:
-        if not (0 < self.sigma_frac < 0.5 and self.max_median >= 0 and self.max_p95 >= 0
+        limits = (self.max_median, self.max_p95, self.max_median_l, self.max_p95_l, self.max_median_chroma,
+                  self.max_p95_chroma)
+        if not (0 < self.sigma_frac < 0.5 and min(limits) >= 0
                 and 0 < self.tile_frac <= 1 and 0 <= self.max_failed <= 1 and self.ramp_tiles >= 0):
             raise ModelError("tone check: need 0 < sigma_frac < 0.5, 0 < tile_frac <= 1, 0 <= max_failed <= 1 "
                              "and non-negative limits")
@@ -91,9 +105,11 @@ class ToneVerdict:
     weights: np.ndarray | None  # float32 HxW in [0, 1] at the compared size; None: every tile passed
     tiles: int  # tiles judged
     failed: int
-    worst_median: float  # grey levels, over judged tiles (NaN: none judged)
+    worst_median: float  # grey levels (colour: L*), over judged tiles (NaN: none judged)
     worst_p95: float
     whole_frame_raw: bool  # too many tiles failed
+    worst_chroma_median: float = math.nan  # colour only: a*b* distance, Lab units
+    worst_chroma_p95: float = math.nan
 
     @property
     def passed(self) -> bool:
@@ -128,6 +144,14 @@ def _tile_stats(diff: np.ndarray, inside: np.ndarray, t: int) -> tuple[np.ndarra
     return quantile(0.5).reshape(th, tw), quantile(0.95).reshape(th, tw), cover
 
 
+def _reduced(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-reduced to ``size`` (W, H), float32: grey levels, or CIELAB (L* 0..100) for BGR."""
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    if small.ndim == 2:
+        return small
+    return cv2.cvtColor(small * (1.0 / 255.0), cv2.COLOR_BGR2Lab)
+
+
 def blend(raw: np.ndarray, shown: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``raw + weights * (shown - raw)`` in uint8: exactly ``shown`` where the weight is 1 and
     exactly ``raw`` where it is 0 (grey or colour; ``weights`` HxW)."""
@@ -142,9 +166,10 @@ class ToneCheck:
 
     def check(self, raw: np.ndarray, shown: np.ndarray, mask: np.ndarray | None, frame_w: int,
               frame_min_side: int) -> ToneVerdict:
-        """``raw``, ``shown``: 8-bit grey, same size (the region's box at the shown resolution);
-        ``mask``: uint8 region there (None: all); ``frame_w``/``frame_min_side``: the whole shown
-        frame's width and shorter side (they set sigma and the tile size)."""
+        """``raw``, ``shown``: 8-bit, same size (the region's box at the shown resolution): grey, or
+        BGR for a colour model (judged in CIELAB); ``mask``: uint8 region there (None: all);
+        ``frame_w``/``frame_min_side``: the whole shown frame's width and shorter side (they set
+        sigma and the tile size)."""
         c = self.config
         h, w = raw.shape[:2]
         sigma = sigma_px(frame_w, c.sigma_frac)
@@ -152,31 +177,42 @@ class ToneCheck:
         f = max(1, min(f, h, w))
         hs, ws = h // f, w // f
         hc, wc = hs * f, ws * f  # an integer reduction: OpenCV's fast area path (the rest is an edge strip)
-        a = cv2.resize(raw[:hc, :wc], (ws, hs), interpolation=cv2.INTER_AREA).astype(np.float32)
-        b = cv2.resize(shown[:hc, :wc], (ws, hs), interpolation=cv2.INTER_AREA).astype(np.float32)
+        a, b = (_reduced(x[:hc, :wc], (ws, hs)) for x in (raw, shown))
         s = max(sigma / f, 0.5)
         if mask is None:
             inside = np.ones((hs, ws), bool)
-            diff = np.abs(cv2.GaussianBlur(b, (0, 0), s) - cv2.GaussianBlur(a, (0, 0), s))
+            delta = cv2.GaussianBlur(b - a, (0, 0), s)
         else:  # normalised convolution: pixels outside the region neither count nor blur in
             m = cv2.resize(mask[:hc, :wc], (ws, hs), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
             inside = m >= 0.5
             norm = np.maximum(cv2.GaussianBlur(m, (0, 0), s), 1e-3)
-            diff = np.abs(cv2.GaussianBlur((b - a) * m, (0, 0), s) / norm)
+            if a.ndim == 3:
+                m, norm = m[:, :, None], norm[:, :, None]
+            delta = cv2.GaussianBlur((b - a) * m, (0, 0), s) / norm
+        if delta.ndim == 2:
+            maps = [(np.abs(delta), c.max_median, c.max_p95)]
+        else:  # L*, then the a*b* distance
+            maps = [(np.abs(delta[:, :, 0]), c.max_median_l, c.max_p95_l),
+                    (np.hypot(delta[:, :, 1], delta[:, :, 2]), c.max_median_chroma, c.max_p95_chroma)]
         t = max(2, int(round(c.tile_frac * frame_min_side / f)))
-        med, p95, cover = _tile_stats(diff, inside, t)
-        judged = cover >= MIN_TILE_COVERAGE
+        stats = [(*_tile_stats(d, inside, t), lim_med, lim_p95) for d, lim_med, lim_p95 in maps]
+        judged = stats[0][2] >= MIN_TILE_COVERAGE
         n = int(judged.sum())
         if n == 0:
             return NOT_JUDGED
-        bad = judged & ((med > c.max_median) | (p95 > c.max_p95))
+        bad = np.zeros_like(judged)
+        for med, p95, _, lim_med, lim_p95 in stats:
+            bad |= judged & ((med > lim_med) | (p95 > lim_p95))
+        worst = [float(x[judged].max()) for med, p95, *_ in stats for x in (med, p95)]
+        worst += [math.nan] * (4 - len(worst))  # grey: no chroma
         failed = int(bad.sum())
-        worst_med, worst_p95 = float(med[judged].max()), float(p95[judged].max())
         if failed == 0:
-            return ToneVerdict(None, n, 0, worst_med, worst_p95, False)
-        if failed > c.max_failed * n:
-            return ToneVerdict(np.zeros((h, w), np.float32), n, failed, worst_med, worst_p95, True)
-        return ToneVerdict(self._weights(bad, t, (hs, ws), (h, w)), n, failed, worst_med, worst_p95, False)
+            weights = None
+        elif failed > c.max_failed * n:
+            weights = np.zeros((h, w), np.float32)
+        else:
+            weights = self._weights(bad, t, (hs, ws), (h, w))
+        return ToneVerdict(weights, n, failed, worst[0], worst[1], failed > c.max_failed * n, worst[2], worst[3])
 
     def _weights(self, bad: np.ndarray, t: int, small_hw: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
         """0 on failed tiles, rising to 1 over ``ramp_tiles`` tiles on the passing side."""

@@ -1,0 +1,64 @@
+"""The RGB section of the real-scan benchmark: its measures, baselines, degradations and verdicts."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("skimage")
+
+from ganrt.benchmarks.realphoto import clahe_nlm, guided  # noqa: E402
+from ganrt.benchmarks.realphoto_metrics import colour_shift, restoration  # noqa: E402
+from ganrt.benchmarks.realphoto_report import verdicts  # noqa: E402
+from ganrt.export.data.photo_degrade import PRESETS, PhotoDegradation, degrade  # noqa: E402
+from ganrt.export.realphotos import REPORT, TUNE, load  # noqa: E402
+
+
+def photo() -> np.ndarray:
+    rgb = load("coffee")
+    assert rgb is not None and rgb.shape[0] % 2 == 0 and max(rgb.shape[:2]) <= 512
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def test_the_tuning_and_report_photographs_are_disjoint():
+    assert not set(TUNE) & set(REPORT) and len(REPORT) >= 4
+
+
+def test_colour_shift_is_zero_on_identity_and_sees_a_warm_cast_in_chroma():
+    img = photo()
+    assert colour_shift(img, img)["local_chroma_median"] == 0.0
+    warm = np.clip(img.astype(np.float32) * np.array([0.9, 1.0, 1.1]), 0, 255).astype(np.uint8)
+    s = colour_shift(img, warm)
+    assert s["local_chroma_median"] > 3.0 and s["ciede2000_median"] > 1.0
+
+
+def test_the_degradations_hurt_and_the_identity_degradation_does_not():
+    rgb = photo()[:, :, ::-1].astype(np.float32) / 255.0
+    rng = np.random.default_rng(0)
+    assert np.abs(degrade(rgb, PhotoDegradation(), rng) - rgb).max() <= 1.0 / 255 + 1e-6  # gamma round trip only
+    orig = photo()
+    for d in PRESETS.values():
+        out = (degrade(rgb, d, rng)[:, :, ::-1] * 255 + 0.5).astype(np.uint8)
+        assert restoration(orig, out)["psnr_db"] < 30.0
+
+
+def test_baselines_keep_shape_and_the_guided_filter_smooths_noise_not_flat_colour():
+    flat = np.full((64, 64, 3), (40, 90, 160), np.uint8)
+    assert np.abs(guided(flat).astype(int) - flat).max() <= 1
+    noisy = np.clip(flat + np.random.default_rng(1).normal(0, 10, flat.shape), 0, 255).astype(np.uint8)
+    assert guided(noisy).std(axis=(0, 1)).max() < noisy.std(axis=(0, 1)).max()
+    assert clahe_nlm(noisy).shape == noisy.shape
+
+
+def test_verdicts_count_limits_and_wins_against_clahe_nlm():
+    m = "intraop-enhance bare fp32"
+    clean = {"local_l_median": 1.0, "local_chroma_median": 2.0}
+    result = {"images": {"a": {"conditions": {
+        "clean": {"methods": {m: clean}},
+        "smoke": {"methods": {"clahe+nlm": {"psnr_db": 20.0, "ciede2000_mean": 5.0},
+                              m: {"psnr_db": 21.0, "ciede2000_mean": 4.0}}},
+        "low-light": {"methods": {"clahe+nlm": {"psnr_db": 20.0, "ciede2000_mean": 5.0},
+                                  m: {"psnr_db": 21.0, "ciede2000_mean": 6.0}}}}}}}
+    v = verdicts(result)[m]
+    assert v["clean_within_limits"] == ["a"] and v["beats_clahe_nlm"] == 1 and v["degraded_cases"] == 2
