@@ -19,6 +19,7 @@ and to.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -44,6 +45,7 @@ from ganrt.runtime.record import STAGES, Record
 from ganrt.runtime.sinks import NullSink, VideoCodec, VideoSink
 from ganrt.runtime.sources import open_source
 from ganrt.runtime.stats import summarize
+from ganrt.runtime.tiers import TierConfig
 
 MEASURED = {
     "capture_to_output_ms": "from Frame.t_capture_ns (the source has just returned the decoded frame) to the "
@@ -104,7 +106,8 @@ def _per_frame(rows) -> dict[str, list[float | None]]:
     out = [r for r in rows if r.outcome.value != "dropped"]
     clean = lambda v: None if v is None or math.isnan(v) else round(v, 4)  # noqa: E731
     return {k: [clean(getattr(r, k)) for r in out] for k in (*STAGES, "capture_to_output_ms")} | {
-        "outcome": [r.outcome.value for r in out]}
+        "outcome": [r.outcome.value for r in out], "reason": [r.reason.value for r in out],
+        "tier": [r.tier.value for r in out]}
 
 
 def _frame_cost(rows) -> dict:
@@ -114,12 +117,26 @@ def _frame_cost(rows) -> dict:
                       if not math.isnan(r.infer_ms)]).to_dict()
 
 
+TIME_REASONS = ("predicted-miss", "timeout", "late")  # raw because of time, not because of a check
+
+
+def _for_time(d: dict) -> dict:
+    """The share of frames in shown raw for time (the reasons above) or dropped (overtaken by newer
+    ones), and the flicker measure: the shortest run of enhanced or raw frames between two switches."""
+    raw = sum(d["passthrough_by_reason"].get(k, 0) for k in TIME_REASONS)
+    n = raw + d["dropped"]
+    return {"raw_or_dropped_for_time": n / d["frames_in"] if d["frames_in"] else 0.0,
+            "raw_or_dropped_for_time_frames": n, "tiers": d["tiers"],
+            "enhanced_raw_switches": d["enhanced_raw_switches"],
+            "min_run_between_switches": d["min_run_between_switches"]}
+
+
 def _sink(kind: BenchSink, tmp: Path, fps: float):
     return NullSink() if kind is BenchSink.NULL else VideoSink(tmp / "bench.mp4", fps or 30.0, VideoCodec.MP4V)
 
 
 def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_ms: float, tmp: Path,
-              guard: GuardConfig) -> dict:
+              guard: GuardConfig, tiers: TierConfig) -> dict:
     realtime = mode is Mode.REALTIME
     source = open_source(cfg.source, realtime=realtime, loop=True, max_frames=cfg.frames)
     sink_kind = cfg.sink_realtime if realtime else cfg.sink_fast
@@ -128,7 +145,7 @@ def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_m
     with meter:
         t0 = time.perf_counter()
         rep = run(source, enhancer, [_sink(sink_kind, tmp, source.fps)],
-                  PipelineConfig.with_budget(budget_ms, guard=guard), record=rec)
+                  PipelineConfig.with_budget(budget_ms, tiers, guard=guard), record=rec)
         wall = time.perf_counter() - t0
     d = rep.to_dict()
     out = {
@@ -138,7 +155,7 @@ def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_m
         "dropped": d["dropped"], "dropped_by_reason": d["dropped_by_reason"],
         "late": d["late"], "deadline_miss_rate": d["deadline_miss_rate"], "budget_ms": budget_ms,
         "fps": d["fps"], "wall_s": d["wall_s"], "wall_per_frame_ms": 1000 * wall / max(d["frames_out"], 1),
-        "latency_ms": d["latency_ms"], "frame_cost_ms": _frame_cost(rec.rows),
+        **_for_time(d), "latency_ms": d["latency_ms"], "frame_cost_ms": _frame_cost(rec.rows),
         "resources": meter.result(), "model": d["model"],
     }
     if cfg.keep_per_frame:
@@ -157,14 +174,15 @@ def run_pipeline_bench(manifest: Manifest, profile: DeviceProfile, cfg: Pipeline
     }
     # the checks `ganrt run` applies to this bundle by default (region, local mean, domain, fidelity)
     guard = guard_config(profile, manifest) if cfg.checks else GuardConfig()
-    result["guard"] = guard.to_dict()
+    result["guard"], result["checks"] = guard.to_dict(), cfg.checks
+    result["tiers"] = dataclasses.asdict(profile.tiers)
     with sel.runner as runner, TemporaryDirectory() as td:
         enhancer = Enhancer(runner, manifest, artifact=sel.artifact)
         result["backend"], result["precision"] = runner.io.description, sel.precision.value
         if cfg.bare:
             result["bare_infer_ms"] = _bare(runner, enhancer, cfg.source, min(cfg.frames, 300))
         for mode in cfg.modes:
-            result["modes"][mode.value] = _one_mode(mode, cfg, enhancer, budget, Path(td), guard)
+            result["modes"][mode.value] = _one_mode(mode, cfg, enhancer, budget, Path(td), guard, profile.tiers)
     result["ratios"] = _ratios(result)
     t = profile.threads
     result["environment"] = environment({"profile": profile.name, "intra_op": t.intra_op, "inter_op": t.inter_op,
@@ -190,11 +208,18 @@ def _cell(v: float | None) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
 
+def _checks(g: dict) -> str:
+    on = [k for k in ("fidelity", "tone", "input_domain") if g.get(k)]
+    return f"(region {g.get('region_mode')}{', ' + ', '.join(on) if on else ''})"
+
+
 def to_markdown(r: dict) -> str:
     env = r["environment"]
     lines = [f"# Pipeline latency ({r['backend']}, {r['precision']})", "",
              f"{describe(env)}. Source {r['source']}, {r['frames']} frames per mode, profile {r['profile']} "
-             f"(budget {r['budget_ms']:g} ms).", ""]
+             f"(budget {r['budget_ms']:g} ms). Output checks: "
+             f"{'the bundle defaults ' + _checks(r['guard']) if r.get('checks') else 'none (the bare loop)'}; "
+             f"tiers {r.get('tiers')}.", ""]
     if "bare_infer_ms" in r:
         b = r["bare_infer_ms"]["latency_ms"]
         lines.append(f"Bare model inference: median {b['median']:.2f} ms, p99 {b['p99']:.2f} ms.")
@@ -206,6 +231,10 @@ def to_markdown(r: dict) -> str:
                   f"{' ' + str(m['passthrough_by_reason']) if m['passthrough'] else ''}, dropped {m['dropped']}"
                   f"{' ' + str(m['dropped_by_reason']) if m['dropped'] else ''}; deadline misses "
                   f"{100 * m['deadline_miss_rate']:.1f}% ({m['late']} frames over {m['budget_ms']:g} ms).",
+                  f"Tiers shown: {m['tiers']}; raw for time ({', '.join(TIME_REASONS)}) or dropped "
+                  f"{100 * m['raw_or_dropped_for_time']:.1f}% ({m['raw_or_dropped_for_time_frames']} frames); "
+                  f"enhanced/raw switches {m['enhanced_raw_switches']}, shortest run between two "
+                  f"{m['min_run_between_switches']} frames.",
                   f"CPU {res['cpu_util_pct_one_core']}% of one core ({res['cpu_util_pct_all_cores']}% of {res['cpus']}); "
                   f"RSS {res['rss_start_mib']} -> {res['rss_end_mib']} MiB, peak {res['rss_peak_mib']} MiB; "
                   f"wall per frame incl. decode {m['wall_per_frame_ms']:.2f} ms.", "",

@@ -7,6 +7,10 @@ All timing decisions live here so the pipeline loop has no scattered ``if``s:
   of recent output (sink) times; past the deadline -> PREDICTED_MISS, except that every
   ``probe_every``-th consecutive predicted miss still runs, so the prediction can
   recover when the machine calms down (a probe that fits the budget resets history);
+- with ``tiers`` enabled (the default) a frame that would miss at full resolution runs the model
+  at reduced resolution when that is predicted to fit, and switching between tiers is damped
+  (runtime.tiers): each tier has its own recent times, and a tier not running now is
+  estimated from the running one;
 - ``fail_threshold`` consecutive failures (error, bad output, timeout) -> skip the
   backend for ``backoff_frames`` frames, doubling each time up to ``backoff_max_frames``;
   one success resets everything.
@@ -19,12 +23,13 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import ConfigError
-from .frames import Reason
+from .frames import Reason, Tier
+from .tiers import TierConfig, TierLadder
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ class PolicyConfig:
     fail_threshold: int = 3  # consecutive failures before backing off
     backoff_frames: int = 8  # first backoff length; doubles per failed retry
     backoff_max_frames: int = 256  # cap (~8.5 s at 30 fps)
+    tiers: TierConfig = field(default_factory=TierConfig)  # reduced-resolution tier and hysteresis
 
     def __post_init__(self) -> None:
         check_budget(self.budget_ms)
@@ -73,7 +79,11 @@ class DeadlinePolicy:
     def __init__(self, config: PolicyConfig = PolicyConfig()) -> None:
         self.config = config
         self._budget_ns = int(round(config.budget_ms * 1e6))
-        self._process_ms: collections.deque[float] = collections.deque(maxlen=config.history)
+        self._tier_ms = {t: collections.deque(maxlen=config.history) for t in (Tier.FULL, Tier.REDUCED)}
+        self._process_ms = self._tier_ms[Tier.FULL]  # the single-tier policy's history
+        self.ladder = TierLadder(config.tiers, config.probe_every)
+        self._running = Tier.FULL  # the tier of the last inference started
+        self._probe_left_ms: float | None = None  # set while that inference is a tier probe
         self._output_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._wake_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._raw_ms: collections.deque[float] = collections.deque(maxlen=config.history)
@@ -99,21 +109,75 @@ class DeadlinePolicy:
         left = (self.deadline_ns(origin_ns) - now_ns) / 1e9 - slack_ms / 1e3
         return max(0.0, min(left, self.config.timeout_s))
 
-    def predicted_ms(self) -> float | None:
-        """Expected time from 'start enhancing now' to 'out of the sinks'; None until learned."""
-        if not self._process_ms:
-            return None
-        return float(np.percentile(self._process_ms, self.config.quantile)) + (self.predicted_output_ms() or 0.0)
+    def predicted_ms(self, tier: Tier = Tier.FULL) -> float | None:
+        """Expected time from 'start enhancing now' at ``tier`` to 'out of the sinks'; None until learned.
+        A tier other than the one running now is estimated from the running one's recent times
+        (its own are from another moment of the machine's load) times the measured ratio."""
+        process = self._tier_process_ms(tier)
+        return None if process is None else process + (self.predicted_output_ms() or 0.0)
 
-    def decide(self, origin_ns: int, now_ns: int, *, busy: bool = False) -> Reason | None:
-        """None: run inference. A Reason: pass the raw frame through for that reason."""
+    def _tier_process_ms(self, tier: Tier, worst: bool = False) -> float | None:
+        """The quantile (``worst``: the maximum) of ``tier``'s recent processing times; for a tier not
+        running now, the running tier's plus the difference of the two tiers' medians: a busy machine
+        adds its stalls to either tier alike, while the work differs by about the medians' difference."""
+        q = 100.0 if worst else self.config.quantile
+        own = self._tier_ms[tier]
+        level = self.ladder.level
+        other = self._tier_ms[Tier.REDUCED if tier is Tier.FULL else Tier.FULL]
+        if (own and (tier is level or level is Tier.RAW)) or not other:
+            return float(np.percentile(own, q)) if own else None
+        return float(np.percentile(other, q)) + self._median_ms(tier) - self._median_ms(
+            Tier.REDUCED if tier is Tier.FULL else Tier.FULL)
+
+    def _median_ms(self, tier: Tier) -> float:
+        """Median processing time at ``tier``; the reduced tier before it ran: the full one's times its prior ratio."""
+        samples = self._tier_ms[tier]
+        if samples:
+            return float(np.median(samples))
+        full = self._tier_ms[Tier.FULL]
+        prior = self.config.tiers.prior_ratio
+        ref = float(np.median(full)) if full else float(np.median(self._tier_ms[Tier.REDUCED])) / prior
+        return ref * (prior if tier is Tier.REDUCED else 1.0)
+
+    def choose(self, origin_ns: int, now_ns: int, *, busy: bool = False) -> tuple[Tier, Reason | None]:
+        """The tier to run on this frame, or (RAW, why the raw frame is shown)."""
         if busy:  # the inference worker is still stuck in an earlier call
-            return Reason.BACKOFF
+            return Tier.RAW, Reason.BACKOFF
         if self._skip > 0:
             self._skip -= 1
-            return Reason.BACKOFF
+            return Tier.RAW, Reason.BACKOFF
         if now_ns >= self.deadline_ns(origin_ns):  # the budget is gone before inference could start
-            return Reason.PREDICTED_MISS
+            return Tier.RAW, Reason.PREDICTED_MISS
+        self._probe_left_ms = None
+        if not self.config.tiers.enabled:
+            reason = self._single_tier(origin_ns, now_ns)
+            self._running = Tier.FULL
+            return (Tier.RAW, reason) if reason else (Tier.FULL, None)
+        left_ms = self.wait_s(origin_ns, now_ns) * 1e3  # the longest the inference will be waited for
+
+        def fits(tier: Tier) -> bool:
+            process = self._tier_process_ms(tier)
+            return process is None or process <= left_ms
+
+        def fits_up(tier: Tier) -> bool:
+            worst = self._tier_process_ms(tier, worst=True)
+            return worst is None or worst <= self.config.tiers.up_margin * left_ms
+
+        choice = self.ladder.choose(fits, fits_up)
+        if choice.tier is Tier.RAW:
+            return Tier.RAW, Reason.PREDICTED_MISS
+        if choice.probe:
+            self.probes += 1
+            self._probe_left_ms = left_ms
+        self._running = choice.tier
+        return choice.tier, None
+
+    def decide(self, origin_ns: int, now_ns: int, *, busy: bool = False) -> Reason | None:
+        """None: run inference (at ``choose``'s tier). A Reason: pass the raw frame through for that reason."""
+        return self.choose(origin_ns, now_ns, busy=busy)[1]
+
+    def _single_tier(self, origin_ns: int, now_ns: int) -> Reason | None:
+        """Full resolution or raw (tiers disabled): every ``probe_every``-th consecutive predicted miss still runs."""
         predicted = self.predicted_ms()
         if predicted is not None and now_ns + predicted * 1e6 > self.deadline_ns(origin_ns):
             self._misses += 1
@@ -125,17 +189,33 @@ class DeadlinePolicy:
         self._misses = 0
         return None
 
-    def succeeded(self, process_ms: float) -> None:
-        if self._probing and process_ms + (self.predicted_output_ms() or 0.0) <= self.config.budget_ms:
-            self._process_ms.clear()  # the machine calmed down: forget the slow past
+    def succeeded(self, process_ms: float, *, late: bool = False) -> None:
+        """The model ran on the chosen tier in ``process_ms`` (``late``: its result came after the deadline)."""
+        tier, samples = self._running, self._tier_ms[self._running]
+        total_ms = process_ms + (self.predicted_output_ms() or 0.0)
+        if self._probing and total_ms <= self.config.budget_ms:
+            samples.clear()  # the machine calmed down: forget the slow past
             self._misses = 0
-        self._probing = False
-        self._process_ms.append(process_ms)
+        if self._probe_left_ms is not None:  # a tier probe: up with margin, else stay
+            with_margin = not late and process_ms <= self.config.tiers.up_margin * self._probe_left_ms
+            if with_margin:
+                samples.clear()  # the times from before the switch down are from another load
+            self.ladder.probed(tier, with_margin)
+        elif late and self.config.tiers.enabled:
+            self.ladder.missed(tier)
+        self._probing, self._probe_left_ms = False, None
+        samples.append(process_ms)
         self._failures = 0
         self._backoff_level = 0
 
-    def failed(self, reason: Reason) -> None:
-        self._probing = False
+    def failed(self, reason: Reason, waited_ms: float | None = None) -> None:
+        """The model failed (``reason``); a TIMEOUT after ``waited_ms``: the tier took at least that long."""
+        if reason is Reason.TIMEOUT and self.config.tiers.enabled:
+            if waited_ms is not None:  # the slow tail the predictor must see (it never returned a time)
+                self._tier_ms[self._running].append(waited_ms)
+            if self._probe_left_ms is None:
+                self.ladder.missed(self._running)  # a real miss: the tier steps down at once
+        self._probing, self._probe_left_ms = False, None
         self._failures += 1
         if self._failures >= self.config.fail_threshold:
             self._skip = min(self.config.backoff_frames << self._backoff_level, self.config.backoff_max_frames)

@@ -17,6 +17,7 @@ from ganrt.runtime.overlay import label
 from ganrt.runtime.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.queue import CaptureThread, LatestFrameQueue
 from ganrt.runtime.record import Record
+from ganrt.runtime.tiers import TierConfig
 
 
 def _roundtrip(manifest, pixels, bits=16, fn=lambda x: x):
@@ -142,7 +143,7 @@ MS = 1_000_000
 
 
 def test_policy_predicts_misses_and_probes():
-    p = DeadlinePolicy(PolicyConfig(budget_ms=30, probe_every=5))
+    p = DeadlinePolicy(PolicyConfig(budget_ms=30, probe_every=5, tiers=TierConfig(enabled=False)))
     assert p.decide(0, 0) is None  # nothing learned: try
     p.succeeded(50.0)
     decisions = [p.decide(0, 0) for _ in range(10)]
@@ -157,7 +158,7 @@ def test_policy_predicts_misses_and_probes():
 
 
 def test_policy_counts_time_already_spent_and_output_time():
-    p = DeadlinePolicy(PolicyConfig(budget_ms=30))
+    p = DeadlinePolicy(PolicyConfig(budget_ms=30, tiers=TierConfig(enabled=False)))
     p.succeeded(10.0)
     assert p.decide(0, 15 * MS) is None
     assert p.decide(0, 25 * MS) is Reason.PREDICTED_MISS  # waited 25 ms already
