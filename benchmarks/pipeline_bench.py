@@ -44,6 +44,8 @@ from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.record import STAGES, Record
 from ganrt.runtime.sinks import NullSink, VideoCodec, VideoSink
 from ganrt.runtime.sources import open_source
+from ganrt.runtime.frames import Outcome
+from ganrt.runtime.record_stats import RunMeter
 from ganrt.runtime.stats import summarize
 from ganrt.runtime.tiers import TierConfig
 
@@ -120,15 +122,26 @@ def _frame_cost(rows) -> dict:
 TIME_REASONS = ("predicted-miss", "timeout", "late")  # raw because of time, not because of a check
 
 
-def _for_time(d: dict) -> dict:
+def _for_time(d: dict, rows) -> dict:
     """The share of frames in shown raw for time (the reasons above) or dropped (overtaken by newer
-    ones), and the flicker measure: the shortest run of enhanced or raw frames between two switches."""
-    raw = sum(d["passthrough_by_reason"].get(k, 0) for k in TIME_REASONS)
-    n = raw + d["dropped"]
-    return {"raw_or_dropped_for_time": n / d["frames_in"] if d["frames_in"] else 0.0,
-            "raw_or_dropped_for_time_frames": n, "tiers": d["tiers"],
-            "enhanced_raw_switches": d["enhanced_raw_switches"],
-            "min_run_between_switches": d["min_run_between_switches"]}
+    ones), over the run and after the start-up (the frames before the model's first result in time,
+    captured while it warmed up); the flicker measure: the shortest run of enhanced or raw frames
+    between two switches, and the same where only raw for time counts as raw (a frame the output
+    checks sent raw had its model result in time)."""
+    for_time = [r.outcome is Outcome.DROPPED or r.reason.value in TIME_REASONS for r in rows]
+    start = next((i for i, r in enumerate(rows) if r.outcome is not Outcome.DROPPED and not for_time[i]
+                  and not math.isnan(r.infer_ms)), len(rows))
+    timing = RunMeter()
+    for r, late in zip(rows, for_time):
+        if r.outcome is not Outcome.DROPPED:
+            timing.add(not late)
+    after = for_time[start:]
+    return {"raw_or_dropped_for_time": sum(for_time) / len(rows) if rows else 0.0,
+            "raw_or_dropped_for_time_frames": sum(for_time), "startup_frames": start,
+            "raw_or_dropped_for_time_after_startup": sum(after) / len(after) if after else 0.0,
+            "tiers": d["tiers"], "enhanced_raw_switches": d["enhanced_raw_switches"],
+            "min_run_between_switches": d["min_run_between_switches"],
+            "time_switches": timing.switches, "min_run_between_time_switches": timing.shortest}
 
 
 def _sink(kind: BenchSink, tmp: Path, fps: float):
@@ -155,7 +168,7 @@ def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_m
         "dropped": d["dropped"], "dropped_by_reason": d["dropped_by_reason"],
         "late": d["late"], "deadline_miss_rate": d["deadline_miss_rate"], "budget_ms": budget_ms,
         "fps": d["fps"], "wall_s": d["wall_s"], "wall_per_frame_ms": 1000 * wall / max(d["frames_out"], 1),
-        **_for_time(d), "latency_ms": d["latency_ms"], "frame_cost_ms": _frame_cost(rec.rows),
+        **_for_time(d, rec.rows), "latency_ms": d["latency_ms"], "frame_cost_ms": _frame_cost(rec.rows),
         "resources": meter.result(), "model": d["model"],
     }
     if cfg.keep_per_frame:
@@ -232,9 +245,11 @@ def to_markdown(r: dict) -> str:
                   f"{' ' + str(m['dropped_by_reason']) if m['dropped'] else ''}; deadline misses "
                   f"{100 * m['deadline_miss_rate']:.1f}% ({m['late']} frames over {m['budget_ms']:g} ms).",
                   f"Tiers shown: {m['tiers']}; raw for time ({', '.join(TIME_REASONS)}) or dropped "
-                  f"{100 * m['raw_or_dropped_for_time']:.1f}% ({m['raw_or_dropped_for_time_frames']} frames); "
-                  f"enhanced/raw switches {m['enhanced_raw_switches']}, shortest run between two "
-                  f"{m['min_run_between_switches']} frames.",
+                  f"{100 * m['raw_or_dropped_for_time']:.1f}% ({m['raw_or_dropped_for_time_frames']} frames; "
+                  f"{100 * m['raw_or_dropped_for_time_after_startup']:.1f}% after the {m['startup_frames']} start-up "
+                  f"frames); enhanced/raw switches {m['enhanced_raw_switches']}, shortest run between two "
+                  f"{m['min_run_between_switches']} frames; counting only raw for time: switches "
+                  f"{m['time_switches']}, shortest run {m['min_run_between_time_switches']} frames.",
                   f"CPU {res['cpu_util_pct_one_core']}% of one core ({res['cpu_util_pct_all_cores']}% of {res['cpus']}); "
                   f"RSS {res['rss_start_mib']} -> {res['rss_end_mib']} MiB, peak {res['rss_peak_mib']} MiB; "
                   f"wall per frame incl. decode {m['wall_per_frame_ms']:.2f} ms.", "",

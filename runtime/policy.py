@@ -84,6 +84,9 @@ class DeadlinePolicy:
         self.ladder = TierLadder(config.tiers, config.probe_every)
         self._running = Tier.FULL  # the tier of the last inference started
         self._probe_left_ms: float | None = None  # set while that inference is a tier probe
+        self._frames = 0  # frames the tiers were chosen for
+        self._sampled_at = {Tier.FULL: 0, Tier.REDUCED: 0}  # the frame of each tier's newest time
+        self._full_over_reduced = float(config.tiers.factor)  # work ratio; before both ran: see TierConfig
         self._output_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._wake_ms: collections.deque[float] = collections.deque(maxlen=config.history)
         self._raw_ms: collections.deque[float] = collections.deque(maxlen=config.history)
@@ -117,27 +120,29 @@ class DeadlinePolicy:
         return None if process is None else process + (self.predicted_output_ms() or 0.0)
 
     def _tier_process_ms(self, tier: Tier, worst: bool = False) -> float | None:
-        """The quantile (``worst``: the maximum) of ``tier``'s recent processing times; for a tier not
-        running now, the running tier's plus the difference of the two tiers' medians: a busy machine
-        adds its stalls to either tier alike, while the work differs by about the medians' difference."""
+        """The quantile (``worst``: the maximum) of ``tier``'s recent processing times. A tier not running
+        now has only times from another moment: it is estimated from the running tier's, as the work
+        (the running median times the tiers' work ratio) plus the running tier's stalls (its quantile
+        above its median), which a busy machine adds to either tier alike."""
         q = 100.0 if worst else self.config.quantile
         own = self._tier_ms[tier]
         level = self.ladder.level
         other = self._tier_ms[Tier.REDUCED if tier is Tier.FULL else Tier.FULL]
         if (own and (tier is level or level is Tier.RAW)) or not other:
             return float(np.percentile(own, q)) if own else None
-        return float(np.percentile(other, q)) + self._median_ms(tier) - self._median_ms(
-            Tier.REDUCED if tier is Tier.FULL else Tier.FULL)
+        median = float(np.median(other))
+        stalls = float(np.percentile(other, q)) - median
+        return median * (self._full_over_reduced if tier is Tier.FULL else 1.0 / self._full_over_reduced) + stalls
 
-    def _median_ms(self, tier: Tier) -> float:
-        """Median processing time at ``tier``; the reduced tier before it ran: the full one's times its prior ratio."""
-        samples = self._tier_ms[tier]
-        if samples:
-            return float(np.median(samples))
-        full = self._tier_ms[Tier.FULL]
-        prior = self.config.tiers.prior_ratio
-        ref = float(np.median(full)) if full else float(np.median(self._tier_ms[Tier.REDUCED])) / prior
-        return ref * (prior if tier is Tier.REDUCED else 1.0)
+    def _add_sample(self, tier: Tier, process_ms: float) -> None:
+        """One processing time at ``tier``. While both tiers have times from within ``history`` frames of
+        each other (around a switch, a probe) their medians' ratio is the work ratio; later it is kept."""
+        self._tier_ms[tier].append(process_ms)
+        self._sampled_at[tier] = self._frames
+        full, reduced = self._tier_ms[Tier.FULL], self._tier_ms[Tier.REDUCED]
+        if full and reduced and abs(self._sampled_at[Tier.FULL] - self._sampled_at[Tier.REDUCED]) \
+                <= self.config.history:
+            self._full_over_reduced = max(1.0, float(np.median(full)) / max(1e-3, float(np.median(reduced))))
 
     def choose(self, origin_ns: int, now_ns: int, *, busy: bool = False) -> tuple[Tier, Reason | None]:
         """The tier to run on this frame, or (RAW, why the raw frame is shown)."""
@@ -163,6 +168,7 @@ class DeadlinePolicy:
             worst = self._tier_process_ms(tier, worst=True)
             return worst is None or worst <= self.config.tiers.up_margin * left_ms
 
+        self._frames += 1
         choice = self.ladder.choose(fits, fits_up)
         if choice.tier is Tier.RAW:
             return Tier.RAW, Reason.PREDICTED_MISS
@@ -204,7 +210,7 @@ class DeadlinePolicy:
         elif late and self.config.tiers.enabled:
             self.ladder.missed(tier)
         self._probing, self._probe_left_ms = False, None
-        samples.append(process_ms)
+        self._add_sample(tier, process_ms)
         self._failures = 0
         self._backoff_level = 0
 
@@ -212,9 +218,11 @@ class DeadlinePolicy:
         """The model failed (``reason``); a TIMEOUT after ``waited_ms``: the tier took at least that long."""
         if reason is Reason.TIMEOUT and self.config.tiers.enabled:
             if waited_ms is not None:  # the slow tail the predictor must see (it never returned a time)
-                self._tier_ms[self._running].append(waited_ms)
+                self._add_sample(self._running, waited_ms)
             if self._probe_left_ms is None:
                 self.ladder.missed(self._running)  # a real miss: the tier steps down at once
+            else:
+                self.ladder.probed(self._running, with_margin=False)
         self._probing, self._probe_left_ms = False, None
         self._failures += 1
         if self._failures >= self.config.fail_threshold:

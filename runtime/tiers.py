@@ -10,8 +10,9 @@ viewer never sees the picture flip between tiers from one frame to the next:
   moves down;
 - up: never within ``hold_frames`` frames of a switch down, and only through a probe: the next
   tier up runs on one frame, at most every ``probe_every`` frames, and only when its estimate
-  fits with margin (from the raw tier, which measures nothing, every ``probe_every`` frames);
-  a probe that finishes within ``up_margin`` of the time the frame had left moves up;
+  at its worst fits with margin (from the raw tier, which measures nothing, every ``probe_every``
+  frames); a probe that finishes within ``up_margin`` of the time the frame had left moves up,
+  a slower one doubles the wait;
 - a real miss (a timed-out or late result) moves the full tier down at once; the reduced tier,
   the last before raw, only at its second real miss within ``hold_frames`` frames (one stall of
   the machine is one raw frame, not a raw stretch);
@@ -68,11 +69,9 @@ class TierConfig:
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
-    @property
-    def prior_ratio(self) -> float:
-        """Reduced / full time before both are measured: conservative, 1/factor rather than the
-        1/factor**2 of the pixels, since pre/post and per-call costs do not shrink with the area."""
-        return 1.0 / self.factor
+    # Before both tiers have run, the full tier is taken as ``factor`` times the reduced one's work:
+    # conservative for the reduced tier (its area is factor**2 smaller, but pre/post and per-call
+    # costs do not shrink with it), the direction in which a wrong guess costs a raw frame.
 
 
 @dataclass(frozen=True)
@@ -114,17 +113,26 @@ class TierLadder:
             self._switch(lower)
             self.held = 1
             return Choice(lower)
-        hold = self.up_hold
-        if self.level is not Tier.FULL and self.held > hold and (self.held - hold - 1) % self.probe_every == 0:
-            higher = LADDER[LADDER.index(self.level) - 1]
-            if self.level is Tier.RAW or fits_up(higher):
-                return Choice(higher, probe=True)
+        if self.level is Tier.FULL or self.held <= self.up_hold:
+            return Choice(self.level)
+        higher, slot = LADDER[LADDER.index(self.level) - 1], self.held - self.up_hold - 1
+        if slot % self.probe_every == 0 and (self.level is Tier.RAW or fits_up(higher)):
+            return Choice(higher, probe=True)
         return Choice(self.level)
 
     def probed(self, tier: Tier, with_margin: bool) -> None:
-        """A probe of ``tier`` finished in time; ``with_margin``: within ``up_margin`` -> move up."""
-        if with_margin and LADDER.index(tier) < LADDER.index(self.level):
+        """A probe of ``tier`` came back: within ``up_margin`` of the time left -> move up; slower, late
+        or timed out -> stay, and (above raw, where a failed try can cost a raw frame) wait twice as long."""
+        if LADDER.index(tier) >= LADDER.index(self.level):
+            return
+        if with_margin:
             self._switch(tier)
+        elif self.level is not Tier.RAW:
+            self._back_off()
+            self.held = 0
+
+    def _back_off(self) -> None:
+        self.up_hold = min(self.up_hold * 2, self.config.hold_frames << MAX_HOLD_DOUBLINGS)
 
     def missed(self, tier: Tier) -> None:
         """A real miss (timeout, late result) at ``tier``, the current level: it steps down (see the module)."""
@@ -136,5 +144,5 @@ class TierLadder:
             if isolated:
                 return
         if self.went_up and self.held <= self.up_hold:  # the try up failed: wait longer before the next
-            self.up_hold = min(self.up_hold * 2, self.config.hold_frames << MAX_HOLD_DOUBLINGS)
+            self._back_off()
         self._switch(LADDER[LADDER.index(tier) + 1])
