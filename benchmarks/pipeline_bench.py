@@ -119,7 +119,9 @@ def _frame_cost(rows) -> dict:
                       if not math.isnan(r.infer_ms)]).to_dict()
 
 
-TIME_REASONS = ("predicted-miss", "timeout", "late")  # raw because of time, not because of a check
+# raw because of time, not because of a check; backoff: the model still busy with an earlier call that
+# timed out (or backing off after failures: counted here too, to err on the side of more raw frames)
+TIME_REASONS = ("predicted-miss", "timeout", "late", "backoff")
 
 
 def _for_time(d: dict, rows) -> dict:

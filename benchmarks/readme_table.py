@@ -81,6 +81,13 @@ def _pipeline(p: dict) -> list[str]:
     if "bare_infer_ms" in p:
         b = p["bare_infer_ms"]["latency_ms"]
         out += ["", f"Bare model on the same frames: median {b['median']:.2f} ms, p99 {b['p99']:.2f} ms."]
+    rt = p["modes"].get("realtime", {})
+    if "raw_or_dropped_for_time" in rt:
+        out += ["", f"Real time{' with the output checks' if p.get('checks') else ''}: frames shown by tier "
+                    f"{rt['tiers']}; raw for time or dropped {100 * rt['raw_or_dropped_for_time']:.1f}% "
+                    f"({100 * rt['raw_or_dropped_for_time_after_startup']:.1f}% after the {rt['startup_frames']} "
+                    f"start-up frames); shortest run between two switches of in-time and raw-for-time frames: "
+                    f"{rt['min_run_between_time_switches'] or 'no two switches'}."]
     return out
 
 

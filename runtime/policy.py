@@ -119,12 +119,15 @@ class DeadlinePolicy:
         process = self._tier_process_ms(tier)
         return None if process is None else process + (self.predicted_output_ms() or 0.0)
 
-    def _tier_process_ms(self, tier: Tier, worst: bool = False) -> float | None:
-        """The quantile (``worst``: the maximum) of ``tier``'s recent processing times. A tier not running
+    def _tier_process_ms(self, tier: Tier, worst: bool = False, median: bool = False) -> float | None:
+        """The quantile (``worst``: the maximum; ``median``: the median) of ``tier``'s recent processing
+        times. The reduced tier, the last before raw, is judged by its median: running it and missing
+        costs one raw frame, going raw costs ``hold_frames`` of them, so raw pays only when most of its
+        calls would miss. A tier not running
         now has only times from another moment: it is estimated from the running tier's, as the work
         (the running median times the tiers' work ratio) plus the running tier's stalls (its quantile
         above its median), which a busy machine adds to either tier alike."""
-        q = 100.0 if worst else self.config.quantile
+        q = 100.0 if worst else 50.0 if median else self.config.quantile
         own = self._tier_ms[tier]
         level = self.ladder.level
         other = self._tier_ms[Tier.REDUCED if tier is Tier.FULL else Tier.FULL]
@@ -161,7 +164,7 @@ class DeadlinePolicy:
         left_ms = self.wait_s(origin_ns, now_ns) * 1e3  # the longest the inference will be waited for
 
         def fits(tier: Tier) -> bool:
-            process = self._tier_process_ms(tier)
+            process = self._tier_process_ms(tier, median=tier is Tier.REDUCED)
             return process is None or process <= left_ms
 
         def fits_up(tier: Tier) -> bool:

@@ -151,7 +151,7 @@ def test_pipeline_bench_reports_both_modes(bundle, capsys, tmp_path):
             assert stage in m["latency_ms"]
         assert sum(m["tiers"].values()) == m["frames_out"] and set(m["tiers"]) <= {"full", "reduced", "raw"}
         assert len(m["per_frame"]["tier"]) == m["frames_out"]
-        for_time = sum(m["passthrough_by_reason"].get(k, 0) for k in ("predicted-miss", "timeout", "late"))
+        for_time = sum(m["passthrough_by_reason"].get(k, 0) for k in ("predicted-miss", "timeout", "late", "backoff"))
         assert m["raw_or_dropped_for_time_frames"] == for_time + m["dropped"]
         assert "min_run_between_switches" in m and "min_run_between_time_switches" in m
     assert r["modes"]["fast"]["dropped"] == 0  # as fast as possible never drops
