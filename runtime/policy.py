@@ -218,14 +218,19 @@ class DeadlinePolicy:
         self._backoff_level = 0
 
     def failed(self, reason: Reason, waited_ms: float | None = None) -> None:
-        """The model failed (``reason``); a TIMEOUT after ``waited_ms``: the tier took at least that long."""
+        """The model failed (``reason``); a TIMEOUT after ``waited_ms``: the tier took at least that long.
+        With tiers a timeout is a matter of time, the ladder's (a real miss, or a failed try up), not a
+        failure that backs the model off: raw stretches after a few stalls would only add raw frames
+        (a call that never returns keeps the worker busy, and its frames raw, anyway)."""
         if reason is Reason.TIMEOUT and self.config.tiers.enabled:
             if waited_ms is not None:  # the slow tail the predictor must see (it never returned a time)
                 self._add_sample(self._running, waited_ms)
             if self._probe_left_ms is None:
-                self.ladder.missed(self._running)  # a real miss: the tier steps down at once
+                self.ladder.missed(self._running)
             else:
                 self.ladder.probed(self._running, with_margin=False)
+            self._probe_left_ms = None
+            return
         self._probing, self._probe_left_ms = False, None
         self._failures += 1
         if self._failures >= self.config.fail_threshold:

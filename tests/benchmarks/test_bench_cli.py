@@ -245,3 +245,18 @@ def test_pipeline_bench_counts_raw_for_time_and_the_runs_between_switches():
     assert out["startup_frames"] == 2 and out["raw_or_dropped_for_time_after_startup"] == 1 / 28
     # in time / raw for time: P(1) | E x12 | timeout x1 | (mean-shift: in time) x15
     assert out["time_switches"] == 3 and out["min_run_between_time_switches"] == 1
+
+
+def test_tiers_ab_alternates_the_arms_and_records_the_load():
+    from ganrt.benchmarks.tiers_ab import run_ab, to_markdown
+    from ganrt.runtime.manifest import Manifest, bundled_model_dir
+    from ganrt.runtime.profiles import DeviceProfile
+
+    r = run_ab(Manifest.load(bundled_model_dir()), DeviceProfile.load("cpu-x86-2core"), pairs=2, frames=4,
+               checks=False)
+    assert [x["arm"] for x in r["runs"]] == ["single", "tiers", "tiers", "single"]
+    for x in r["runs"]:
+        assert sum(x["tiers"].values()) + sum(x["dropped_by_reason"].values()) == 4
+        assert x["load_avg_1m_before"] >= 0 and 0.0 <= x["raw_or_dropped_for_time"] <= 1.0
+    assert all("reduced" not in x["tiers"] for x in r["runs"] if x["arm"] == "single")
+    assert "| 1 | single |" in to_markdown(r)

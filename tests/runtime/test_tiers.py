@@ -173,6 +173,21 @@ def test_policy_a_timed_out_call_teaches_the_slow_tail_and_steps_full_down():
     assert p.ladder.level is R and p.predicted_ms(F) is not None
 
 
+def test_with_tiers_timeouts_are_misses_for_the_ladder_not_failures_that_back_off():
+    p = DeadlinePolicy(PolicyConfig(budget_ms=33.0, fail_threshold=2))
+    tiers = []
+    for _ in range(3):
+        tier, reason = p.choose(0, 0)
+        assert reason is None
+        tiers.append(tier)
+        p.failed(Reason.TIMEOUT, waited_ms=30.0)
+    assert tiers == [F, R, R]  # full steps down at once; reduced at its second miss within the hold
+    assert p.backoffs == 0 and p.ladder.level is X and p.choose(0, 0) == (X, Reason.PREDICTED_MISS)
+    p.failed(Reason.BACKEND_ERROR)
+    p.failed(Reason.BACKEND_ERROR)
+    assert p.backoffs == 1  # real failures still back off
+
+
 # --- the pipeline ----------------------------------------------------------------------------------
 
 
