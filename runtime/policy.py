@@ -161,25 +161,30 @@ class DeadlinePolicy:
             reason = self._single_tier(origin_ns, now_ns)
             self._running = Tier.FULL
             return (Tier.RAW, reason) if reason else (Tier.FULL, None)
-        left_ms = self.wait_s(origin_ns, now_ns) * 1e3  # the longest the inference will be waited for
-
-        def fits(tier: Tier) -> bool:
-            process = self._tier_process_ms(tier, median=tier is Tier.REDUCED)
-            return process is None or process <= left_ms
-
-        def fits_up(tier: Tier) -> bool:
-            worst = self._tier_process_ms(tier, worst=True)
-            return worst is None or worst <= self.config.tiers.up_margin * left_ms
-
+        # the ladder judges the machine: the wait a frame that has not queued would get; this frame's
+        # own wait (it may have queued behind a stall) only moves this frame down, not the level
+        typical_ms, left_ms = self.wait_s(now_ns, now_ns) * 1e3, self.wait_s(origin_ns, now_ns) * 1e3
         self._frames += 1
-        choice = self.ladder.choose(fits, fits_up)
-        if choice.tier is Tier.RAW:
-            return Tier.RAW, Reason.PREDICTED_MISS
-        if choice.probe:
+        choice = self.ladder.choose(lambda t: self._fits(t, typical_ms),
+                                    lambda t: self._fits(t, self.config.tiers.up_margin * typical_ms, worst=True))
+        tier = choice.tier
+        if choice.probe and not self._fits(tier, self.config.tiers.up_margin * left_ms, worst=True):
+            tier = self.ladder.level  # this frame is too late to be a fair try
+        elif choice.probe:
             self.probes += 1
             self._probe_left_ms = left_ms
-        self._running = choice.tier
-        return choice.tier, None
+        while tier is not Tier.RAW and not self._fits(tier, left_ms):
+            tier = Tier.REDUCED if tier is Tier.FULL else Tier.RAW
+        if tier is Tier.RAW:
+            return Tier.RAW, Reason.PREDICTED_MISS
+        self._running = tier
+        return tier, None
+
+    def _fits(self, tier: Tier, limit_ms: float, worst: bool = False) -> bool:
+        """``tier`` predicted to finish within ``limit_ms`` (True before anything is known about it);
+        the reduced tier, the last before raw, by its median (see ``_tier_process_ms``)."""
+        process = self._tier_process_ms(tier, worst=worst, median=not worst and tier is Tier.REDUCED)
+        return process is None or process <= limit_ms
 
     def decide(self, origin_ns: int, now_ns: int, *, busy: bool = False) -> Reason | None:
         """None: run inference (at ``choose``'s tier). A Reason: pass the raw frame through for that reason."""

@@ -173,6 +173,16 @@ def test_policy_a_timed_out_call_teaches_the_slow_tail_and_steps_full_down():
     assert p.ladder.level is R and p.predicted_ms(F) is not None
 
 
+def test_a_frame_that_queued_behind_a_stall_runs_a_tier_lower_and_the_level_stays():
+    p = DeadlinePolicy(PolicyConfig(budget_ms=33.0))
+    p.choose(0, 0)
+    p.succeeded(20.0)
+    assert p.choose(0, 0) == (F, None)
+    assert p.choose(0, 15 * MS) == (R, None)  # 15 ms already spent in the queue: full would miss
+    assert p.ladder.level is F and p.choose(0, 0) == (F, None)
+    assert p.choose(0, 25 * MS) == (X, Reason.PREDICTED_MISS) and p.ladder.level is F
+
+
 def test_with_tiers_timeouts_are_misses_for_the_ladder_not_failures_that_back_off():
     p = DeadlinePolicy(PolicyConfig(budget_ms=33.0, fail_threshold=2))
     tiers = []
