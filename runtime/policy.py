@@ -168,8 +168,8 @@ class DeadlinePolicy:
         choice = self.ladder.choose(lambda t: self._fits(t, typical_ms),
                                     lambda t: self._fits(t, self.config.tiers.up_margin * typical_ms, worst=True))
         tier = choice.tier
-        if choice.probe and not self._fits(tier, self.config.tiers.up_margin * left_ms, worst=True):
-            tier = self.ladder.level  # this frame is too late to be a fair try
+        if choice.probe and left_ms < self.config.tiers.up_margin * typical_ms:
+            tier = self.ladder.level  # this frame queued too long to be a fair try
         elif choice.probe:
             self.probes += 1
             self._probe_left_ms = left_ms

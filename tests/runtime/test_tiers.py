@@ -183,6 +183,18 @@ def test_a_frame_that_queued_behind_a_stall_runs_a_tier_lower_and_the_level_stay
     assert p.choose(0, 25 * MS) == (X, Reason.PREDICTED_MISS) and p.ladder.level is F
 
 
+def test_from_raw_the_reduced_tier_is_probed_even_when_its_old_times_say_it_would_miss():
+    p = DeadlinePolicy(PolicyConfig(budget_ms=33.0, probe_every=15))
+    for _ in range(3):  # full, then reduced twice: timeouts -> raw
+        p.choose(0, 0)
+        p.failed(Reason.TIMEOUT, waited_ms=31.0)
+    assert p.ladder.level is X
+    picks = [p.choose(0, 0) for _ in range(11)]
+    assert picks[:10] == [(X, Reason.PREDICTED_MISS)] * 10 and picks[10] == (R, None)  # the probe
+    p.succeeded(4.0)
+    assert p.ladder.level is R and p.choose(0, 0) == (R, None)
+
+
 def test_with_tiers_timeouts_are_misses_for_the_ladder_not_failures_that_back_off():
     p = DeadlinePolicy(PolicyConfig(budget_ms=33.0, fail_threshold=2))
     tiers = []
