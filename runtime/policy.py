@@ -145,7 +145,9 @@ class DeadlinePolicy:
         full, reduced = self._tier_ms[Tier.FULL], self._tier_ms[Tier.REDUCED]
         if full and reduced and abs(self._sampled_at[Tier.FULL] - self._sampled_at[Tier.REDUCED]) \
                 <= self.config.history:
-            self._full_over_reduced = max(1.0, float(np.median(full)) / max(1e-3, float(np.median(reduced))))
+            ratio = float(np.median(full)) / max(1e-3, float(np.median(reduced)))
+            # the work shrinks at most with the pixel count: a larger ratio is a stall in the few full times
+            self._full_over_reduced = min(float(self.config.tiers.factor ** 2), max(1.0, ratio))
 
     def choose(self, origin_ns: int, now_ns: int, *, busy: bool = False) -> tuple[Tier, Reason | None]:
         """The tier to run on this frame, or (RAW, why the raw frame is shown)."""
