@@ -170,11 +170,13 @@ class DeadlinePolicy:
         choice = self.ladder.choose(lambda t: self._fits(t, typical_ms),
                                     lambda t: self._fits(t, self.config.tiers.up_margin * typical_ms, worst=True))
         tier = choice.tier
-        if choice.probe and left_ms < self.config.tiers.up_margin * typical_ms:
-            tier = self.ladder.level  # this frame queued too long to be a fair try
-        elif choice.probe:
-            self.probes += 1
+        if choice.probe and left_ms >= self.config.tiers.up_margin * typical_ms:
+            self.probes += 1  # a try: it runs whatever the estimates say (they may be what keeps the level down)
             self._probe_left_ms = left_ms
+            self._running = tier
+            return tier, None
+        if choice.probe:
+            tier = self.ladder.level  # this frame queued too long to be a fair try
         while tier is not Tier.RAW and not self._fits(tier, left_ms):
             tier = Tier.REDUCED if tier is Tier.FULL else Tier.RAW
         if tier is Tier.RAW:

@@ -196,6 +196,17 @@ def test_from_raw_the_reduced_tier_is_probed_even_when_its_old_times_say_it_woul
     assert p.ladder.level is R and p.choose(0, 0) == (R, None)
 
 
+def test_a_probe_from_raw_runs_even_when_the_slack_leaves_less_than_the_estimate():
+    p = DeadlinePolicy(PolicyConfig(budget_ms=33.0, probe_every=15))
+    p.choose(0, 0)
+    p.failed(Reason.TIMEOUT, waited_ms=31.0)  # full timed out: reduced estimated at 31 / 2
+    for _ in range(30):
+        p.observe_raw(20.0)  # showing a raw frame takes 20 ms here: 12 ms left for the model
+    picks = [p.choose(0, 0) for _ in range(11)]
+    assert p.ladder.level is X and picks[0] == (X, Reason.PREDICTED_MISS)
+    assert picks[10] == (R, None) and p.probes == 1  # the try runs; only its result can lift the level
+
+
 def test_with_tiers_timeouts_are_misses_for_the_ladder_not_failures_that_back_off():
     p = DeadlinePolicy(PolicyConfig(budget_ms=33.0, fail_threshold=2))
     tiers = []
