@@ -119,23 +119,26 @@ class DeadlinePolicy:
         process = self._tier_process_ms(tier)
         return None if process is None else process + (self.predicted_output_ms() or 0.0)
 
-    def _tier_process_ms(self, tier: Tier, worst: bool = False, median: bool = False) -> float | None:
+    def _tier_process_ms(self, tier: Tier, worst: bool = False, median: bool = False,
+                         untried_fits: bool = False) -> float | None:
         """The quantile (``worst``: the maximum; ``median``: the median) of ``tier``'s recent processing
         times. The reduced tier, the last before raw, is judged by its median: running it and missing
         costs one raw frame, going raw costs ``hold_frames`` of them, so raw pays only when most of its
-        calls would miss. A tier not running
-        now has only times from another moment: it is estimated from the running tier's, as the work
-        (the running median times the tiers' work ratio) plus the running tier's stalls (its quantile
-        above its median), which a busy machine adds to either tier alike."""
+        calls would miss. A tier not running now has only times from another moment: it is estimated
+        from the running tier's, as the work (the running median times the tiers' work ratio) plus the
+        running tier's stalls (its quantile above its median), which a busy machine adds to either tier
+        alike. None: nothing known (``untried_fits``: also for a tier that never ran)."""
         q = 100.0 if worst else 50.0 if median else self.config.quantile
         own = self._tier_ms[tier]
         level = self.ladder.level
         other = self._tier_ms[Tier.REDUCED if tier is Tier.FULL else Tier.FULL]
-        if (own and (tier is level or level is Tier.RAW)) or not other:
-            return float(np.percentile(own, q)) if own else None
-        median = float(np.median(other))
-        stalls = float(np.percentile(other, q)) - median
-        return median * (self._full_over_reduced if tier is Tier.FULL else 1.0 / self._full_over_reduced) + stalls
+        if not own and (untried_fits or not other):
+            return None  # never ran: nothing known, try it
+        if own and (tier is level or level is Tier.RAW or not other):
+            return float(np.percentile(own, q))
+        mid = float(np.median(other))
+        stalls = float(np.percentile(other, q)) - mid
+        return mid * (self._full_over_reduced if tier is Tier.FULL else 1.0 / self._full_over_reduced) + stalls
 
     def _add_sample(self, tier: Tier, process_ms: float) -> None:
         """One processing time at ``tier``. While both tiers have times from within ``history`` frames of
@@ -167,7 +170,7 @@ class DeadlinePolicy:
         # own wait (it may have queued behind a stall) only moves this frame down, not the level
         typical_ms, left_ms = self.wait_s(now_ns, now_ns) * 1e3, self.wait_s(origin_ns, now_ns) * 1e3
         self._frames += 1
-        choice = self.ladder.choose(lambda t: self._fits(t, typical_ms),
+        choice = self.ladder.choose(lambda t: self._fits(t, typical_ms, untried_fits=True),
                                     lambda t: self._fits(t, self.config.tiers.up_margin * typical_ms, worst=True))
         tier = choice.tier
         if choice.probe and left_ms >= self.config.tiers.up_margin * typical_ms:
@@ -184,10 +187,12 @@ class DeadlinePolicy:
         self._running = tier
         return tier, None
 
-    def _fits(self, tier: Tier, limit_ms: float, worst: bool = False) -> bool:
-        """``tier`` predicted to finish within ``limit_ms`` (True before anything is known about it);
-        the reduced tier, the last before raw, by its median (see ``_tier_process_ms``)."""
-        process = self._tier_process_ms(tier, worst=worst, median=not worst and tier is Tier.REDUCED)
+    def _fits(self, tier: Tier, limit_ms: float, worst: bool = False, untried_fits: bool = False) -> bool:
+        """``tier`` predicted to finish within ``limit_ms`` (True before anything is known about either
+        tier; ``untried_fits``: also before ``tier`` itself ran -- the level tries it, a late frame does
+        not); the reduced tier, the last before raw, by its median (see ``_tier_process_ms``)."""
+        process = self._tier_process_ms(tier, worst=worst, median=not worst and tier is Tier.REDUCED,
+                                        untried_fits=untried_fits)
         return process is None or process <= limit_ms
 
     def decide(self, origin_ns: int, now_ns: int, *, busy: bool = False) -> Reason | None:

@@ -159,7 +159,7 @@ def test_policy_estimates_the_tier_not_running_from_the_running_one():
     assert p.choose(0, 0) == (F, None)  # nothing known: try full
     p.succeeded(40.0)  # full is too slow for a 33 ms budget
     tier, reason = p.choose(0, 0)
-    assert (tier, reason) == (R, None)  # reduced, estimated at 40 x 1/factor before it ran
+    assert (tier, reason) == (R, None)  # reduced: never ran, so tried
     p.succeeded(8.0)
     assert p.predicted_ms(R) == pytest.approx(8.0)
     # the full tier, not running: the reduced one's median times the work ratio (40 / 8, but the work
@@ -198,10 +198,13 @@ def test_from_raw_the_reduced_tier_is_probed_even_when_its_old_times_say_it_woul
 
 def test_a_probe_from_raw_runs_even_when_the_slack_leaves_less_than_the_estimate():
     p = DeadlinePolicy(PolicyConfig(budget_ms=33.0, probe_every=15))
-    p.choose(0, 0)
-    p.failed(Reason.TIMEOUT, waited_ms=31.0)  # full timed out: reduced estimated at 31 / 2
     for _ in range(30):
         p.observe_raw(20.0)  # showing a raw frame takes 20 ms here: 12 ms left for the model
+    assert p.choose(0, 0) == (F, None)
+    p.failed(Reason.TIMEOUT, waited_ms=12.0)
+    assert p.choose(0, 0) == (R, None)  # never ran: tried
+    p.failed(Reason.TIMEOUT, waited_ms=12.0)  # one stall: the level stays
+    p.succeeded(13.0)  # the reduced tier's median is now over the 12 ms left
     picks = [p.choose(0, 0) for _ in range(11)]
     assert p.ladder.level is X and picks[0] == (X, Reason.PREDICTED_MISS)
     assert picks[10] == (R, None) and p.probes == 1  # the try runs; only its result can lift the level
