@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 MAX_BUDGET_MS = 10_000.0  # as a profile's budget_ms: longer is no longer a real-time deadline
 
 
+MIN_RAW_SAMPLES = 5  # raw frames timed before their quantile bounds the inference wait
+
 RAW_MARGIN_MS = 1.0  # what the measures above miss (a first warning logged, a garbage collection)
 
 
@@ -107,7 +109,10 @@ class DeadlinePolicy:
         the sinks' median; the policy's quantile) and how late a timed wait has been waking up here
         (the worst of the recent ones) and ``RAW_MARGIN_MS``, and ``timeout_ms`` at most. Then the frame goes out raw, by its deadline: a stall is one budget."""
         wake_ms = max(self._wake_ms, default=0.0)  # the bound is hard: the worst recent wake-up
-        raw_ms = float(np.percentile(self._raw_ms, self.config.quantile)) if self._raw_ms else None
+        # a quantile of a few samples is their maximum: one first raw frame that paid a one-off cost
+        # (under load, 30 ms) would leave the model no time for many frames; until then, the sinks' median
+        enough = len(self._raw_ms) >= MIN_RAW_SAMPLES
+        raw_ms = float(np.percentile(self._raw_ms, self.config.quantile)) if enough else None
         slack_ms = (raw_ms if raw_ms is not None else self.predicted_output_ms() or 0.0) + wake_ms + RAW_MARGIN_MS
         left = (self.deadline_ns(origin_ns) - now_ns) / 1e9 - slack_ms / 1e3
         return max(0.0, min(left, self.config.timeout_s))

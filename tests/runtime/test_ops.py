@@ -194,7 +194,7 @@ def test_policy_backoff_grows_caps_and_resets():
 
 
 def test_policy_waits_for_inference_until_the_deadline_only():
-    from ganrt.runtime.policy import RAW_MARGIN_MS
+    from ganrt.runtime.policy import MIN_RAW_SAMPLES, RAW_MARGIN_MS
 
     margin = RAW_MARGIN_MS / 1e3
     assert PolicyConfig(budget_ms=33).timeout_s == pytest.approx(0.033)
@@ -207,7 +207,13 @@ def test_policy_waits_for_inference_until_the_deadline_only():
     p.observe_output(2.0)  # the raw frame must still go out by the deadline: its output time is kept free
     p.observe_wake(1.0)  # and a timed wait here wakes up about 1 ms late
     assert p.wait_s(0, 0) == pytest.approx(0.030 - margin)
-    p.observe_raw(3.0)  # once raw frames are seen, their whole cost replaces the sinks' share
+    p.observe_raw(30.0)  # one raw frame that paid a one-off cost: not yet a bound
+    assert p.wait_s(0, 0) == pytest.approx(0.030 - margin)
+    for _ in range(MIN_RAW_SAMPLES - 1):
+        p.observe_raw(3.0)  # once enough raw frames are seen, their whole cost replaces the sinks' share
+    assert p.wait_s(0, 0) == pytest.approx(0.033 - np.percentile([30.0] + [3.0] * 4, 95) / 1e3 - 0.001 - margin)
+    for _ in range(40):
+        p.observe_raw(3.0)
     assert p.wait_s(0, 0) == pytest.approx(0.029 - margin)
     for bad in (0, -1, float("inf"), float("nan"), 1e300):
         with pytest.raises(ConfigError):
