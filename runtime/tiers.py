@@ -20,8 +20,13 @@ viewer never sees the picture flip between tiers from one frame to the next:
   ``MAX_HOLD_DOUBLINGS`` times): on a machine whose stalls the higher tier cannot absorb, each
   try costs a raw frame, so tries get rarer; a stay up as long as that wait forgets it.
 
+A probe that finishes in time without the margin is still shown (one frame of the higher tier:
+better than raw). ``DeadlinePolicy`` adds one thing the ladder does not see: a frame that already
+queued behind a stall runs a tier lower (or raw) by itself, without moving the level.
+
 ``TierLadder`` is the state machine only (no clock, no measurements): ``DeadlinePolicy`` asks it
-which tier to run and tells it what happened.
+which tier to run and tells it what happened. A runner with a smallest input shape (a TensorRT
+engine's profile, ``[tensorrt] min_hw``) needs crops of at least ``factor`` times that size.
 """
 
 from __future__ import annotations
