@@ -232,7 +232,7 @@ def _checks(g: dict) -> str:
 def to_markdown(r: dict) -> str:
     env = r["environment"]
     lines = [f"# Pipeline latency ({r['backend']}, {r['precision']})", "",
-             f"{describe(env)}. Source {r['source']}, {r['frames']} frames per mode, profile {r['profile']} "
+             f"{describe(env)}; load average {env.get('load_avg')} (1, 5, 15 min, at the end). Source {r['source']}, {r['frames']} frames per mode, profile {r['profile']} "
              f"(budget {r['budget_ms']:g} ms). Output checks: "
              f"{'the bundle defaults ' + _checks(r['guard']) if r.get('checks') else 'none (the bare loop)'}; "
              f"tiers {r.get('tiers')}.", ""]
