@@ -19,6 +19,7 @@ and to.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -43,7 +44,10 @@ from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.record import STAGES, Record
 from ganrt.runtime.sinks import NullSink, VideoCodec, VideoSink
 from ganrt.runtime.sources import open_source
+from ganrt.runtime.frames import Outcome, Tier
+from ganrt.runtime.record_stats import RunMeter
 from ganrt.runtime.stats import summarize
+from ganrt.runtime.tiers import TierConfig
 
 MEASURED = {
     "capture_to_output_ms": "from Frame.t_capture_ns (the source has just returned the decoded frame) to the "
@@ -104,14 +108,43 @@ def _per_frame(rows) -> dict[str, list[float | None]]:
     out = [r for r in rows if r.outcome.value != "dropped"]
     clean = lambda v: None if v is None or math.isnan(v) else round(v, 4)  # noqa: E731
     return {k: [clean(getattr(r, k)) for r in out] for k in (*STAGES, "capture_to_output_ms")} | {
-        "outcome": [r.outcome.value for r in out]}
+        "outcome": [r.outcome.value for r in out], "reason": [r.reason.value for r in out],
+        "tier": [r.tier.value for r in out]}
 
 
 def _frame_cost(rows) -> dict:
-    """pre + infer + post + guard + sink of every frame the model returned on (enhanced, or sent raw
-    by the output checks): what one frame costs the loop, checks included."""
-    return summarize([r.pre_ms + r.infer_ms + r.post_ms + r.guard_ms + r.sink_ms for r in rows
-                      if not math.isnan(r.post_ms)]).to_dict()
+    """pre + infer + post + guard + sink of every frame shown enhanced at full resolution (the bare
+    model's input size; reduced-tier frames are cheaper, and a frame the output checks sent raw does
+    not say at which tier it ran): what one frame costs the loop, checks included."""
+    costs = [r.pre_ms + r.infer_ms + r.post_ms + r.guard_ms + r.sink_ms for r in rows if r.tier is Tier.FULL]
+    return summarize([c for c in costs if not math.isnan(c)]).to_dict()
+
+
+# raw because of time, not because of a check; backoff: the model still busy with an earlier call that
+# timed out (or backing off after failures: counted here too, to err on the side of more raw frames)
+TIME_REASONS = ("predicted-miss", "timeout", "late", "backoff")
+
+
+def _for_time(d: dict, rows) -> dict:
+    """The share of frames in shown raw for time (the reasons above) or dropped (overtaken by newer
+    ones), over the run and after the start-up (the frames before the model's first result in time,
+    captured while it warmed up); the flicker measure: the shortest run of enhanced or raw frames
+    between two switches, and the same where only raw for time counts as raw (a frame the output
+    checks sent raw had its model result in time)."""
+    for_time = [r.outcome is Outcome.DROPPED or r.reason.value in TIME_REASONS for r in rows]
+    start = next((i for i, r in enumerate(rows) if r.outcome is not Outcome.DROPPED and not for_time[i]
+                  and not math.isnan(r.infer_ms)), len(rows))
+    timing = RunMeter()
+    for r, late in zip(rows, for_time):
+        if r.outcome is not Outcome.DROPPED:
+            timing.add(not late)
+    after = for_time[start:]
+    return {"raw_or_dropped_for_time": sum(for_time) / len(rows) if rows else 0.0,
+            "raw_or_dropped_for_time_frames": sum(for_time), "startup_frames": start,
+            "raw_or_dropped_for_time_after_startup": sum(after) / len(after) if after else 0.0,
+            "tiers": d["tiers"], "enhanced_raw_switches": d["enhanced_raw_switches"],
+            "min_run_between_switches": d["min_run_between_switches"],
+            "time_switches": timing.switches, "min_run_between_time_switches": timing.shortest}
 
 
 def _sink(kind: BenchSink, tmp: Path, fps: float):
@@ -119,7 +152,7 @@ def _sink(kind: BenchSink, tmp: Path, fps: float):
 
 
 def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_ms: float, tmp: Path,
-              guard: GuardConfig) -> dict:
+              guard: GuardConfig, tiers: TierConfig) -> dict:
     realtime = mode is Mode.REALTIME
     source = open_source(cfg.source, realtime=realtime, loop=True, max_frames=cfg.frames)
     sink_kind = cfg.sink_realtime if realtime else cfg.sink_fast
@@ -128,7 +161,7 @@ def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_m
     with meter:
         t0 = time.perf_counter()
         rep = run(source, enhancer, [_sink(sink_kind, tmp, source.fps)],
-                  PipelineConfig.with_budget(budget_ms, guard=guard), record=rec)
+                  PipelineConfig.with_budget(budget_ms, tiers, guard=guard), record=rec)
         wall = time.perf_counter() - t0
     d = rep.to_dict()
     out = {
@@ -138,7 +171,7 @@ def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_m
         "dropped": d["dropped"], "dropped_by_reason": d["dropped_by_reason"],
         "late": d["late"], "deadline_miss_rate": d["deadline_miss_rate"], "budget_ms": budget_ms,
         "fps": d["fps"], "wall_s": d["wall_s"], "wall_per_frame_ms": 1000 * wall / max(d["frames_out"], 1),
-        "latency_ms": d["latency_ms"], "frame_cost_ms": _frame_cost(rec.rows),
+        **_for_time(d, rec.rows), "latency_ms": d["latency_ms"], "frame_cost_ms": _frame_cost(rec.rows),
         "resources": meter.result(), "model": d["model"],
     }
     if cfg.keep_per_frame:
@@ -157,14 +190,15 @@ def run_pipeline_bench(manifest: Manifest, profile: DeviceProfile, cfg: Pipeline
     }
     # the checks `ganrt run` applies to this bundle by default (region, local mean, domain, fidelity)
     guard = guard_config(profile, manifest) if cfg.checks else GuardConfig()
-    result["guard"] = guard.to_dict()
+    result["guard"], result["checks"] = guard.to_dict(), cfg.checks
+    result["tiers"] = dataclasses.asdict(profile.tiers)
     with sel.runner as runner, TemporaryDirectory() as td:
         enhancer = Enhancer(runner, manifest, artifact=sel.artifact)
         result["backend"], result["precision"] = runner.io.description, sel.precision.value
         if cfg.bare:
             result["bare_infer_ms"] = _bare(runner, enhancer, cfg.source, min(cfg.frames, 300))
         for mode in cfg.modes:
-            result["modes"][mode.value] = _one_mode(mode, cfg, enhancer, budget, Path(td), guard)
+            result["modes"][mode.value] = _one_mode(mode, cfg, enhancer, budget, Path(td), guard, profile.tiers)
     result["ratios"] = _ratios(result)
     t = profile.threads
     result["environment"] = environment({"profile": profile.name, "intra_op": t.intra_op, "inter_op": t.inter_op,
@@ -177,7 +211,7 @@ def _ratios(r: dict) -> dict:
     bare = r.get("bare_infer_ms", {}).get("latency_ms", {}).get("median")
     fast = r["modes"].get("fast")
     if bare and fast:
-        if fast["frame_cost_ms"]["median"] is not None:
+        if fast["frame_cost_ms"]["n"]:  # none when the output checks sent every frame raw
             out["fast_frame_cost_median_over_bare_median"] = fast["frame_cost_ms"]["median"] / bare
         out["fast_wall_per_frame_over_bare_median"] = fast["wall_per_frame_ms"] / bare
     return out
@@ -190,11 +224,18 @@ def _cell(v: float | None) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
 
+def _checks(g: dict) -> str:
+    on = [k for k in ("fidelity", "tone", "input_domain") if g.get(k)]
+    return f"(region {g.get('region_mode')}{', ' + ', '.join(on) if on else ''})"
+
+
 def to_markdown(r: dict) -> str:
     env = r["environment"]
     lines = [f"# Pipeline latency ({r['backend']}, {r['precision']})", "",
-             f"{describe(env)}. Source {r['source']}, {r['frames']} frames per mode, profile {r['profile']} "
-             f"(budget {r['budget_ms']:g} ms).", ""]
+             f"{describe(env)}; load average {env.get('load_avg')} (1, 5, 15 min, at the end). Source {r['source']}, {r['frames']} frames per mode, profile {r['profile']} "
+             f"(budget {r['budget_ms']:g} ms). Output checks: "
+             f"{'the bundle defaults ' + _checks(r['guard']) if r.get('checks') else 'none (the bare loop)'}; "
+             f"tiers {r.get('tiers')}.", ""]
     if "bare_infer_ms" in r:
         b = r["bare_infer_ms"]["latency_ms"]
         lines.append(f"Bare model inference: median {b['median']:.2f} ms, p99 {b['p99']:.2f} ms.")
@@ -206,6 +247,12 @@ def to_markdown(r: dict) -> str:
                   f"{' ' + str(m['passthrough_by_reason']) if m['passthrough'] else ''}, dropped {m['dropped']}"
                   f"{' ' + str(m['dropped_by_reason']) if m['dropped'] else ''}; deadline misses "
                   f"{100 * m['deadline_miss_rate']:.1f}% ({m['late']} frames over {m['budget_ms']:g} ms).",
+                  f"Tiers shown: {m['tiers']}; raw for time ({', '.join(TIME_REASONS)}) or dropped "
+                  f"{100 * m['raw_or_dropped_for_time']:.1f}% ({m['raw_or_dropped_for_time_frames']} frames; "
+                  f"{100 * m['raw_or_dropped_for_time_after_startup']:.1f}% after the {m['startup_frames']} start-up "
+                  f"frames); enhanced/raw switches {m['enhanced_raw_switches']}, shortest run between two "
+                  f"{m['min_run_between_switches']} frames; counting only raw for time: switches "
+                  f"{m['time_switches']}, shortest run {m['min_run_between_time_switches']} frames.",
                   f"CPU {res['cpu_util_pct_one_core']}% of one core ({res['cpu_util_pct_all_cores']}% of {res['cpus']}); "
                   f"RSS {res['rss_start_mib']} -> {res['rss_end_mib']} MiB, peak {res['rss_peak_mib']} MiB; "
                   f"wall per frame incl. decode {m['wall_per_frame_ms']:.2f} ms.", "",
@@ -218,6 +265,8 @@ def to_markdown(r: dict) -> str:
     lines.append("capture->output: " + r["measured"]["capture_to_output_ms"] + ".")
     if r.get("ratios"):
         lines.append("Ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in r["ratios"].items()) + ".")
+    if "fast" in r["modes"] and not r["modes"]["fast"]["frame_cost_ms"]["n"]:
+        lines.append("No per-frame cost ratio: no frame was shown enhanced at full resolution in the fast run.")
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ README = REPO / "README.md"
 
 COMPARE_1, COMPARE_2 = "compare_cpu_run1.json", "compare_cpu_run2.json"
 REPEAT, PIPELINE, ROOFLINE = "compare_cpu_repeatability.json", "pipeline_cpu.json", "roofline.json"
+PIPELINE_BARE_LOOP = "pipeline_cpu_nochecks.json"  # `ganrt bench pipeline --no-checks`
 BASELINES = "us-enhance_baselines.json"
 SCATTER = "us-enhance_baselines_quality_vs_latency.png"
 PLOTS = ("compare_cpu_latency.png", "pipeline_cpu_latency.png", SCATTER)
@@ -66,7 +67,7 @@ def _compare(c: dict, rep: dict | None) -> list[str]:
     return out
 
 
-def _pipeline(p: dict) -> list[str]:
+def _pipeline(p: dict, bare_loop: dict | None = None) -> list[str]:
     out = [f"**Pipeline** (`ganrt bench pipeline`, {p['backend'].split(' [')[0]} {p['precision']}, {p['source']}, "
            f"{p['frames']} frames per mode, budget {p['budget_ms']:g} ms); capture→output = source returned the decoded "
            f"frame → last sink's write returned:", ""]
@@ -81,7 +82,23 @@ def _pipeline(p: dict) -> list[str]:
     if "bare_infer_ms" in p:
         b = p["bare_infer_ms"]["latency_ms"]
         out += ["", f"Bare model on the same frames: median {b['median']:.2f} ms, p99 {b['p99']:.2f} ms."]
+    out += _timing_line(p)
+    if bare_loop is not None:
+        out += _timing_line(bare_loop)
     return out
+
+
+def _timing_line(p: dict) -> list[str]:
+    rt = p["modes"].get("realtime", {})
+    if "raw_or_dropped_for_time" not in rt:
+        return []
+    cost = p.get("ratios", {}).get("fast_frame_cost_median_over_bare_median")
+    return ["", f"Real time {'with the output checks' if p.get('checks') else 'without output checks (the bare loop)'}: "
+                f"frames shown by tier {rt['tiers']}; raw for time or dropped {100 * rt['raw_or_dropped_for_time']:.1f}% "
+                f"({100 * rt['raw_or_dropped_for_time_after_startup']:.1f}% after the {rt['startup_frames']} "
+                f"start-up frames); shortest run between two switches of in-time and raw-for-time frames: "
+                f"{rt['min_run_between_time_switches'] or 'no two switches'}"
+                + (f"; fast-mode cost per full-resolution frame / bare model {cost:.2f}" if cost else "") + "."]
 
 
 def _baselines(b: dict) -> list[str]:
@@ -128,7 +145,8 @@ def render(results: Path = RESULTS) -> str:
     parts: list[list[str]] = []
     missing = []
     c1, rep = _load(results, COMPARE_1), _load(results, REPEAT)
-    sections = ((COMPARE_1, c1, lambda d: _compare(d, rep)), (PIPELINE, _load(results, PIPELINE), _pipeline),
+    sections = ((COMPARE_1, c1, lambda d: _compare(d, rep)), (PIPELINE, _load(results, PIPELINE),
+                                                                lambda d: _pipeline(d, _load(results, PIPELINE_BARE_LOOP))),
                 (BASELINES, _load(results, BASELINES), _baselines), (ROOFLINE, _load(results, ROOFLINE), _roofline))
     for name, data, fn in sections:
         if data is None:

@@ -8,6 +8,7 @@ Steps (each writes JSON with its environment block, plus Markdown and PNGs):
   compare_cpu_run1/run2   `ganrt bench --compare --sizes 256,512`, twice, each in its own process
   compare_cpu_repeatability   run 2's medians against the spread run 1 reported
   pipeline_cpu            `ganrt bench pipeline`: as fast as possible (null sink) and real time (mp4 sink)
+  pipeline_cpu_nochecks   the same, `--no-checks` (the bare loop)
   <task>_baselines        student (each precision), teacher, classic filters: quality and speed
   <task>_student_vs_teacher   the export's student-vs-teacher comparison (needs the teacher)
   realscan/               `ganrt bench realscan`: the bundled students on the real ultrasound scans installed
@@ -130,18 +131,20 @@ def run(cfg: RunAllConfig) -> int:
 
             _plot(model_plots, runs[0], out, "compare_cpu")
 
-    def _pipeline() -> dict:
-        pc = pipeline_bench.PipelineBenchConfig(frames=30 if cfg.quick else 300)
+    def _pipeline(checks: bool = True) -> dict:
+        pc = pipeline_bench.PipelineBenchConfig(frames=30 if cfg.quick else 300, checks=checks)
         r = pipeline_bench.run_pipeline_bench(manifest, profile, pc)
-        _json(out / "pipeline_cpu.json", r)
-        (out / "pipeline_cpu.md").write_text(pipeline_bench.to_markdown(r))
-        if cfg.plots:
+        stem = "pipeline_cpu" if checks else "pipeline_cpu_nochecks"
+        _json(out / f"{stem}.json", r)
+        (out / f"{stem}.md").write_text(pipeline_bench.to_markdown(r))
+        if cfg.plots and checks:
             from ganrt.benchmarks.plots import pipeline_plots
 
             _plot(pipeline_plots, r, out, "pipeline_cpu")
         return r
 
     step("pipeline", _pipeline)
+    step("pipeline_nochecks", lambda: _pipeline(checks=False))  # the bare loop: timing without the checks' verdicts
 
     def _baselines() -> dict:
         bc = baselines.BaselinesConfig(teacher=cfg.teacher, **(

@@ -43,6 +43,16 @@ class Reason(Enum):
     REMOTE_UNAVAILABLE = "remote-unavailable"  # the inference server is down, unreachable or slow (triton runner)
 
 
+class Tier(Enum):
+    """What the shown frame came from (runtime.tiers): the model at full resolution, the model on the
+    crop downsampled (a cheaper tier near the budget), or the raw frame."""
+
+    FULL = "full"
+    REDUCED = "reduced"
+    RAW = "raw"
+    NONE = ""  # a dropped frame: nothing shown
+
+
 @dataclass(frozen=True, slots=True)
 class FrameMeta:
     source_id: str = "unknown"
@@ -84,6 +94,7 @@ class FrameResult:
     outcome: Outcome
     reason: Reason = Reason.NONE
     pixels: np.ndarray | None = None
+    tier: Tier = Tier.NONE  # what the shown pixels came from (set for every frame that is shown)
     wait_ms: float = math.nan  # capture -> dequeue
     pre_ms: float = math.nan
     infer_ms: float = math.nan

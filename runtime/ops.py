@@ -216,11 +216,19 @@ class Enhancer:
             return raw
         return cv2.resize(raw, (raw.shape[1] * s, raw.shape[0] * s), interpolation=cv2.INTER_LINEAR)
 
-    def enhance(self, frame: Frame, times: StageTimes | None = None) -> np.ndarray:
+    def enhance(self, frame: Frame, times: StageTimes | None = None, factor: int = 1) -> np.ndarray:
+        """The enhanced frame. ``factor`` > 1 (the reduced tier, runtime.tiers): the model runs on the
+        frame area-downsampled ``factor`` times per side and its output is upsampled back, so the
+        result has the size of a full-resolution one; both resamplings count as pre and post time."""
         times = times if times is not None else StageTimes()
         now = self.clock.now_ns
         t0 = now()
-        x, undo = self.pre(frame.pixels)
+        pixels = frame.pixels
+        if factor > 1:
+            h, w = pixels.shape[:2]
+            pixels = cv2.resize(pixels, (max(MIN_SIDE, w // factor), max(MIN_SIDE, h // factor)),
+                                interpolation=cv2.INTER_AREA)
+        x, undo = self.pre(pixels)
         t1 = now()
         times.pre_ms = (t1 - t0) / 1e6
         outs = self.runner.infer({self.io.input_name: x})
@@ -228,6 +236,10 @@ class Enhancer:
         times.infer_ms = (t2 - t1) / 1e6
         if self.io.output_name not in outs:
             raise BadOutput(f"model returned no output named {self.io.output_name!r}")
-        pixels = self.post(outs[self.io.output_name], undo)
+        out = self.post(outs[self.io.output_name], undo)
+        if factor > 1:  # back to the size a full-resolution output has (scale x the frame)
+            s = self.post.scale
+            out = cv2.resize(out, (frame.pixels.shape[1] * s, frame.pixels.shape[0] * s),
+                             interpolation=cv2.INTER_LINEAR)
         times.post_ms = (now() - t2) / 1e6
-        return pixels
+        return out

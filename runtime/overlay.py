@@ -8,10 +8,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .frames import FrameResult, Outcome, Reason
+from .frames import FrameResult, Outcome, Reason, Tier
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 ENHANCED_TEXT = "AI-ENHANCED"
+REDUCED_TEXT = "AI-ENHANCED (reduced)"  # the model ran at reduced resolution near the budget (runtime.tiers)
 RAW_TEXT = "RAW - enhancement off"
 _WHITE, _BLACK = (255, 255, 255), (0, 0, 0)
 _DARK = (40, 40, 40)
@@ -67,7 +68,8 @@ def label(pixels: np.ndarray, result: FrameResult) -> np.ndarray:
     img = to_bgr(pixels)
     s = max(0.3, min(img.shape[:2]) / 640.0)  # readable on 240p..4K without covering the image
     if result.outcome is Outcome.ENHANCED:
-        _box(img, ENHANCED_TEXT, "top-right", 0.5 * s, 1, _DARK, 0.45, _WHITE, result.label_mask)
+        text = REDUCED_TEXT if result.tier is Tier.REDUCED else ENHANCED_TEXT
+        _box(img, text, "top-right", 0.5 * s, 1, _DARK, 0.45, _WHITE, result.label_mask)
     else:
         why = "" if result.reason is Reason.NONE else f" ({result.reason.value})"
         _box(img, RAW_TEXT + why, "top-left", 0.7 * s, max(1, int(round(2 * s))), _AMBER, 0.85, _BLACK,

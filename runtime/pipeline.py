@@ -36,7 +36,7 @@ import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigError, GanrtError, OutputError, RemoteUnavailable
-from .frames import Frame, FrameResult, Outcome, Reason
+from .frames import Frame, FrameResult, Outcome, Reason, Tier
 from .guard import Guard, GuardConfig, Rejected
 from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
 from .fairness import StreamShare
@@ -46,6 +46,7 @@ from .record import Record
 from .region import RegionOutside
 from .report import Report
 from .sinks import Sink
+from .tiers import TierConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,9 @@ class PipelineConfig:
             raise ConfigError("queue_depth must be >= 1, prefetch and warmup >= 0")
 
     @classmethod
-    def with_budget(cls, budget_ms: float, **kw) -> "PipelineConfig":
-        return cls(policy=PolicyConfig(budget_ms=budget_ms), **kw)
+    def with_budget(cls, budget_ms: float, tiers: TierConfig | None = None, **kw) -> "PipelineConfig":
+        """``tiers``: the profile's [tiers] (None: the defaults)."""
+        return cls(policy=PolicyConfig(budget_ms=budget_ms, tiers=tiers or TierConfig()), **kw)
 
     @property
     def budget_ms(self) -> float:
@@ -202,13 +204,16 @@ WARMUP_TIMEOUT_S = 30.0  # first calls may build kernels or a CUDA context
 RAW_AT_ONCE = (Reason.BACKOFF, Reason.PREDICTED_MISS)  # raw without waiting for the model
 
 
-def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: int) -> None:
-    """Run the model on the first frame without recording it. Failures are only logged: the
-    per-frame path deals with a broken backend (and a stuck warm-up leaves the worker busy)."""
+def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: int, tiers: TierConfig) -> None:
+    """Run the model on the first frame without recording it; with tiers, once more at the reduced
+    tier's size (a new input size allocates too). Failures are only logged: the per-frame path
+    deals with a broken backend (and a stuck warm-up leaves the worker busy)."""
     try:
         enhancer.check(frame)
         for _ in range(runs):
             worker.call(frame, StageTimes(), timeout_s=WARMUP_TIMEOUT_S)
+        if tiers.enabled:
+            worker.call(frame, StageTimes(), tiers.factor, timeout_s=WARMUP_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001
         log.warning("warm-up inference failed: %s: %s", type(exc).__name__, exc)
 
@@ -220,6 +225,7 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
     if frame.signal_lost:  # the source's own NO SIGNAL card: the model, region detection and policy never see it
         guard.passthrough()
         result.reason, result.pixels, result.guard_ms = Reason.NO_SIGNAL, enhancer.passthrough(frame), 0.0
+        result.tier = Tier.RAW
         return result
     t0 = clock.now_ns()
     region = model_in = box = None
@@ -243,16 +249,18 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
              type(exc).__name__, exc)
         reason = Reason.CHECK_ERROR
     guard_ns = clock.now_ns() - t0
+    tier = Tier.RAW
     if reason is None:
-        reason = policy.decide(origin_ns, clock.now_ns(), busy=worker.busy)
+        tier, reason = policy.choose(origin_ns, clock.now_ns(), busy=worker.busy)
         if share is not None:  # several streams on one runner: take turns (runtime.fairness)
             reason = share.arbitrate(reason)
     if reason is None:
+        factor = policy.config.tiers.factor if tier is Tier.REDUCED else 1
         times = StageTimes()
         enhanced, finish_ns, came_late = None, 0, False
         try:
             wait_start, wait_s = clock.now_ns(), policy.wait_s(origin_ns, clock.now_ns())
-            enhanced = worker.call(model_in, times, timeout_s=wait_s)
+            enhanced = worker.call(model_in, times, factor, timeout_s=wait_s)
             if clock.now_ns() > policy.deadline_ns(origin_ns):  # a result after the deadline is never shown
                 once("late", "frame %d shown raw: the model's result came after the frame's deadline", frame.index)
                 reason, came_late = Reason.LATE, True
@@ -262,7 +270,6 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
         except InferenceTimeout as exc:
             waited_ms = (clock.now_ns() - wait_start) / 1e6
             policy.observe_wake(waited_ms - wait_s * 1e3)
-            policy.timed_out(waited_ms)
             once("timeout", "frame %d shown raw: %s", frame.index, exc)
             reason = Reason.TIMEOUT
         except RemoteUnavailable as exc:
@@ -287,21 +294,22 @@ def _enhance_or_passthrough(frame: Frame, origin_ns: int, enhancer: Enhancer, gu
             finish_ns = clock.now_ns() - t1
             guard_ns += finish_ns
         if reason is None:
-            result.outcome = Outcome.ENHANCED
+            result.outcome, result.tier = Outcome.ENHANCED, tier
             policy.succeeded(times.total_ms + finish_ns / 1e6)
         elif reason in (Reason.FIDELITY, Reason.MEAN_SHIFT) or came_late:  # the model ran (late or unfaithful): learn its time
             result.pixels = None
-            policy.succeeded(times.total_ms + finish_ns / 1e6)
+            policy.succeeded(times.total_ms + finish_ns / 1e6, late=came_late)
         else:
             result.pixels = None
-            # a remote runner backs off and reconnects on its own; a timeout was learned above
-            if reason not in (Reason.REMOTE_UNAVAILABLE, Reason.TIMEOUT):
+            if reason is Reason.TIMEOUT:
+                policy.failed(reason, waited_ms)
+            elif reason is not Reason.REMOTE_UNAVAILABLE:  # a remote runner backs off and reconnects on its own
                 policy.failed(reason)
     result.reason = reason or Reason.NONE
     if result.pixels is None:
         guard.passthrough()
         result.pixels = enhancer.passthrough(frame)
-        result.enhanced_fraction = 0.0
+        result.enhanced_fraction, result.tier = 0.0, Tier.RAW
     result.guard_ms = guard_ns / 1e6
     return result
 
@@ -357,7 +365,7 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
             try:
                 for frame in feed:
                     if warmup and not frame.signal_lost:
-                        _warm_up(frame, enhancer, worker, warmup)
+                        _warm_up(frame, enhancer, worker, warmup, config.policy.tiers)
                         policy.calibrate_wake()
                         warmup = 0
                     t_deq = clock.now_ns()

@@ -21,6 +21,7 @@ from .manifest import Precision
 from .phi import PhiConfig
 from .region import RegionConfig
 from .temporal import TemporalConfig
+from .tiers import TierConfig
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "firmware_configs"
 DEFAULT_PROFILE = "cpu-x86-2core"
@@ -62,6 +63,7 @@ class DeviceProfile:
     phi: PhiConfig = field(default_factory=PhiConfig)  # [phi]: masking outside the region
     temporal: TemporalConfig = field(default_factory=TemporalConfig)  # [temporal]: output smoothing
     triton: TritonOptions = field(default_factory=TritonOptions)  # [triton]: a Triton server to run the model on
+    tiers: TierConfig = field(default_factory=TierConfig)  # [tiers]: reduced-resolution tier near the budget
     source: str = "<built-in>"
 
     @classmethod
@@ -105,6 +107,7 @@ class DeviceProfile:
                 phi=PhiConfig.from_dict(sections["phi"], where),
                 temporal=TemporalConfig.from_dict(sections["temporal"], where),
                 triton=TritonOptions.from_dict(_table(raw.get("triton", {}), where, "triton"), where),
+                tiers=TierConfig.from_dict(_table(raw.get("tiers", {}), where, "tiers"), where),
                 source=where,
             )
         except (TypeError, ValueError) as exc:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .frames import Frame, FrameResult, Outcome, Reason
+from .frames import Frame, FrameResult, Outcome, Reason, Tier
 from .outpaths import check_output, make_dir, open_exclusive
 from .record_stats import RecordStats
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("index", "t_capture_ns", "outcome", "reason", "late", "wait_ms", "pre_ms", "infer_ms", "post_ms",
+FIELDS = ("index", "t_capture_ns", "outcome", "reason", "tier", "late", "wait_ms", "pre_ms", "infer_ms", "post_ms",
           "sink_ms", "guard_ms", "capture_to_output_ms", "change_score", "fidelity_db", "flicker_in", "flicker_out",
           "enhanced_fraction", "tone_worst_p95", "model_sha", "backend", "precision", "artifact")
 STAGES = ("wait_ms", "pre_ms", "infer_ms", "post_ms", "sink_ms", "guard_ms")
@@ -51,6 +51,7 @@ class Row:
     flicker_out: float = math.nan
     enhanced_fraction: float = math.nan
     tone_worst_p95: float = math.nan
+    tier: Tier = Tier.NONE
 
 
 def _num(v: float) -> float | None:
@@ -102,7 +103,7 @@ class Record:
         row = Row(frame.index, frame.t_capture_ns, result.outcome, result.reason, result.late, result.wait_ms,
                   result.pre_ms, result.infer_ms, result.post_ms, result.sink_ms, c2o, result.guard_ms,
                   result.change_score, result.fidelity_db, result.flicker_in, result.flicker_out,
-                  result.enhanced_fraction, result.tone_worst_p95)
+                  result.enhanced_fraction, result.tone_worst_p95, result.tier)
         self._add(row)
 
     def add_dropped(self, frame: Frame, reason: Reason = Reason.OVERTAKEN) -> None:
@@ -156,7 +157,7 @@ class Record:
     def _as_dict(self, row: Row) -> dict[str, Any]:
         return {
             "index": row.index, "t_capture_ns": row.t_capture_ns, "outcome": row.outcome.value,
-            "reason": row.reason.value, "late": row.late,
+            "reason": row.reason.value, "tier": row.tier.value, "late": row.late,
             **{k: _num(getattr(row, k)) for k in (*STAGES, "capture_to_output_ms", *QUALITY)},
             **self.static,
         }
@@ -240,7 +241,7 @@ def _parse(d: dict[str, Any]) -> Row:
     return Row(int(d["index"]), int(d["t_capture_ns"]), Outcome(d["outcome"]), Reason(d["reason"] or ""),
                late if isinstance(late, bool) else late == "True", num("wait_ms"), num("pre_ms"), num("infer_ms"),
                num("post_ms"), num("sink_ms"), num("capture_to_output_ms"),
-               **{k: num(k) for k in ("guard_ms", *QUALITY)})
+               **{k: num(k) for k in ("guard_ms", *QUALITY)}, tier=Tier(d.get("tier") or ""))
 
 
 def read_rows(path: Path, fmt: str = "jsonl") -> list[Row]:

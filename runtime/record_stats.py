@@ -61,6 +61,28 @@ class RunningSummary:
                        cv=std / self._mean if self._mean else math.nan, jitter=self._jitter / (self.n - 1))
 
 
+class RunMeter:
+    """Switches between enhanced and raw among the shown frames (in order), and the shortest run
+    between two switches: the flicker a viewer sees when the picture flips. The first and last
+    runs are cut by the stream's ends and do not count as runs between switches."""
+
+    def __init__(self) -> None:
+        self.switches = 0
+        self.shortest: int | None = None  # None: fewer than two switches
+        self._last: bool | None = None
+        self._run = 0
+
+    def add(self, enhanced: bool) -> None:
+        if enhanced == self._last:
+            self._run += 1
+            return
+        if self._last is not None:
+            if self.switches:  # the run just ended began at a switch: it lies between two
+                self.shortest = self._run if self.shortest is None else min(self.shortest, self._run)
+            self.switches += 1
+        self._last, self._run = enhanced, 1
+
+
 class RecordStats:
     """Counts by outcome and reason, late frames, stage latencies and quality of the shown frames."""
 
@@ -74,12 +96,16 @@ class RecordStats:
         self.flicker_n, self.flicker_in, self.flicker_out = 0, 0.0, 0.0
         self.tone_checked = self.tone_partial = 0  # local-mean check (runtime.tone)
         self.enhanced_fraction = RunningSummary()  # every shown frame: 0 raw, 1 whole region enhanced
+        self.tiers: Counter[str] = Counter()  # shown frames by tier (runtime.tiers)
+        self.runs = RunMeter()  # enhanced/raw switching of the shown frames
 
     def add(self, row) -> None:
         self.by[(row.outcome, row.reason.value)] += 1
         if row.outcome is Outcome.DROPPED:
             return
         self.late += bool(row.late)
+        self.tiers[row.tier.value] += 1
+        self.runs.add(row.outcome is Outcome.ENHANCED)
         for name, running in self.latency.items():
             v = getattr(row, name)
             if not math.isnan(v):

@@ -33,6 +33,8 @@ class Report:
     guard: dict[str, Any] = field(default_factory=dict)  # settings, imaging regions used (Guard.summary)
     quality: dict[str, Any] = field(default_factory=dict)  # fidelity, change score, flicker (from the rows)
     remote: dict[str, Any] = field(default_factory=dict)  # a remote runner's calls, faults, server batches
+    tiers: dict[str, int] = field(default_factory=dict)  # shown frames by tier: full / reduced / raw
+    switching: dict[str, Any] = field(default_factory=dict)  # enhanced<->raw switches, shortest run between
 
     @property
     def passthrough_total(self) -> int:
@@ -70,6 +72,8 @@ class Report:
             interrupted=interrupted,
             guard=dict(guard or {}),
             quality=_quality(st, ((guard or {}).get("settings") or {}).get("fidelity")),
+            tiers=dict(sorted(st.tiers.items())),
+            switching={"enhanced_raw_switches": st.runs.switches, "min_run_between_switches": st.runs.shortest},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +101,8 @@ class Report:
             "guard": {**self.guard.get("settings", {}), "phi_failures": self.guard.get("phi_failures", 0)},
             "imaging_region": self.guard.get("regions", []),
             **self.quality,
+            "tiers": self.tiers,
+            **self.switching,
             **({"remote": self.remote} if self.remote else {}),
         }
 
@@ -118,6 +124,10 @@ class Report:
         for name, s in self.latency.items():
             if s.n:
                 lines.append(f"{name.removesuffix('_ms'):22s}" + "".join(f"{getattr(s, c):9.2f}" for c in _SHOWN))
+        if self.tiers.get("reduced"):
+            lines.append(f"tiers: {', '.join(f'{k} {v}' for k, v in self.tiers.items())}; enhanced/raw switches "
+                         f"{self.switching.get('enhanced_raw_switches')}, shortest run between "
+                         f"{self.switching.get('min_run_between_switches')} frames")
         lines += self._guard_lines()
         if self.remote:
             lines.append(remote_line(self.remote))

@@ -63,7 +63,7 @@ class RunSetup:
         (a DICOM file's ultrasound regions) goes to the region detection."""
         budget = spec.budget_ms or self.budget_ms or self.profile.budget_ms
         guard = replace(self.guard, region=self.guard.region.for_source(source))
-        return PipelineConfig.with_budget(budget, guard=guard)
+        return PipelineConfig.with_budget(budget, self.profile.tiers, guard=guard)
 
 
 @dataclass(frozen=True)

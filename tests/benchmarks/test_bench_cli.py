@@ -149,6 +149,11 @@ def test_pipeline_bench_reports_both_modes(bundle, capsys, tmp_path):
         assert res["cpu_s"] >= 0 and res["rss_peak_mib"] > 0 and res["cpus"] >= 1
         for stage in ("wait_ms", "pre_ms", "infer_ms", "post_ms", "sink_ms", "capture_to_output_ms"):
             assert stage in m["latency_ms"]
+        assert sum(m["tiers"].values()) == m["frames_out"] and set(m["tiers"]) <= {"full", "reduced", "raw"}
+        assert len(m["per_frame"]["tier"]) == m["frames_out"]
+        for_time = sum(m["passthrough_by_reason"].get(k, 0) for k in ("predicted-miss", "timeout", "late", "backoff"))
+        assert m["raw_or_dropped_for_time_frames"] == for_time + m["dropped"]
+        assert "min_run_between_switches" in m and "min_run_between_time_switches" in m
     assert r["modes"]["fast"]["dropped"] == 0  # as fast as possible never drops
     assert r["bare_infer_ms"]["latency_ms"]["n"] == 8
     assert set(ENV_FIELDS) <= set(r["environment"])
@@ -218,3 +223,40 @@ def test_torch_on_a_gpu_is_rebuilt_with_cuda_event_stage_timing(monkeypatch):
     assert _stage_timed(cpu, None, profile) == (cpu.runner, False)
     ort = SimpleNamespace(backend=Backend.ONNXRUNTIME, runner=object(), precision=Precision.FP32)
     assert _stage_timed(ort, None, profile) == (ort.runner, False)
+
+
+def test_pipeline_bench_counts_raw_for_time_and_the_runs_between_switches():
+    import math
+
+    from ganrt.benchmarks.pipeline_bench import _for_time
+    from ganrt.runtime.frames import Outcome, Reason
+    from ganrt.runtime.record import Row
+
+    def row(i, outcome, reason=Reason.NONE, infer=5.0):
+        return Row(i, 0, outcome, reason, False, 0.0, 1.0, infer, 1.0, 0.0, 10.0)
+
+    E, P, D = Outcome.ENHANCED, Outcome.PASSTHROUGH, Outcome.DROPPED
+    rows = [row(0, P, Reason.PREDICTED_MISS, math.nan), row(1, D, Reason.OVERTAKEN, math.nan)]  # the start-up
+    rows += [row(i, E) for i in range(2, 14)] + [row(14, P, Reason.TIMEOUT, math.nan)]
+    rows += [row(i, P, Reason.MEAN_SHIFT) for i in range(15, 17)] + [row(i, E) for i in range(17, 30)]
+    d = {"tiers": {}, "enhanced_raw_switches": 0, "min_run_between_switches": None}
+    out = _for_time(d, rows)
+    assert out["raw_or_dropped_for_time_frames"] == 3 and out["raw_or_dropped_for_time"] == 3 / 30
+    assert out["startup_frames"] == 2 and out["raw_or_dropped_for_time_after_startup"] == 1 / 28
+    # in time / raw for time: P(1) | E x12 | timeout x1 | (mean-shift: in time) x15
+    assert out["time_switches"] == 3 and out["min_run_between_time_switches"] == 1
+
+
+def test_tiers_ab_alternates_the_arms_and_records_the_load():
+    from ganrt.benchmarks.tiers_ab import run_ab, to_markdown
+    from ganrt.runtime.manifest import Manifest, bundled_model_dir
+    from ganrt.runtime.profiles import DeviceProfile
+
+    r = run_ab(Manifest.load(bundled_model_dir()), DeviceProfile.load("cpu-x86-2core"), pairs=2, frames=4,
+               checks=False)
+    assert [x["arm"] for x in r["runs"]] == ["single", "tiers", "tiers", "single"]
+    for x in r["runs"]:
+        assert sum(x["tiers"].values()) + sum(x["dropped_by_reason"].values()) == 4
+        assert x["load_avg_1m_before"] >= 0 and 0.0 <= x["raw_or_dropped_for_time"] <= 1.0
+    assert all("reduced" not in x["tiers"] for x in r["runs"] if x["arm"] == "single")
+    assert "| 1 | single |" in to_markdown(r)

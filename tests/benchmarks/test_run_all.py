@@ -13,6 +13,7 @@ from ganrt.benchmarks.env import ENV_FIELDS
 
 EXPECTED = ("cpu_peak.json", "compare_cpu_run1.json", "compare_cpu_run1.md", "compare_cpu_run2.json",
             "compare_cpu_repeatability.json", "compare_cpu_repeatability.md", "pipeline_cpu.json", "pipeline_cpu.md",
+            "pipeline_cpu_nochecks.json", "pipeline_cpu_nochecks.md",
             "us-enhance_baselines.json", "us-enhance_baselines.md", "roofline.json", "roofline.md",
             "realscan/realscan.json", "realscan/realscan.md")
 

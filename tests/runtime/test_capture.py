@@ -211,8 +211,8 @@ def test_no_signal_frames_go_out_raw_and_marked_and_never_reach_the_model():
     assert [i for i, r in rows.items() if r.reason is Reason.NO_SIGNAL] == cards
     assert all(rows[i].outcome is Outcome.PASSTHROUGH for i in cards)
     assert all(rows[i].outcome is Outcome.ENHANCED for i in rows if i not in cards)
-    # the model saw the warm-up and the five real frames only, never a card
-    assert [round(v * 255) for v in seen] == [10, 10, 11, 12, 20, 21]
+    # the model saw the warm-up (at full and at the reduced tier's size) and the five real frames only, never a card
+    assert [round(v * 255) for v in seen] == [10, 10, 10, 11, 12, 20, 21]
     for i in cards:  # shown as the source drew it; display sinks mark it raw
         r = sink.results[i]
         np.testing.assert_array_equal(r.pixels, sink.frames[i].pixels)

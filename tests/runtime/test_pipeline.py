@@ -19,10 +19,12 @@ from ganrt.runtime.ops import Enhancer, to_uint8
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.record import Record
+from ganrt.runtime.tiers import TierConfig
 from ganrt.runtime import sinks as sinks_mod
 from ganrt.runtime.sinks import DisplaySink, NullSink, PngSink, SideBySideSink, SinkBase, VideoSink
 
 MS = 1_000_000
+SINGLE = TierConfig(enabled=False)  # full resolution or raw: the single-tier probing these tests pin
 E, P, D = Outcome.ENHANCED, Outcome.PASSTHROUGH, Outcome.DROPPED
 
 
@@ -79,12 +81,12 @@ def test_warmup_is_not_recorded_and_does_not_teach_the_predictor():
     slow_first = lambda i: 80.0 if i == 0 else 5.0  # noqa: E731 - the first call allocates
     report, rec, runner = stream(n=10, runner_kw=dict(latency_ms=slow_first), warmup=2)
     check_complete(report, rec, 10)
-    assert runner.calls == 12 and report.enhanced == 10 and report.late == 0
-    assert rec.rows[0].wait_ms == pytest.approx(85.0)  # the first frame waited for the warm-up
+    assert runner.calls == 13 and report.enhanced == 10 and report.late == 0  # one more at the reduced size
+    assert rec.rows[0].wait_ms == pytest.approx(90.0)  # the first frame waited for the warm-up (80 + 2 x 5 ms)
 
 
 def test_slow_model_goes_raw_after_the_predictor_learns_and_keeps_probing():
-    report, rec, runner = stream(n=40, runner_kw=dict(latency_ms=50.0), budget_ms=33.0)
+    report, rec, runner = stream(n=40, runner_kw=dict(latency_ms=50.0), budget_ms=33.0, policy_kw=dict(tiers=SINGLE))
     check_complete(report, rec, 40)
     o = outcomes(rec)
     # the result came after the deadline: never shown, but the predictor learns the model's time from it
@@ -98,7 +100,7 @@ def test_slow_model_goes_raw_after_the_predictor_learns_and_keeps_probing():
 
 def test_prediction_recovers_when_the_machine_calms_down():
     slow = lambda i: 50.0 if i < 2 else 5.0  # noqa: E731 - the first two inference calls are slow
-    report, rec, _ = stream(n=40, runner_kw=dict(latency_ms=slow), budget_ms=33.0)
+    report, rec, _ = stream(n=40, runner_kw=dict(latency_ms=slow), budget_ms=33.0, policy_kw=dict(tiers=SINGLE))
     check_complete(report, rec, 40)
     o = outcomes(rec)
     assert o[0] == (P, Reason.LATE) and o[1:15] == [(P, Reason.PREDICTED_MISS)] * 14

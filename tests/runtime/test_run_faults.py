@@ -21,6 +21,7 @@ from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.record import Record
+from ganrt.runtime.tiers import TierConfig
 from ganrt.runtime.sinks import NullSink, SinkBase, VideoSink
 
 MS = 1_000_000
@@ -134,7 +135,8 @@ def test_a_result_after_the_deadline_is_never_shown_and_no_wait_outlasts_the_bud
     with runner:
         enh = Enhancer(runner, fake_manifest(1), clock=clock)
         rec = Record.for_enhancer(enh)
-        run(src, enh, [NullSink()], PipelineConfig(policy=PolicyConfig(budget_ms=33.0, probe_every=2), warmup=0),
+        run(src, enh, [NullSink()], PipelineConfig(policy=PolicyConfig(budget_ms=33.0, probe_every=2,
+                                                               tiers=TierConfig(enabled=False)), warmup=0),
             clock=clock, record=rec)
     rows = rec.rows
     assert len(rows) == 60 and waits and max(waits) <= 0.033
