@@ -243,14 +243,14 @@ class DeadlinePolicy:
         self._backoff_level = 0
 
     def failed(self, reason: Reason, waited_ms: float | None = None) -> None:
-        """The model failed (``reason``); a TIMEOUT after ``waited_ms``: the call took at least that long.
-        A timeout is a matter of time, not a failure that backs the model off: the predictor learns the
-        slow tail (with tiers the ladder also steps: a real miss, or a failed try up), so later frames are
-        predicted to miss instead of timing out one by one. A call that never returns keeps the worker
-        busy, and its frames raw as ``backoff``, anyway."""
+        """The model failed (``reason``); a TIMEOUT after ``waited_ms``. A timeout is a matter of time, not
+        a failure that backs the model off: with tiers the ladder steps (a real miss, or a failed try up);
+        a machine that stays slow shows it in the calls that do return. A call that never returns keeps
+        the worker busy, and its frames raw as ``backoff``, anyway."""
         if reason is Reason.TIMEOUT:
-            if waited_ms is not None:  # the slow tail the predictor must see (it never returned a time)
-                self._add_sample(self._running, waited_ms)
+            # ``waited_ms`` is only a lower bound of the call's time, and a stall is usually one call: kept
+            # out of the history, where one sample would hold the predictor's quantile (and the ladder's
+            # worst case) over the budget until it ages out -- with no calls running to age it at raw
             if self.config.tiers.enabled:
                 if self._probe_left_ms is None:
                     self.ladder.missed(self._running)

@@ -195,17 +195,17 @@ def test_policy_backoff_grows_caps_and_resets():
     assert p.decide(0, 0, busy=True) is Reason.BACKOFF
 
 
-def test_a_deadline_timeout_is_learned_as_slowness_not_counted_as_a_failure():
-    """A call still computing at its frame's deadline is a slow model on a busy machine, not a broken
-    backend: later frames are predicted to miss (with probes), never backed off for 8..256 frames (the
-    single-tier policy; with tiers the ladder steps down, tests/runtime/test_tiers.py)."""
+def test_a_deadline_timeout_is_not_counted_as_a_failure():
+    """A call still computing at its frame's deadline is a slow call on a busy machine, not a broken
+    backend: never backed off for 8..256 frames (the single-tier policy; with tiers the ladder steps
+    down, tests/runtime/test_tiers.py). A machine that stays slow shows it in the calls that return."""
     p = DeadlinePolicy(PolicyConfig(budget_ms=30, fail_threshold=3, backoff_frames=8, probe_every=4,
                                     tiers=TierConfig(enabled=False)))
     for _ in range(5):
         p.failed(Reason.TIMEOUT, 28.0)
-    reasons = [p.decide(0, 5 * MS) for _ in range(8)]
-    assert Reason.BACKOFF not in reasons and reasons.count(Reason.PREDICTED_MISS) == 6  # two probes in eight
-    assert p.backoffs == 0
+    assert [p.decide(0, 5 * MS) for _ in range(8)] == [None] * 8 and p.backoffs == 0
+    p.succeeded(28.0)  # a slow call that returned: now the predictor knows
+    assert p.decide(0, 5 * MS) is Reason.PREDICTED_MISS
 
 
 def test_policy_waits_for_inference_until_the_deadline_only():
