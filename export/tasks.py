@@ -162,9 +162,10 @@ TASKS: dict[str, Task] = {
         teacher=replace(_US_TEACHER, scale=2),
         # body at 1/2 of the input = 1/4 of the output, like us-enhance's: 1.6 GMAC per 512^2 output
         student=StudentConfig(width=32, n_blocks=5, down=2, scale=2, lowpass=_US_LOWPASS),
-        teacher_train=TeacherTrainConfig(steps=600, batch=2, patch=64),  # the bundled model's budget
-        distill=DistillConfig(steps=500, adv_steps=125, batch=8, patch=48),
-        finetune=FinetuneConfig(steps=300, qat_start=90, batch=8, patch=48, lesion_batch=6),
+        # cut like us-enhance's (was 600 / 500 / 300 steps, teacher patch 64) to fit the shared cores
+        teacher_train=TeacherTrainConfig(steps=100, batch=2, patch=48, checkpoint_every=50),
+        distill=DistillConfig(steps=160, adv_steps=40, batch=8, patch=48, checkpoint_every=40),
+        finetune=FinetuneConfig(steps=80, qat_start=30, batch=8, patch=48, lesion_batch=6, checkpoint_every=40),
     ),
     "intraop-enhance": Task(
         name="intraop-enhance",
