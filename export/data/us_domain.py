@@ -34,13 +34,13 @@ LOWPASS_BOX = 7
 @dataclass(frozen=True)
 class DomainConfig:
     dynamic_range_db: tuple[float, float] = (40.0, 80.0)
-    gain_db: tuple[float, float] = (-10.0, 10.0)
+    gain_db: tuple[float, float] = (-24.0, 8.0)  # real echo frames sit far darker than a -10 dB gain gives
     tgc_error_db: tuple[float, float] = (0.0, 10.0)
     noise_db: tuple[float, float] = (-25.0, -8.0)
     # multiples of the auto PSF scale (input grain ~1.3 px axially at 1x, wider laterally): ~1.3 .. ~8 px
     grain: tuple[float, ...] = (1.0, 1.0, 1.4, 2.0, 2.8, 4.0)
     sector_deg: tuple[float, ...] = (45.0, 60.0, 75.0, 90.0)
-    chamber_prob: float = 0.4
+    chamber_prob: float = 0.6
     text_prob: float = 0.5
     jpeg_prob: float = 0.5
     jpeg_quality: tuple[int, int] = (30, 90)

@@ -249,7 +249,7 @@ def test_student_config_without_scale_is_the_committed_bundle():
 def test_task_budgets_and_resolution():
     us = ExportConfig().resolved()
     assert us.teacher_train == get_task("us-enhance").teacher_train  # us-enhance's budgets are the task's
-    assert us.teacher_train.steps == 100 and us.distill.steps == 160 and us.finetune.steps == 80
+    assert us.teacher_train.steps == 100 and us.distill.steps == 120 and us.finetune.steps == 40
     for name in NEW:
         cfg = ExportConfig(task=name).resolved()
         task = TASKS[name]
