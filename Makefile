@@ -13,7 +13,7 @@ OUT ?= out
 help:
 	@echo "make demo    bundled ultrasound cine -> bundled student -> $(OUT)/ (video, record, report)"
 	@echo "make test    full test suite (installs dev deps, CPU torch)"
-	@echo "make bundle  retrain + export the bundled us-enhance student (about 35 min on 2 cores)"
+	@echo "make bundle  retrain + export the bundled us-enhance student (about 20-30 min on 2 cores)"
 	@echo "make bench   every committed benchmark result, plot and the README table (about 10 min on 2 cores)"
 	@echo "make bench-quick  a tiny version of make bench into $(OUT)/bench-quick (README untouched)"
 	@echo "make bench-realscan  students vs filters on the real ultrasound scans -> benchmarks/results/realscan (a few min)"

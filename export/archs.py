@@ -11,7 +11,7 @@ and re-exported here.
 Both generators map [0,1] images to [0,1] images, so their ONNX exports share one
 I/O contract. Both expose ``features(x)`` (mid-body activations at 1/4
 resolution) for feature distillation. With ``scale`` > 1 (super-resolution) both return an
-image ``scale`` times the input's size: the teacher through extra transposed-conv stages, the
+image ``scale`` times the input's size: the teacher through extra up-stages, the
 student through a larger pixel-shuffle over a bilinear base.
 """
 
@@ -48,10 +48,20 @@ class TeacherConfig:
     n_blocks: int = 9
     feature_blocks: tuple[int, ...] = (1, 3, 5, 7)  # body outputs used for distillation
     scale: int = 1  # output / input size: 1, 2 or 4 (one extra x2 up-stage per factor 2)
+    # "resize": nearest x2 + 3x3 conv (no checkerboard: every output pixel sees the same taps);
+    # "transpose": stride-2 transposed convs (the original pix2pix; uneven overlap paints a checkerboard)
+    upsample: str = "transpose"
+    # > 0: structure-preserving output, input (or its bilinear upsample) + a residual whose local mean
+    # (a box of this width, twice, as the student's) is removed; 0: the original output
+    lowpass: int = 0
 
     def __post_init__(self) -> None:
         if self.scale not in (1, 2, 4):
             raise ValueError(f"teacher scale must be 1, 2 or 4 (got {self.scale})")
+        if self.upsample not in ("resize", "transpose"):
+            raise ValueError(f"teacher upsample must be 'resize' or 'transpose' (got {self.upsample!r})")
+        if self.lowpass < 0 or (self.lowpass and self.lowpass % 2 == 0):
+            raise ValueError(f"teacher lowpass must be 0 or odd (got {self.lowpass})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,18 +82,14 @@ class ResnetGenerator(nn.Module):
         self.blocks = nn.ModuleList(ResBlock(4 * g) for _ in range(cfg.n_blocks))
         # scale 1 keeps the original layer indices (checkpoints of same-size teachers load unchanged);
         # each factor 2 of super-resolution adds one stage at full width before the output conv
+        up2 = _resize_up if cfg.upsample == "resize" else _transpose_up
         extra: list[nn.Module] = []
         for _ in range(cfg.scale.bit_length() - 1):
-            extra += [nn.ConvTranspose2d(g, g, 3, stride=2, padding=1, output_padding=1, bias=False),
-                      nn.InstanceNorm2d(g), nn.ReLU(True)]
-        self.up = nn.Sequential(
-            nn.ConvTranspose2d(4 * g, 2 * g, 3, stride=2, padding=1, output_padding=1, bias=False),
-            nn.InstanceNorm2d(2 * g), nn.ReLU(True),
-            nn.ConvTranspose2d(2 * g, g, 3, stride=2, padding=1, output_padding=1, bias=False),
-            nn.InstanceNorm2d(g), nn.ReLU(True),
-            *extra,
-            nn.ReflectionPad2d(3), nn.Conv2d(g, c, 7), nn.Tanh(),
-        )
+            extra += up2(g, g)
+        self.up = nn.Sequential(*up2(4 * g, 2 * g), *up2(2 * g, g), *extra,
+                                nn.ReflectionPad2d(3), nn.Conv2d(g, c, 7), nn.Tanh())
+        k = cfg.lowpass
+        self.lowpass = nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False) if k else None
 
     def _run(self, x: torch.Tensor, keep: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h = self.down(x * 2.0 - 1.0)
@@ -92,6 +98,12 @@ class ResnetGenerator(nn.Module):
             h = blk(h)
             if keep and i in self.cfg.feature_blocks:
                 feats.append(h)
+        if self.lowpass is not None:  # structure-preserving: detail only, the local mean stays the input's
+            r = self.up(h)
+            r = r - self.lowpass(self.lowpass(r))
+            base = x if self.cfg.scale == 1 else F.interpolate(x, scale_factor=self.cfg.scale, mode="bilinear",
+                                                               align_corners=False)
+            return torch.clamp(base + r, 0.0, 1.0), feats
         if self.cfg.scale == 1:
             return (self.up(h) + 1.0) * 0.5, feats
         # Super-resolution: a correction on top of the bilinear upsample. Without this global residual
@@ -109,6 +121,30 @@ class ResnetGenerator(nn.Module):
     @property
     def feature_channels(self) -> list[int]:
         return [4 * self.cfg.ngf] * len(self.cfg.feature_blocks)
+
+
+def _transpose_up(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.InstanceNorm2d(cout), nn.ReLU(True)]
+
+
+def _resize_up(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, bias=False),
+            nn.InstanceNorm2d(cout), nn.ReLU(True)]
+
+
+def icnr_(conv: nn.Conv2d, factor: int) -> None:
+    """ICNR init of a conv feeding a PixelShuffle(``factor``): every sub-pixel of a shuffled block starts
+    with the same filter, so the untrained network upsamples like nearest-neighbour and training
+    starts without the grid a random sub-pixel init paints (Aitken et al. 2017)."""
+    out_c = conv.out_channels // (factor * factor)
+    with torch.no_grad():
+        w = torch.empty(out_c, *conv.weight.shape[1:])
+        nn.init.kaiming_normal_(w, nonlinearity="relu")
+        w *= 0.1  # a small residual at the start
+        conv.weight.copy_(w.repeat_interleave(factor * factor, dim=0))
+        if conv.bias is not None:
+            conv.bias.zero_()
 
 
 class PatchDiscriminator(nn.Module):

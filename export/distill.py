@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .archs import PatchDiscriminator, ResnetGenerator, StudentConfig, StudentGenerator
+from .archs import icnr_, PatchDiscriminator, ResnetGenerator, StudentConfig, StudentGenerator
 from .checkpoint import atomic_torch_save, load_state
 from .data.pairs import PairBank
 from .losses import lsgan, ssim
@@ -80,6 +80,7 @@ def distill_student(
     torch.manual_seed(cfg.seed)
     teacher.eval().requires_grad_(False)
     S = StudentGenerator(arch)
+    icnr_(S.tail, arch.down * arch.scale)  # no sub-pixel grid at the start
     A = _adapters(S, teacher)
     D = copy.deepcopy(disc).train()  # initialised from the teacher's discriminator
     opt = torch.optim.Adam(list(S.parameters()) + list(A.parameters()), cfg.lr)

@@ -6,7 +6,7 @@ A new task is one new entry here plus its data generator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -80,20 +80,18 @@ def _pair_set(samples) -> PairSet:
     )
 
 
-def _us_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
-    from .data.simulator import SimConfig, render_pair
+def _us_pairs(seeds: Sequence[int], hw: tuple[int, int], factor: int = 1) -> PairSet:
+    """Tone-neutral pairs, each from a randomly drawn scanner (data/us_domain.py)."""
+    from .data.simulator import SimConfig
+    from .data.us_domain import render_domain_pair
 
     cfg = SimConfig(out_hw=hw)
-    return _pair_set([render_pair(int(s), cfg) for s in seeds])
+    return _pair_set([render_domain_pair(int(s), cfg, factor) for s in seeds])
 
 
 def _us_sr2x_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
-    from .data.simulator import SimConfig
-    from .data.us_sr import render_sr_pair
-
     TASKS["us-sr2x"].check_hw(hw)
-    cfg = SimConfig(out_hw=hw)
-    return _pair_set([render_sr_pair(int(s), cfg, 2) for s in seeds])
+    return _us_pairs(seeds, hw, factor=2)
 
 
 def _endoscopy_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
@@ -147,6 +145,11 @@ def _endoscopy_cine(seed: int, n: int, hw: tuple[int, int], fps: float):
 # each. Estimated from step times on 2 pinned AVX-512 cores x 1.9 (how much slower us-enhance's own
 # stages ran on the shared 2-core build machine): us-sr2x 13 / 10.5 / 8.5 min, intraop-enhance
 # 14 / 10 / 9.5 min (teacher / distill / fine-tune), plus 1-3 min of data and export.
+# The ultrasound models are structure-preserving (output = input + residual without its local mean) and
+# upsample without checkerboards; the low-pass is the one the pairs' targets are matched with.
+_US_LOWPASS = 7
+_US_TEACHER = TeacherConfig(upsample="resize", lowpass=_US_LOWPASS)
+
 TASKS: dict[str, Task] = {
     "us-enhance": Task(
         name="us-enhance",
@@ -157,6 +160,17 @@ TASKS: dict[str, Task] = {
         size_multiple=4,
         make_pairs=_us_pairs,
         make_cine=_us_cine,
+        teacher=_US_TEACHER,
+        student=StudentConfig(lowpass=_US_LOWPASS),
+        # Budgets cut to fit a rebuild on 2 cores shared with several other jobs (the 800 / 600 / 500-step
+        # defaults took ~35 min with the cores to themselves; a teacher step here took 4-9 s instead of
+        # ~1.3). The teacher stops at the end of its L1 warm-up: an L1 teacher of a structure-preserving
+        # model, no adversarial texture.
+        teacher_train=TeacherTrainConfig(steps=100, batch=2, patch=96, checkpoint_every=50),
+        # lr 2e-3 (the default) collapsed this student in its first step: dead ReLUs in the last block and a
+        # zero residual (output = input); 5e-4 without the adversarial phase (slowest, least needed here)
+        distill=DistillConfig(steps=120, adv_steps=0, lr=5e-4, checkpoint_every=40),
+        finetune=FinetuneConfig(steps=40, qat_start=15, checkpoint_every=40),
     ),
     "us-sr2x": Task(
         name="us-sr2x",
@@ -167,12 +181,13 @@ TASKS: dict[str, Task] = {
         size_multiple=2,
         make_pairs=_us_sr2x_pairs,
         make_cine=_us_sr2x_cine,
-        teacher=TeacherConfig(scale=2),
+        teacher=replace(_US_TEACHER, scale=2),
         # body at 1/2 of the input = 1/4 of the output, like us-enhance's: 1.6 GMAC per 512^2 output
-        student=StudentConfig(width=32, n_blocks=5, down=2, scale=2),
-        teacher_train=TeacherTrainConfig(steps=600, batch=2, patch=64),  # the bundled model's budget
-        distill=DistillConfig(steps=500, adv_steps=125, batch=8, patch=48),
-        finetune=FinetuneConfig(steps=300, qat_start=90, batch=8, patch=48, lesion_batch=6),
+        student=StudentConfig(width=32, n_blocks=5, down=2, scale=2, lowpass=_US_LOWPASS),
+        # cut like us-enhance's (was 600 / 500 / 300 steps, teacher patch 64) to fit the shared cores
+        teacher_train=TeacherTrainConfig(steps=100, batch=2, patch=48, checkpoint_every=50),
+        distill=DistillConfig(steps=160, adv_steps=40, batch=8, patch=48, checkpoint_every=40),
+        finetune=FinetuneConfig(steps=80, qat_start=30, batch=8, patch=48, lesion_batch=6, checkpoint_every=40),
     ),
     "intraop-enhance": Task(
         name="intraop-enhance",

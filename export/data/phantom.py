@@ -13,7 +13,7 @@ Echogenicity is backscattered *intensity* relative to normal tissue: 1.0 = norma
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -386,3 +386,27 @@ def make_phantom(
     object.__setattr__(ph, "background_mask", background)
     object.__setattr__(ph, "homogeneous_mask", homog)
     return ph
+
+
+def add_chamber(rng: np.random.Generator, ph: Phantom, shape: tuple[int, int]) -> Phantom:
+    """``ph`` with a large anechoic chamber (a heart chamber, bladder, gallbladder): faint blood
+    speckle (-30 to -15 dB) inside a bright wall, drawn over what it covers. Real scans are full of
+    them; a model that never saw one fills them with tissue or digs holes at their edges."""
+    D, half = ph.depth_mm, math.radians(ph.sector_deg) / 2.0
+    s = D / 80.0
+    a = float(rng.uniform(10.0, 24.0)) * s
+    b = a * float(rng.uniform(0.5, 1.0))
+    cy = float(rng.uniform(0.35, 0.7)) * D
+    cx = float(rng.uniform(-0.6, 0.6)) * cy * math.tan(half)
+    chamber = Ellipse(Structure.VESSEL, cx, cy, a, b, float(rng.uniform(0, math.pi)),
+                      float(10 ** (rng.uniform(-3.0, -1.5))), 0.03, wall_echo=float(rng.uniform(1.5, 5.0)),
+                      wall_mm=float(rng.uniform(0.6, 1.5)) * s)
+    out = replace(ph, ellipses=ph.ellipses + (chamber,))
+    r, t = polar_grid(shape, D, ph.sector_deg)
+    x, y = r * np.sin(t), r * np.cos(t)
+    echo, lab = out.evaluate(x, y)
+    lesion, background, homog = out.masks(x, y, lab)
+    for name, val in (("echogenicity", echo), ("labels", lab), ("lesion_mask", lesion),
+                      ("background_mask", background), ("homogeneous_mask", homog)):
+        object.__setattr__(out, name, val)
+    return out

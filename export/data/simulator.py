@@ -17,6 +17,8 @@ Pipeline (numpy + OpenCV only, so the runtime could replay it):
    compounding), 60 dB display range, negligible noise. Point-of-care input: lower f0, wider
    beam, one angle, band-limited electronic noise added to the complex field (rising with depth
    as the TGC amplifies it), random gain / TGC errors, ~42 dB display range.
+   With ``tone_neutral`` the target shares the input's gain / TGC field and dynamic range (the
+   us-* students' pairs, data/us_domain.py: only speckle, resolution, noise and clutter differ).
 5. Log compression to [0, 1] and sector scan conversion (cv2.remap) with a black surround;
    both images use the same map, so they are pixel-aligned.
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from .phantom import ANECHOIC, Phantom, Structure, make_phantom, polar_grid
+from .phantom import ANECHOIC, Phantom, Structure, add_chamber, make_phantom, polar_grid
 
 C_MM_PER_US = 1.54  # speed of sound, 1540 m/s
 ATTEN_DB_CM_MHZ = 0.5  # soft-tissue attenuation (one way)
@@ -99,6 +101,11 @@ class SimConfig:
     min_sigma_cells: float = 0.8  # sharpest axial PSF sigma, in grid cells
     psf_scale: float | None = None  # None: auto (see module doc)
     top_db: float = 24.0  # display white level over normal-tissue rms
+    # Tone-neutral pairs: the target gets the input's gain / TGC field and dynamic range, so the pair
+    # differs only in speckle, resolution, noise and clutter (what an enhancement may change), never
+    # in the tone map (which differs on every real scanner).
+    tone_neutral: bool = False
+    chamber_prob: float = 0.0  # chance of a large anechoic chamber (faint blood speckle, bright wall)
 
     def grid_shape(self) -> tuple[int, int]:
         h, w = self.out_hw
@@ -404,6 +411,8 @@ def _make_scene(seed: int, cfg: SimConfig, margin_r_mm: float = 0.0, margin_deg:
     ss = np.random.SeedSequence(int(seed))
     r_ph, r_sc, r_gain, r_noise, r_pts, r_mot = (np.random.default_rng(s) for s in ss.spawn(6))
     ph = make_phantom(r_ph, (g.n_r, g.n_t), cfg.kinds, depth_mm=cfg.depth_mm, sector_deg=cfg.sector_deg)
+    if cfg.chamber_prob > 0 and r_ph.random() < cfg.chamber_prob:
+        ph = add_chamber(r_ph, ph, (g.n_r, g.n_t))
     sc = _make_scatterers(r_sc, ph, g, cfg.scatterers_per_cell, margin_r_mm, margin_deg)
     p = cfg.probe_poc
     rr, tt = polar_grid((g.n_r, g.n_t), g.depth, math.degrees(2 * g.half))
@@ -446,9 +455,12 @@ def _render(scene: _Scene, motion: _Motion) -> Sample:
 
     cf = _complex_field(field_p, spec_p[0], g) + _noise(scene.rng_noise, pp, g)
     env_i = cv2.magnitude(np.ascontiguousarray(cf[..., 0]), np.ascontiguousarray(cf[..., 1]))
-    env_i *= (10 ** (scene.gain_db / 20.0)).astype(np.float32)
-
-    tgt = _scan_convert(_log_compress(env_t, pc.dynamic_range_db, cfg.top_db), cfg)
+    gain = (10 ** (scene.gain_db / 20.0)).astype(np.float32)
+    env_i *= gain
+    dr_t = pc.dynamic_range_db
+    if cfg.tone_neutral:
+        env_t, dr_t = env_t * gain, pp.dynamic_range_db
+    tgt = _scan_convert(_log_compress(env_t, dr_t, cfg.top_db), cfg)
     inp = _scan_convert(_log_compress(env_i, pp.dynamic_range_db, cfg.top_db), cfg)
 
     _, _, sector, x, y = _scan_maps(cfg)

@@ -38,6 +38,10 @@ class StudentConfig:
     n_blocks: int = 5
     down: int = 4  # body resolution divisor (pixel-unshuffle factor)
     scale: int = 1  # output size / input size (super-resolution); absent in older manifests = 1
+    # > 0: structure-preserving output. The learned residual loses its local mean (a fixed box of this
+    # width, applied twice, subtracted) before it is added, so the model can remove speckle and sharpen
+    # edges but cannot move the local brightness. 0 (older manifests): the plain residual.
+    lowpass: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,8 +57,9 @@ class StudentConfig:
             raise ModelError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
         vals = {}
         for k, v in raw.items():
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ModelError(f"{where}: {k} must be a positive integer (got {v!r})")
+            low = 0 if k == "lowpass" else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < low or (k == "lowpass" and v and v % 2 == 0):
+                raise ModelError(f"{where}: {k} must be {'0 or an odd' if low == 0 else 'a positive'} integer (got {v!r})")
             vals[k] = int(v)
         return cls(**vals)
 
@@ -86,7 +91,7 @@ def student_classes(torch: ModuleType) -> tuple[type, type]:
 
     class StudentGenerator(nn.Module):
         """Pixel-unshuffle -> conv -> residual blocks at 1/down -> conv -> pixel-shuffle (by down x scale),
-        + the (upsampled) input, clamp."""
+        + the (upsampled) input, clamp. With ``lowpass`` the residual's local mean is removed first."""
 
         def __init__(self, cfg: StudentConfig | Mapping[str, Any] | None = None) -> None:
             super().__init__()
@@ -98,6 +103,8 @@ def student_classes(torch: ModuleType) -> tuple[type, type]:
             self.blocks = nn.ModuleList(PlainBlock(w) for _ in range(cfg.n_blocks))
             self.tail = nn.Conv2d(w, c * (d * s) ** 2, 3, padding=1)
             self.shuffle = nn.PixelShuffle(d * s)
+            k = cfg.lowpass  # AvgPool, not a conv: no weights, left in float by the int8 quantizer
+            self.lowpass = nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False) if k else None
 
         def _base(self, x):
             """The global residual: the input itself, or its fixed bilinear upsample (SR)."""
@@ -113,7 +120,10 @@ def student_classes(torch: ModuleType) -> tuple[type, type]:
                 h = blk(h)
                 if keep:
                     feats.append(h)
-            return torch.clamp(self._base(x) + self.shuffle(self.tail(h)), 0.0, 1.0), feats
+            r = self.shuffle(self.tail(h))
+            if self.lowpass is not None:
+                r = r - self.lowpass(self.lowpass(r))
+            return torch.clamp(self._base(x) + r, 0.0, 1.0), feats
 
         def forward(self, x):
             return self._run(x, keep=False)[0]

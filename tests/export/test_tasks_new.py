@@ -130,14 +130,16 @@ def test_sr_task_pairs_shapes_determinism_and_baseline():
     assert ps.inputs.shape == (4, 64, 64) and ps.targets.shape == (4, 128, 128)
     for m in (ps.sector, ps.lesion, ps.background, ps.homogeneous):
         assert m.shape == (4, 128, 128) and m.dtype == bool
-    assert ps.sector.all(axis=0).any() and ps.homogeneous.any(axis=(1, 2)).all()
+    # a large anechoic chamber (us_domain) may cover a scene's homogeneous disk; most scenes keep it
+    assert ps.sector.all(axis=0).any() and ps.homogeneous.any(axis=(1, 2)).sum() >= 3
     assert ps.lesion.any() and ps.background.any()
     bicubic = np.stack([cv2.resize(x, (128, 128), interpolation=cv2.INTER_CUBIC) for x in ps.inputs])
     p = [psnr(np.clip(b, 0, 1), t) for b, t in zip(bicubic, ps.targets)]
-    # the speckle of two probes differs; the anatomy (smoothed at ~3 px) is shared
+    # the speckle of two probes differs (tone-neutral pairs share the tone: bicubic lands at ~22-26 dB, not
+    # near the target); the anatomy (smoothed at ~3 px) is shared
     sm = lambda a: cv2.GaussianBlur(a, (0, 0), 3.0)  # noqa: E731
     c = [_corr(sm(b)[s], sm(t)[s]) for b, t, s in zip(bicubic, ps.targets, ps.sector)]
-    assert max(p) < 22.0 and min(c) > 0.5, (p, c)
+    assert max(p) < 30.0 and min(c) > 0.5, (p, c)
     with pytest.raises(ConfigError, match="multiple of 4"):
         task.make_pairs([0], (130, 128))
     with pytest.raises(ValueError, match="multiple"):
@@ -247,15 +249,15 @@ def test_student_config_without_scale_is_the_committed_bundle():
 
 def test_task_budgets_and_resolution():
     us = ExportConfig().resolved()
-    assert us.teacher_train == get_task("us-enhance").teacher_train  # us-enhance keeps its defaults
-    assert us.teacher_train.steps == 800 and us.distill.steps == 600 and us.finetune.steps == 500
+    assert us.teacher_train == get_task("us-enhance").teacher_train  # us-enhance's budgets are the task's
+    assert us.teacher_train.steps == 100 and us.distill.steps == 120 and us.finetune.steps == 40
     for name in NEW:
         cfg = ExportConfig(task=name).resolved()
         task = TASKS[name]
         assert cfg.student_arch == task.student and cfg.finetune == task.finetune
         assert cfg.teacher_train.patch * task.scale <= min(cfg.train_hw)
     smoke = smoke_config("us-enhance")
-    assert smoke.student_arch == StudentConfig(width=16, n_blocks=2)  # unchanged for us-enhance
+    assert smoke.student_arch == StudentConfig(width=16, n_blocks=2, lowpass=7)  # the task's formulation, narrowed
     sr = smoke_config("us-sr2x")
     assert sr.student_arch.scale == 2 and sr.teacher_arch.scale == 2 and sr.distill.patch == 32
 
