@@ -5,13 +5,14 @@ and nothing here needs a GPU, torch or root."""
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 #: Keys every environment block has (tests check them; consumers may rely on them).
 ENV_FIELDS = ("timestamp_utc", "cpu", "cores", "affinity_cpus", "cpu_flags", "cpu_mhz", "memory_mib", "load_avg",
@@ -148,3 +149,12 @@ def describe(env: dict[str, Any]) -> str:
     flags = "/".join(f for f in env.get("cpu_flags", []) if f.startswith(("avx2", "avx512f", "avx512_vnni", "avx_vnni")))
     return (f"{env.get('cpu', '?')} ({env.get('affinity_cpus') or env.get('cores')} cores{', ' + flags if flags else ''}), "
             f"ONNX Runtime {env.get('onnxruntime')}, {g}")
+
+
+def save_result(out: Path, stem: str, result: dict, to_markdown: Callable[[dict], str]) -> str:
+    """``out/stem.json`` and ``out/stem.md`` of a benchmark result; returns the markdown (to print)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = to_markdown(result)
+    (out / f"{stem}.md").write_text(md)
+    return md

@@ -20,7 +20,6 @@ the only source of ``benchmarks/results/multistream_cpu.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -28,7 +27,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from ganrt.benchmarks.env import describe, environment
+from ganrt.benchmarks.env import describe, environment, save_result
 from ganrt.benchmarks.resources import ResourceMeter, cpus
 from ganrt.runtime.app import DEMO_CINE
 from ganrt.runtime.backends.registry import parse_backend, select
@@ -267,10 +266,7 @@ def main(argv=None) -> int:
     cfg = MultiBenchConfig(sources=sources, frames=a.frames, sink=a.sink, precision=a.precision, backend=a.backend,
                            budget_ms=a.budget_ms, reference=not a.no_reference, note=a.note, unfair=not a.no_unfair)
     r = run_multistream_bench(Manifest.load(a.model), DeviceProfile.load(a.profile), cfg)
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"{a.name}.json").write_text(json.dumps(r, indent=1) + "\n")
-    (a.out / f"{a.name}.md").write_text(to_markdown(r))
-    print(to_markdown(r))
+    print(save_result(a.out, a.name, r, to_markdown))
     return 0
 
 

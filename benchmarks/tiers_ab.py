@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from ganrt.benchmarks.env import describe, environment
+from ganrt.benchmarks.env import describe, environment, save_result
 from ganrt.benchmarks.pipeline_bench import Mode, PipelineBenchConfig, _one_mode
 from ganrt.runtime.app import DEMO_CINE, guard_config
 from ganrt.runtime.backends.registry import parse_backend, select
@@ -75,11 +74,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     a = ap.parse_args(argv)
     r = run_ab(Manifest.load(bundled_model_dir()), DeviceProfile.load("cpu-x86-2core"), a.pairs, a.frames, a.checks)
-    a.out.mkdir(parents=True, exist_ok=True)
     stem = "tiers_ab_cpu" + ("_checks" if a.checks else "")
-    (a.out / f"{stem}.json").write_text(json.dumps(r, indent=1) + "\n")
-    (a.out / f"{stem}.md").write_text(to_markdown(r))
-    print(to_markdown(r))
+    print(save_result(a.out, stem, r, to_markdown))
     return 0
 
 

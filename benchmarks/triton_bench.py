@@ -27,7 +27,6 @@ processes' load. This script is the only source of ``benchmarks/results/triton_c
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import threading
 import time
@@ -39,7 +38,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from ganrt.benchmarks.env import describe, environment
+from ganrt.benchmarks.env import describe, environment, save_result
 from ganrt.benchmarks.multistream_bench import LoadWatch
 from ganrt.benchmarks.timing import Candidate, Plan, Warmup, analyse, round_order, run_interleaved
 from ganrt.benchmarks.triton_server import TritonServer, ensure_venv, prepare_backends
@@ -260,10 +259,7 @@ def main(argv=None) -> int:
     cfg = TritonBenchConfig(hw=a.hw, precision=a.precision, iterations=a.iterations, streams=a.streams,
                             stream_frames=a.stream_frames, rounds=a.rounds, note=a.note)
     r = run_triton_bench(Manifest.load(a.model), DeviceProfile.load(a.profile), cfg)
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"{a.name}.json").write_text(json.dumps(r, indent=1) + "\n")
-    (a.out / f"{a.name}.md").write_text(to_markdown(r))
-    print(to_markdown(r))
+    print(save_result(a.out, a.name, r, to_markdown))
     return 0
 
 
