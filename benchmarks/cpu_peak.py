@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ganrt.benchmarks.env import environment
-from ganrt.runtime.stats import summarize
+from ganrt.runtime.records.stats import summarize
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from ganrt.runtime.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.profiles import DEFAULT_PROFILE, DeviceProfile
-from ganrt.runtime.record import Record, read_rows
+from ganrt.runtime.records.record import Record, read_rows
 from ganrt.runtime.sinks import NullSink
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -34,7 +34,7 @@ from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.guard import GuardConfig
 from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
-from ganrt.runtime.multi_report import StreamResult
+from ganrt.runtime.records.multi_report import StreamResult
 from ganrt.runtime.multistream import run_streams
 from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.sink_specs import parse_sinks

@@ -41,12 +41,12 @@ from ganrt.runtime.app import guard_config
 from ganrt.runtime.guard import GuardConfig
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.profiles import DeviceProfile
-from ganrt.runtime.record import STAGES, Record
+from ganrt.runtime.records.record import STAGES, Record
 from ganrt.runtime.sinks import NullSink, VideoCodec, VideoSink
 from ganrt.runtime.sources import open_source
 from ganrt.runtime.frames import Outcome, Tier
-from ganrt.runtime.record_stats import RunMeter
-from ganrt.runtime.stats import summarize
+from ganrt.runtime.records.record_stats import RunMeter
+from ganrt.runtime.records.stats import summarize
 from ganrt.runtime.tiers import TierConfig
 
 MEASURED = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganrt.runtime.stats import ratio
+from ganrt.runtime.records.stats import ratio
 
 
 def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.stats import block_medians, block_of_rounds, paired_ratios, ratio, spread, summarize
+from ganrt.runtime.records.stats import block_medians, block_of_rounds, paired_ratios, ratio, spread, summarize
 
 ClockNs = Callable[[], int]
 

@@ -7,7 +7,7 @@ one ``TorchRunner`` with ``stage_timing=True``; warm-up excluded (the first call
 captures its graph); then fixed iterations over several realistic frames. Per iteration:
 CUDA-event times of H2D, compute and D2H on the runner's stream, and the host's
 ``perf_counter_ns`` around the whole ``infer`` (staging copy, launches, synchronise, output copy).
-Percentiles via ``ganrt.runtime.stats.summarize``. Also: each configuration's output vs fp32
+Percentiles via ``ganrt.runtime.records.stats.summarize``. Also: each configuration's output vs fp32
 eager on the same frame (PSNR), and peak GPU memory.
 
 The model is the bundled student (``--model``, default ``runtime/models/<task>``); when there is
@@ -30,7 +30,7 @@ import numpy as np
 
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, GanrtError
 from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, Manifest, Precision, bundled_model_dir, sha256_file
-from ganrt.runtime.stats import summarize
+from ganrt.runtime.records.stats import summarize
 
 DEFAULT_SHAPES = "1x1x512x512,1x1x1080x1920"
 

@@ -51,7 +51,7 @@ from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.scheduler import SchedulerConfig, SharedRunner
-from ganrt.runtime.stats import summarize
+from ganrt.runtime.records.stats import summarize
 
 LATENCY = ("in-process", "grpc", "grpc+shm")
 MEASURED = {

@@ -18,7 +18,7 @@ from .guard import GuardConfig
 from .manifest import Manifest
 from .profiles import DeviceProfile
 from .region import RegionConfig
-from .report import Report
+from .records.report import Report
 from .sink_specs import parse_sinks
 from .stream import RunSetup, StreamSpec, stream_once
 from .temporal import TemporalConfig

@@ -42,9 +42,9 @@ from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
 from .fairness import StreamShare
 from .policy import DeadlinePolicy, PolicyConfig
 from .queue import CaptureThread, LatestFrameQueue, SyncFrames
-from .record import Record
+from .records.record import Record
 from .region import RegionOutside
-from .report import Report
+from .records.report import Report
 from .sinks import Sink
 from .tiers import TierConfig
 

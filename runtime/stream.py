@@ -34,8 +34,8 @@ from .pipeline import PipelineConfig, run
 from .profiles import DeviceProfile
 from .provenance import Provenance
 from .region import RegionMode
-from .record import Record
-from .report import Report
+from .records.record import Record
+from .records.report import Report
 from .sink_specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks
 from .sinks import Sink
 from .sources import open_source

@@ -230,7 +230,7 @@ def test_pipeline_bench_counts_raw_for_time_and_the_runs_between_switches():
 
     from ganrt.benchmarks.pipeline_bench import _for_time
     from ganrt.runtime.frames import Outcome, Reason
-    from ganrt.runtime.record import Row
+    from ganrt.runtime.records.record import Row
 
     def row(i, outcome, reason=Reason.NONE, infer=5.0):
         return Row(i, 0, outcome, reason, False, 0.0, 1.0, infer, 1.0, 0.0, 10.0)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ganrt.runtime.stats import (PERCENTILES, block_medians, block_of_rounds, paired_ratios, ratio, spread,
+from ganrt.runtime.records.stats import (PERCENTILES, block_medians, block_of_rounds, paired_ratios, ratio, spread,
                                  summarize)
 
 

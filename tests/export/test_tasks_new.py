@@ -364,7 +364,7 @@ def test_streaming_runtime_runs_the_smoke_bundle(exported, tmp_path):
     raw) at the model's output size; the RGB model gets RGB planes."""
     from ganrt.runtime.ops import Enhancer, Preprocessor
     from ganrt.runtime.pipeline import PipelineConfig, run
-    from ganrt.runtime.record import Record
+    from ganrt.runtime.records.record import Record
     from ganrt.runtime.sinks import SinkBase, VideoSink
 
     name, out, _, _ = exported

@@ -21,7 +21,7 @@ from ganrt.runtime.manifest import Manifest
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.region import Box
 from ganrt.runtime.sinks import SinkBase
 

@@ -14,7 +14,7 @@ from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.overlay import for_display, to_bgr
 from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.sinks import NullSink
 from ganrt.runtime.sources import open_source
 from ganrt.runtime.sources.camera import CameraRequest, CameraSource

@@ -14,7 +14,7 @@ from ganrt.runtime.fairness import FairConfig, FairShare, StreamShare
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 
 MS = 1_000_000
 

@@ -16,7 +16,7 @@ from ganrt.runtime.ops import BadOutput, Enhancer, IncompatibleFrame, Postproces
 from ganrt.runtime.overlay import label
 from ganrt.runtime.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.queue import CaptureThread, LatestFrameQueue
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.tiers import TierConfig
 
 

@@ -19,7 +19,7 @@ from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_file
 from ganrt.runtime.ops import BadOutput, Enhancer, Postprocessor, Preprocessor
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.sinks import PngSink, SideBySideSink, SinkBase, VideoSink
 
 

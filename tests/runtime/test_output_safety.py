@@ -15,7 +15,7 @@ from ganrt.runtime import outpaths
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError, OutputError
 from ganrt.runtime.provenance import Provenance, write_sidecar
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.ops import Enhancer, to_uint8
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.tiers import TierConfig
 from ganrt.runtime import sinks as sinks_mod
 from ganrt.runtime.sinks import DisplaySink, NullSink, PngSink, SideBySideSink, SinkBase, VideoSink

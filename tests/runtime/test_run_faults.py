@@ -20,7 +20,7 @@ from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.tiers import TierConfig
 from ganrt.runtime.sinks import NullSink, SinkBase, VideoSink
 
@@ -170,8 +170,8 @@ def test_a_corrupt_image_keeps_its_index_and_its_record_row(tmp_path, capsys):
 def test_a_file_record_holds_no_rows_in_memory_and_its_report_matches(tmp_path):
     """Rows stream to disk in index order (out-of-order drops put back); the report comes from
     running aggregates equal to what the rows say."""
-    from ganrt.runtime.record import read_rows
-    from ganrt.runtime.report import Report
+    from ganrt.runtime.records.record import read_rows
+    from ganrt.runtime.records.report import Report
     from ganrt.runtime.frames import Frame, FrameResult
 
     rec = Record(tmp_path / "r.jsonl")
@@ -195,8 +195,8 @@ def test_a_file_record_holds_no_rows_in_memory_and_its_report_matches(tmp_path):
 
 
 def test_running_summary_matches_the_exact_one_and_stays_bounded():
-    from ganrt.runtime.record_stats import RunningSummary
-    from ganrt.runtime.stats import summarize
+    from ganrt.runtime.records.record_stats import RunningSummary
+    from ganrt.runtime.records.stats import summarize
 
     rng = np.random.default_rng(1)
     xs = rng.gamma(2.0, 3.0, 5000)

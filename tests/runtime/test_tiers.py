@@ -19,8 +19,8 @@ from ganrt.runtime.overlay import label
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.profiles import DeviceProfile
-from ganrt.runtime.record import Record, read_rows
-from ganrt.runtime.record_stats import RunMeter
+from ganrt.runtime.records.record import Record, read_rows
+from ganrt.runtime.records.record_stats import RunMeter
 from ganrt.runtime.tiers import TierConfig, TierLadder
 from ganrt.runtime.tone import ToneConfig
 from scenes import KeepSink

@@ -16,7 +16,7 @@ from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.triton_cli import apply_triton_args

@@ -22,7 +22,7 @@ from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.manifest import Precision
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.record import Record
+from ganrt.runtime.records.record import Record
 
 from fakes import FakeSource, make_frames
 from ganrt.benchmarks.triton_server import free_port

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-from .frames import Outcome, Reason
+from ..frames import Outcome, Reason
 from .record import Record
 from .record_stats import RecordStats
 from .stats import Summary

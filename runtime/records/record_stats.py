@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .frames import Outcome, Reason
+from ..frames import Outcome, Reason
 from .stats import Summary, summarize
 
 RESERVOIR = 65_536  # samples per series: 512 KiB of float64
