@@ -32,7 +32,7 @@ from ganrt.benchmarks.resources import ResourceMeter, cpus
 from ganrt.runtime.app import DEMO_CINE
 from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.guard import GuardConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.records.multi_report import StreamResult
 from ganrt.runtime.multistream import run_streams

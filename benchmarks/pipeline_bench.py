@@ -38,7 +38,7 @@ from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.app import guard_config
-from ganrt.runtime.guard import GuardConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.records.record import STAGES, Record

@@ -3,7 +3,7 @@
 Computed with scikit-image's CIELAB and CIEDE2000 (independent of the runtime's OpenCV Lab):
 
 - local lightness shift: ``|G(L*out) - G(L*in)|``, G a Gaussian of sigma = 1.5 % of the frame
-  width (the scale of runtime/tone.py), median and p95 over the frame;
+  width (the scale of runtime/trust/tone.py), median and p95 over the frame;
 - local chroma shift: the a*b* distance between the local means ``|G(ab_out) - G(ab_in)|``
   (a change of saturation and of hue both count), median and p95;
 - CIEDE2000 per pixel (skimage.color.deltaE_ciede2000), median and mean;

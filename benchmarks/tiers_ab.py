@@ -21,7 +21,7 @@ from ganrt.benchmarks.env import describe, environment, save_result
 from ganrt.benchmarks.pipeline_bench import Mode, PipelineBenchConfig, _one_mode
 from ganrt.runtime.app import DEMO_CINE, guard_config
 from ganrt.runtime.backends.registry import parse_backend, select
-from ganrt.runtime.guard import GuardConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.profiles import DeviceProfile

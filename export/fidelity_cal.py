@@ -1,7 +1,7 @@
 """The manifest's ``fidelity`` block: the runtime's fidelity threshold, calibrated per model.
 
 The runtime re-degrades each enhanced frame and scores it against the input
-(``ganrt.runtime.fidelity``); below the manifest's ``min_db`` the frame is shown raw. What a
+(``ganrt.runtime.trust.fidelity``); below the manifest's ``min_db`` the frame is shown raw. What a
 faithful model legitimately changes differs by task (despeckling moves ultrasound texture more
 than denoising moves endoscopy colour), so one fixed threshold is either blind on one task or
 rejects good frames on another. This runs every artifact of the bundle on held-out pairs
@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
-from ganrt.runtime.fidelity import CALIBRATION_MARGIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
+from ganrt.runtime.trust.fidelity import CALIBRATION_MARGIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
 
 from .arrays import to_images, to_nchw
 from .realscans import RealItem, run_bundle
@@ -86,7 +86,7 @@ class FidelityCalibration:
                 "detrend_cells": self.config.detrend_cells, "window_cells": self.config.window_cells,
                 "blob_catch_rate": round(self.catch_rate, 3), "candidates": list(self.candidates),
                 "real_tuning_frames": self.real,
-                "how": "every artifact on the held-out pairs through ganrt.runtime.fidelity, 8-bit display form, "
+                "how": "every artifact on the held-out pairs through ganrt.runtime.trust.fidelity, 8-bit display form, "
                        "the imaging region as the mask; min_db = floor - margin; of the settings tried, the "
                        f"one whose threshold catches most synthetic blobs (amplitudes {list(BLOB_AMPLITUDES)}, "
                        f"sigma {BLOB_SIGMA:g} of the frame) added to the reference artifact's outputs"}

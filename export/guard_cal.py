@@ -1,11 +1,11 @@
 """The manifest's ``tone`` and ``input_domain`` blocks: the runtime's local-mean check and input domain.
 
-``input_domain`` (runtime/domain.py): the statistics of the task's own training inputs (simulated,
+``input_domain`` (runtime/trust/domain.py): the statistics of the task's own training inputs (simulated,
 and for intraop-enhance the degraded tuning photographs too) at the sizes the runtime sees (the training size and 512), each range [p1, p99] widened by
 ``DOMAIN_FACTOR`` (a ratio: the statistics are scales). A frame beyond it is further from anything
 the model was trained on than the training set's own spread.
 
-``tone`` (runtime/tone.py): the limits are fixed, clinical ones; what is chosen here is how the
+``tone`` (runtime/trust/tone.py): the limits are fixed, clinical ones; what is chosen here is how the
 frame is tiled and when a frame goes raw whole. Each setting in ``CANDIDATES`` is judged on:
 
 - negatives, which it must catch: the bundle's outputs on the real tuning scans
@@ -39,9 +39,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ganrt.runtime.domain import STATS, frame_stats
-from ganrt.runtime.region import luma_u8
-from ganrt.runtime.tone import ToneCheck, ToneConfig, blend, sigma_px
+from ganrt.runtime.trust.domain import STATS, frame_stats
+from ganrt.runtime.trust.region import luma_u8
+from ganrt.runtime.trust.tone import ToneCheck, ToneConfig, blend, sigma_px
 
 from .data.simulator import to_uint8
 from . import realphotos
@@ -90,7 +90,7 @@ def local_shift(raw: np.ndarray, shown: np.ndarray, mask: np.ndarray | None, fra
 def local_lab_shift(raw: np.ndarray, shown: np.ndarray, mask: np.ndarray | None,
                     frame_w: int) -> tuple[float, float, float, float]:
     """The colour form (BGR in): median and p95 of the local L* shift, then of the local a*b*
-    distance (Lab units), as runtime/tone.py states its colour limits."""
+    distance (Lab units), as runtime/trust/tone.py states its colour limits."""
     lab = [cv2.cvtColor(x.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab) for x in (raw, shown)]
     d, inside = _local_delta(lab[0], lab[1], mask, frame_w)
     if not inside.any():

@@ -60,7 +60,7 @@ def run_bundle(model_dir: Path, names: tuple[str, ...] = TUNE, artifact: str = "
     from ganrt.runtime.frames import Frame
     from ganrt.runtime.manifest import Manifest
     from ganrt.runtime.ops import Enhancer
-    from ganrt.runtime.region import luma_u8
+    from ganrt.runtime.trust.region import luma_u8
 
     man = Manifest.load(model_dir)
     items: list[RealItem] = []

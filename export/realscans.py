@@ -61,7 +61,7 @@ def run_bundle(model_dir: Path, names: tuple[str, ...] = TUNE, artifact: str = "
     from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
     from ganrt.runtime.manifest import Manifest
     from ganrt.runtime.ops import Enhancer
-    from ganrt.runtime.region import RegionConfig, RegionMode, RegionTracker, luma_u8
+    from ganrt.runtime.trust.region import RegionConfig, RegionMode, RegionTracker, luma_u8
 
     man = Manifest.load(model_dir)
     items: list[RealItem] = []

@@ -12,17 +12,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import ConfigError
-from .domain import DomainConfig
-from .fidelity import FidelityConfig
-from .guard import GuardConfig
+from .trust.domain import DomainConfig
+from .trust.fidelity import FidelityConfig
+from .trust.guard import GuardConfig
 from .manifest import Manifest
 from .profiles import DeviceProfile
-from .region import RegionConfig
+from .trust.region import RegionConfig
 from .records.report import Report
 from .sink_specs import parse_sinks
 from .stream import RunSetup, StreamSpec, stream_once
-from .temporal import TemporalConfig
-from .tone import ToneConfig
+from .trust.temporal import TemporalConfig
+from .trust.tone import ToneConfig
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_CINE = ASSETS / "sim_cine_512.mp4"

@@ -301,7 +301,7 @@ class DerivedSeries:
 def _rescaled(ds: Any, src: Any, kw: str, s: int) -> None:
     """``src``'s geometry attribute ``kw`` into ``ds`` for frames enlarged ``s`` times (copies: the
     source's elements are never edited)."""
-    from .us_regions import rescale_regions, rescale_spacing
+    from .trust.us_regions import rescale_regions, rescale_spacing
 
     if kw == "PixelSpacing":
         ds.PixelSpacing = rescale_spacing(src.PixelSpacing, s)

@@ -37,13 +37,13 @@ import numpy as np
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigError, GanrtError, OutputError, RemoteUnavailable
 from .frames import Frame, FrameResult, Outcome, Reason, Tier
-from .guard import Guard, GuardConfig, Rejected
+from .trust.guard import Guard, GuardConfig, Rejected
 from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
 from .fairness import StreamShare
 from .policy import DeadlinePolicy, PolicyConfig
 from .queue import CaptureThread, LatestFrameQueue, SyncFrames
 from .records.record import Record
-from .region import RegionOutside
+from .trust.region import RegionOutside
 from .records.report import Report
 from .sinks import Sink
 from .tiers import TierConfig

@@ -18,9 +18,9 @@ from .backends.base import Backend
 from .backends.triton_contract import TritonOptions
 from .errors import ConfigError
 from .manifest import Precision
-from .phi import PhiConfig
-from .region import RegionConfig
-from .temporal import TemporalConfig
+from .trust.phi import PhiConfig
+from .trust.region import RegionConfig
+from .trust.temporal import TemporalConfig
 from .tiers import TierConfig
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "firmware_configs"

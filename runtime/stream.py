@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Callable
 
 from .backends.registry import Selection
-from .changemap import ChangeMapSink
+from .trust.changemap import ChangeMapSink
 from .clock import SYSTEM_CLOCK, Clock
 from .fairness import StreamShare
-from .guard import GuardConfig
+from .trust.guard import GuardConfig
 from .errors import OutputError
 from .manifest import Manifest
 from . import signals
@@ -33,7 +33,7 @@ from .outpaths import check_output, make_dir, protect, write_atomic
 from .pipeline import PipelineConfig, run
 from .profiles import DeviceProfile
 from .provenance import Provenance
-from .region import RegionMode
+from .trust.region import RegionMode
 from .records.record import Record
 from .records.report import Report
 from .sink_specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import SourceError
 from ..lazy import lazy_import
-from ..us_regions import UsRegion, read_regions, spacing_for
+from ..trust.us_regions import UsRegion, read_regions, spacing_for
 from .base import DEFAULT_FPS, SourceBase
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 from ganrt.export.fidelity_cal import (CANDIDATES, calibrate, frame_scores, with_blobs,  # noqa: E402
                                       write_into_manifest)
 from ganrt.export.tasks import get_task  # noqa: E402
-from ganrt.runtime.fidelity import CALIBRATION_MARGIN_DB  # noqa: E402
+from ganrt.runtime.trust.fidelity import CALIBRATION_MARGIN_DB  # noqa: E402
 
 
 @pytest.fixture(scope="module")

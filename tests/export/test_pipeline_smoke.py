@@ -77,7 +77,7 @@ def test_manifest_carries_a_fidelity_threshold_calibrated_on_its_own_outputs(exp
     import shutil
 
     from ganrt.export.fidelity_cal import calibrate_bundle
-    from ganrt.runtime.fidelity import FidelityConfig
+    from ganrt.runtime.trust.fidelity import FidelityConfig
 
     out, _, m = exported
     cal = m["metrics"]["fidelity_calibration"]

@@ -16,13 +16,13 @@ from onnx import TensorProto, helper, numpy_helper
 from bundles import make_bundle
 from fakes import FakeSource, ManualClock
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
-from ganrt.runtime.guard import GuardConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.manifest import Manifest
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
-from ganrt.runtime.region import Box
+from ganrt.runtime.trust.region import Box
 from ganrt.runtime.sinks import SinkBase
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from ganrt.runtime.errors import ModelError
-from ganrt.runtime.fidelity import DEFAULT_MIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
+from ganrt.runtime.trust.fidelity import DEFAULT_MIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
 from ganrt.runtime.frames import Frame, Outcome, Reason
-from ganrt.runtime.guard import GuardConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.manifest import Manifest, bundled_model_dir
-from ganrt.runtime.region import RegionConfig, RegionMode
+from ganrt.runtime.trust.region import RegionConfig, RegionMode
 from scenes import blob_model, bundle, identity_model, sim_cine, stream, ui_cine
 
 AUTO = RegionConfig(RegionMode.AUTO)

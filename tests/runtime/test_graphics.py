@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ganrt.runtime.graphics import overlay_mask
+from ganrt.runtime.trust.graphics import overlay_mask
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,7 +109,7 @@ def test_real_doppler_colour_and_ob_calipers_are_marked():
 
 @pytest.mark.parametrize("scale", [1, 2])
 def test_region_enhance_mask_leaves_out_the_frames_graphics(scale):
-    from ganrt.runtime.region import Box, Region
+    from ganrt.runtime.trust.region import Box, Region
 
     img, sector = _tissue()[0]
     frame = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)

@@ -15,17 +15,17 @@ import pytest
 
 from bundles import blur_model
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
-from ganrt.runtime.changemap import ChangeMapSink, change_heatmap
+from ganrt.runtime.trust.changemap import ChangeMapSink, change_heatmap
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.guard import Guard, GuardConfig
+from ganrt.runtime.trust.guard import Guard, GuardConfig
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.profiles import DeviceProfile
-from ganrt.runtime.region import RegionConfig, RegionMode
-from ganrt.runtime.temporal import TemporalConfig, TemporalFilter
+from ganrt.runtime.trust.region import RegionConfig, RegionMode
+from ganrt.runtime.trust.temporal import TemporalConfig, TemporalFilter
 from scenes import MS, KeepSink, blob_model, bundle, stream, ui_cine
 
 AUTO = RegionConfig(RegionMode.AUTO)

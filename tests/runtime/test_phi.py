@@ -10,9 +10,9 @@ from bundles import blur_model
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason
-from ganrt.runtime.guard import GuardConfig
-from ganrt.runtime.phi import PhiConfig, PhiMasker
-from ganrt.runtime.region import Region, RegionConfig, RegionMode, RegionTracker
+from ganrt.runtime.trust.guard import GuardConfig
+from ganrt.runtime.trust.phi import PhiConfig, PhiMasker
+from ganrt.runtime.trust.region import Region, RegionConfig, RegionMode, RegionTracker
 from ganrt.runtime.sinks import PngSink
 from scenes import bright_outside, bundle, stream, ui_cine
 

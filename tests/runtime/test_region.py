@@ -13,12 +13,12 @@ from bundles import blur_model
 from fakes import FakeRunner, FakeSource, ManualClock
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, Outcome, Reason
-from ganrt.runtime.guard import GuardConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.manifest import Artifact, Manifest, Precision, TensorSpec
 from ganrt.runtime.ops import Enhancer, to_uint8
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
-from ganrt.runtime.region import (Box, Region, RegionConfig, RegionMode, RegionOutside, RegionTracker, detect_still,
+from ganrt.runtime.trust.region import (Box, Region, RegionConfig, RegionMode, RegionOutside, RegionTracker, detect_still,
                                   luma_u8)
 from scenes import MS, KeepSink, bundle, stream, ui_cine
 

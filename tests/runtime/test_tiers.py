@@ -13,7 +13,7 @@ import pytest
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frames
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason, Tier
-from ganrt.runtime.guard import GuardConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.overlay import label
 from ganrt.runtime.pipeline import PipelineConfig, run
@@ -22,7 +22,7 @@ from ganrt.runtime.profiles import DeviceProfile
 from ganrt.runtime.records.record import Record, read_rows
 from ganrt.runtime.records.record_stats import RunMeter
 from ganrt.runtime.tiers import TierConfig, TierLadder
-from ganrt.runtime.tone import ToneConfig
+from ganrt.runtime.trust.tone import ToneConfig
 from scenes import KeepSink
 
 MS = 1_000_000

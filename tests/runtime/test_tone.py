@@ -1,4 +1,4 @@
-"""Local mean preservation (runtime/tone.py) and the input domain (runtime/domain.py): the checks that
+"""Local mean preservation (runtime/trust/tone.py) and the input domain (runtime/trust/domain.py): the checks that
 keep a model's tone map and its out-of-domain guesses off the screen."""
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ import pytest
 
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 from ganrt.export.guard_cal import local_shift
-from ganrt.runtime.domain import DomainConfig, frame_stats
+from ganrt.runtime.trust.domain import DomainConfig, frame_stats
 from ganrt.runtime.errors import ModelError
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.guard import GuardConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.manifest import Manifest
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
-from ganrt.runtime.region import luma_u8
-from ganrt.runtime.tone import ToneCheck, ToneConfig, blend
+from ganrt.runtime.trust.region import luma_u8
+from ganrt.runtime.trust.tone import ToneCheck, ToneConfig, blend
 from scenes import MS, KeepSink
 
 REALSCAN = Path(__file__).resolve().parents[1] / "data" / "realscan"

@@ -1,4 +1,4 @@
-"""The colour form of the local-mean check (runtime/tone.py): a colour model's cast is caught in
+"""The colour form of the local-mean check (runtime/trust/tone.py): a colour model's cast is caught in
 CIELAB (lightness and a*b*), tone-neutral colour edits pass, and the guard runs it for 3-channel models."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 from ganrt.export.guard_cal import local_lab_shift
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.guard import GuardConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.manifest import Manifest
 from ganrt.runtime.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
-from ganrt.runtime.tone import ToneCheck, ToneConfig, blend
+from ganrt.runtime.trust.tone import ToneCheck, ToneConfig, blend
 from scenes import MS, KeepSink
 
 MODELS = Path(__file__).resolve().parents[2] / "runtime" / "models"

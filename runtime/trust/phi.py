@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from .errors import ConfigError
-from .frames import Frame, FrameResult
+from ..errors import ConfigError
+from ..frames import Frame, FrameResult
 from .region import Box, Region
 
 log = logging.getLogger(__name__)

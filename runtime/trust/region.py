@@ -41,7 +41,7 @@ from typing import NamedTuple, Sequence
 import cv2
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .graphics import overlay_mask
 from .region_detect import (MIN_AREA_FRACTION, detect_in_boxes, detect_motion, detect_still, luma_u8,  # noqa: F401
                             static_marks)

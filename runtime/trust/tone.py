@@ -41,7 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 MIN_TILE_COVERAGE = 0.25  # a tile is judged when at least this share of it lies inside the region
 MIN_SIGMA_PX = 3.0  # on a small frame 1.5% of the width is under a pixel: the "local mean" would be the speckle

@@ -49,7 +49,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 CALIBRATED_FLOOR_DB = 26.7
 CALIBRATION_MARGIN_DB = 2.2

@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 HIGHPASS_PX = 25  # box side: well above any speckle grain, below organ structure
 STATS = ("luma_mean", "hp_std", "grain_px")

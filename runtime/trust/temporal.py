@@ -19,7 +19,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DEFAULT_ALPHA = 0.6  # weight of the newest frame: about 1.7 frames of memory
 

@@ -25,11 +25,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .domain import DomainConfig, DomainMonitor
 from .fidelity import FidelityConfig, FidelityMonitor
-from .frames import Frame, FrameResult, Reason
-from .ops import Enhancer
+from ..frames import Frame, FrameResult, Reason
+from ..ops import Enhancer
 from .phi import PhiConfig, PhiMasker
 from .region import Box, Region, RegionConfig, RegionMode, RegionTracker, luma_u8
 from .temporal import EmaFilter, FlickerMeter, TemporalConfig, mean_abs_diff
