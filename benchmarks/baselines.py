@@ -33,12 +33,12 @@ from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner, Provider
 from ganrt.runtime.backends.registry import select
 from ganrt.runtime.errors import ConfigError, ModelError
 from ganrt.runtime.frames import Frame
-from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir, sha256_file
-from ganrt.runtime.ops import Enhancer
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir, sha256_file
+from ganrt.runtime.model.ops import Enhancer
+from ganrt.runtime.model.profiles import DeviceProfile
 
 SPEED_MEASURED = ("host wall time per uint8 frame -> uint8 frame: student/teacher = pre + runner.infer + post "
-                  "(ganrt.runtime.ops.Enhancer, as in the pipeline); filter = its OpenCV call")
+                  "(ganrt.runtime.model.ops.Enhancer, as in the pipeline); filter = its OpenCV call")
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.manifest import Manifest, Precision
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import Manifest, Precision
+from ganrt.runtime.model.profiles import DeviceProfile
 
 
 def _emit(result: dict[str, Any], args: argparse.Namespace, text: str) -> None:

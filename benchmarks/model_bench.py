@@ -26,8 +26,8 @@ from ganrt.benchmarks.timing import Candidate, Plan, Warmup, analyse, run_interl
 from ganrt.runtime.backends.base import Backend
 from ganrt.runtime.backends.registry import Selection, parse_backend, select
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, ModelError, SourceError
-from ganrt.runtime.manifest import Manifest, Precision
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import Manifest, Precision
+from ganrt.runtime.model.profiles import DeviceProfile
 
 __all__ = ["ASSET_CINE", "Shape", "InputKind", "Combo", "bench_model", "compare", "environment", "format_bench",
            "format_compare", "parse_combos", "realistic_inputs"]

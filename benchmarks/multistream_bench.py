@@ -33,10 +33,10 @@ from ganrt.runtime.app import DEMO_CINE
 from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.records.multi_report import StreamResult
 from ganrt.runtime.multistream import run_streams
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.sink_specs import parse_sinks
 from ganrt.runtime.stream import RunSetup, StreamSpec, stream_once
 

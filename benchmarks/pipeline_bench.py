@@ -35,12 +35,12 @@ from ganrt.benchmarks.timing import Candidate, Plan, Warmup, analyse, run_interl
 from ganrt.runtime.app import DEMO_CINE
 from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.app import guard_config
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.records.record import STAGES, Record
 from ganrt.runtime.sinks import NullSink, VideoCodec, VideoSink
 from ganrt.runtime.sources import open_source

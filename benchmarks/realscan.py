@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ganrt.runtime.ops import to_uint8
+from ganrt.runtime.model.ops import to_uint8
 
 from . import realscan_rows as rr
 from .realscan_data import Acquisition, load_annotations, locate, read_frames

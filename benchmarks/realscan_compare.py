@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ganrt.runtime.ops import to_uint8
+from ganrt.runtime.model.ops import to_uint8
 
 from .realscan_data import load_annotations, locate, read_frames
 from .realscan_report import _panel, signed_diff
@@ -30,9 +30,9 @@ def bare_output(model_dir: Path, frame: np.ndarray, profile: str = "cpu-x86-2cor
     from ganrt.runtime.backends.base import Backend
     from ganrt.runtime.backends.registry import select
     from ganrt.runtime.frames import Frame
-    from ganrt.runtime.manifest import Manifest, Precision
-    from ganrt.runtime.ops import Enhancer
-    from ganrt.runtime.profiles import DeviceProfile
+    from ganrt.runtime.model.manifest import Manifest, Precision
+    from ganrt.runtime.model.ops import Enhancer
+    from ganrt.runtime.model.profiles import DeviceProfile
 
     manifest = Manifest.load(model_dir)
     sel = select(manifest, Backend.ONNXRUNTIME, DeviceProfile.load(profile), Precision.parse("fp32"))
@@ -71,7 +71,7 @@ def compare(old: Path, new: Path, bundle: str, out: Path, names: tuple[str, ...]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ganrt.runtime.manifest import bundled_model_dir
+    from ganrt.runtime.model.manifest import bundled_model_dir
 
     ap = argparse.ArgumentParser(prog="python -m ganrt.benchmarks.realscan_compare", description=__doc__.split("\n")[0])
     ap.add_argument("--old", type=Path, required=True, help="the older bundle directory")

@@ -25,7 +25,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ganrt.runtime.ops import to_uint8
+from ganrt.runtime.model.ops import to_uint8
 from ganrt.runtime.sinks import SinkBase
 
 from .filters import FilterKind, FilterSpec
@@ -83,7 +83,7 @@ def on_luma(fn: Callable[[np.ndarray], np.ndarray], img: np.ndarray) -> np.ndarr
 
 
 def bundle_dir(bundle: str) -> Path:
-    from ganrt.runtime.manifest import bundled_model_dir
+    from ganrt.runtime.model.manifest import bundled_model_dir
 
     return bundled_model_dir(bundle)
 
@@ -108,9 +108,9 @@ def _run_bare(row: Row, frames: list[np.ndarray], emit: Emit, profile_name: str)
     from ganrt.runtime.backends.base import Backend
     from ganrt.runtime.backends.registry import select
     from ganrt.runtime.frames import Frame
-    from ganrt.runtime.manifest import Manifest, Precision
-    from ganrt.runtime.ops import Enhancer
-    from ganrt.runtime.profiles import DeviceProfile
+    from ganrt.runtime.model.manifest import Manifest, Precision
+    from ganrt.runtime.model.ops import Enhancer
+    from ganrt.runtime.model.profiles import DeviceProfile
 
     manifest = Manifest.load(bundle_dir(row.bundle))
     sel = select(manifest, Backend.ONNXRUNTIME, DeviceProfile.load(profile_name), Precision.parse(row.precision))

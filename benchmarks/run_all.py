@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Callable
 
 from ganrt.runtime.errors import GanrtError
-from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
-from ganrt.runtime.profiles import DEFAULT_PROFILE, DeviceProfile
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
+from ganrt.runtime.model.profiles import DEFAULT_PROFILE, DeviceProfile
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,7 @@ from ganrt.export.data.simulator import gcnr
 from ganrt.export.evaluate import gain_ratio, quality
 from ganrt.export.onnx_export import ort_session, run_onnx
 from ganrt.export.tasks import get_task
-from ganrt.runtime.manifest import Manifest, bundled_model_dir
+from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.records.stats import summarize
 
 BENCH_SEED0 = 950_000

@@ -22,9 +22,9 @@ from ganrt.benchmarks.pipeline_bench import Mode, PipelineBenchConfig, _one_mode
 from ganrt.runtime.app import DEMO_CINE, guard_config
 from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.manifest import Manifest, bundled_model_dir
-from ganrt.runtime.ops import Enhancer
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
+from ganrt.runtime.model.ops import Enhancer
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.tiers import TierConfig
 
 KEPT = ("tiers", "passthrough_by_reason", "dropped_by_reason", "raw_or_dropped_for_time", "startup_frames",

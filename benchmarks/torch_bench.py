@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, GanrtError
-from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, Manifest, Precision, bundled_model_dir, sha256_file
+from ganrt.runtime.model.manifest import FORMAT, MANIFEST_NAME, Manifest, Precision, bundled_model_dir, sha256_file
 from ganrt.runtime.records.stats import summarize
 
 DEFAULT_SHAPES = "1x1x512x512,1x1x1080x1920"

@@ -48,8 +48,8 @@ from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner, Provider
 from ganrt.runtime.backends.triton import TritonRunner
 from ganrt.runtime.backends.triton_contract import SharedMemory, TritonOptions
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.scheduler import SchedulerConfig, SharedRunner
 from ganrt.runtime.records.stats import summarize
 

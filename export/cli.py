@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.manifest import bundled_model_dir
+from ganrt.runtime.model.manifest import bundled_model_dir
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -131,7 +131,7 @@ def _guard(args: argparse.Namespace) -> int:
 
 
 def _triton(args: argparse.Namespace) -> int:
-    from ganrt.runtime.manifest import Manifest, Precision
+    from ganrt.runtime.model.manifest import Manifest, Precision
 
     from .triton_repo import Instances, RepoConfig, write_repository
 

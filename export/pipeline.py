@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ganrt.runtime.errors import ConfigError, GateError
-from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, Precision, sha256_file
+from ganrt.runtime.model.manifest import FORMAT, MANIFEST_NAME, Precision, sha256_file
 
 from . import gate as gating
 from .archs import ResnetGenerator, StudentConfig, StudentGenerator, TeacherConfig, count_macs, count_params

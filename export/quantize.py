@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import onnx
 
-from ganrt.runtime.manifest import Precision
+from ganrt.runtime.model.manifest import Precision
 
 log = logging.getLogger(__name__)
 

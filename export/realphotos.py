@@ -58,8 +58,8 @@ def run_bundle(model_dir: Path, names: tuple[str, ...] = TUNE, artifact: str = "
     the whole frame, as the runtime runs a colour model."""
     from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
     from ganrt.runtime.frames import Frame
-    from ganrt.runtime.manifest import Manifest
-    from ganrt.runtime.ops import Enhancer
+    from ganrt.runtime.model.manifest import Manifest
+    from ganrt.runtime.model.ops import Enhancer
     from ganrt.runtime.trust.region import luma_u8
 
     man = Manifest.load(model_dir)

@@ -59,8 +59,8 @@ def run_bundle(model_dir: Path, names: tuple[str, ...] = TUNE, artifact: str = "
         log.warning("pydicom not installed: no real frames for calibration")
         return []
     from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
-    from ganrt.runtime.manifest import Manifest
-    from ganrt.runtime.ops import Enhancer
+    from ganrt.runtime.model.manifest import Manifest
+    from ganrt.runtime.model.ops import Enhancer
     from ganrt.runtime.trust.region import RegionConfig, RegionMode, RegionTracker, luma_u8
 
     man = Manifest.load(model_dir)

@@ -19,7 +19,7 @@ from pathlib import Path
 from ganrt.runtime.backends.triton_contract import contract_parameters
 from ganrt.runtime.errors import ConfigError, ModelError
 from ganrt.runtime.lazy import lazy_import
-from ganrt.runtime.manifest import Artifact, Manifest, Precision, sha256_file
+from ganrt.runtime.model.manifest import Artifact, Manifest, Precision, sha256_file
 
 QUEUE_DELAY_US = 2000  # how long the server's batcher may hold a frame for others: well inside a frame period
 MAX_BATCH_LIMIT = 64

@@ -15,8 +15,8 @@ from .errors import ConfigError
 from .trust.domain import DomainConfig
 from .trust.fidelity import FidelityConfig
 from .trust.guard import GuardConfig
-from .manifest import Manifest
-from .profiles import DeviceProfile
+from .model.manifest import Manifest
+from .model.profiles import DeviceProfile
 from .trust.region import RegionConfig
 from .records.report import Report
 from .sink_specs import parse_sinks

@@ -148,8 +148,8 @@ def _unavailable(msg: str):
 
 def _load(args: argparse.Namespace):
     from .backends.registry import parse_backend, select
-    from .manifest import Manifest, Precision, bundled_model_dir
-    from .profiles import DEFAULT_PROFILE, DeviceProfile
+    from .model.manifest import Manifest, Precision, bundled_model_dir
+    from .model.profiles import DEFAULT_PROFILE, DeviceProfile
 
     backend = parse_backend(args.backend)
     precision = Precision.parse(args.precision) if args.precision else None
@@ -265,7 +265,7 @@ def _cmd_bench_realscan(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile_validate(args: argparse.Namespace) -> int:
-    from .profiles import DeviceProfile
+    from .model.profiles import DeviceProfile
 
     for f in args.file:
         p = DeviceProfile.load(f)
@@ -275,7 +275,7 @@ def _cmd_profile_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile_list(_args: argparse.Namespace) -> int:
-    from .profiles import DeviceProfile, shipped_profiles
+    from .model.profiles import DeviceProfile, shipped_profiles
 
     for f in shipped_profiles():
         p = DeviceProfile.load(f)

@@ -51,7 +51,7 @@ def add_engine_parsers(sub) -> None:
 
 def _artifact(manifest, profile, choice: str | None):
     from .backends.trt_identity import check_trt_precision
-    from .manifest import Precision
+    from .model.manifest import Precision
 
     precision = Precision.parse(choice) if choice else profile.precision
     art = manifest.artifact_for(precision)
@@ -77,8 +77,8 @@ def _build_one(manifest, profile, artifact, cache: Path | None, no_build: bool) 
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .manifest import Manifest
-    from .profiles import DeviceProfile
+    from .model.manifest import Manifest
+    from .model.profiles import DeviceProfile
 
     profile = DeviceProfile.load(args.profile)
     manifest = Manifest.load(args.bundle)
@@ -88,8 +88,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_prebuild(args: argparse.Namespace) -> int:
-    from .manifest import Manifest, bundled_model_dir
-    from .profiles import DeviceProfile
+    from .model.manifest import Manifest, bundled_model_dir
+    from .model.profiles import DeviceProfile
 
     profile = DeviceProfile.load(args.profile)
     if not any(b.value == "tensorrt" for b in profile.backends):

@@ -38,7 +38,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigError, GanrtError, OutputError, RemoteUnavailable
 from .frames import Frame, FrameResult, Outcome, Reason, Tier
 from .trust.guard import Guard, GuardConfig, Rejected
-from .ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
+from .model.ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
 from .fairness import StreamShare
 from .policy import DeadlinePolicy, PolicyConfig
 from .queue import CaptureThread, LatestFrameQueue, SyncFrames

@@ -209,7 +209,7 @@ class SideBySideSink(SinkBase):
         return self._out.path
 
     def write(self, frame: Frame, result: FrameResult) -> None:
-        from .ops import to_uint8
+        from .model.ops import to_uint8
 
         left = to_bgr(to_uint8(frame.pixels, self.bits))
         right = for_display(result.pixels, result, self.overlay)

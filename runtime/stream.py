@@ -27,11 +27,11 @@ from .clock import SYSTEM_CLOCK, Clock
 from .fairness import StreamShare
 from .trust.guard import GuardConfig
 from .errors import OutputError
-from .manifest import Manifest
+from .model.manifest import Manifest
 from . import signals
 from .outpaths import check_output, make_dir, protect, write_atomic
 from .pipeline import PipelineConfig, run
-from .profiles import DeviceProfile
+from .model.profiles import DeviceProfile
 from .provenance import Provenance
 from .trust.region import RegionMode
 from .records.record import Record
@@ -192,7 +192,7 @@ def prepare(spec: StreamSpec, setup: RunSetup, source, runner, *, clock: Clock =
     """Everything one stream needs around an activated ``runner``. The caller still owns ``source``
     if this raises; sinks made before the failure are closed. ``opener``: how ``source`` was opened,
     to read a file source's first frames ahead (``read_ahead``); None reads nothing ahead."""
-    from .ops import Enhancer
+    from .model.ops import Enhancer
 
     protect(spec.source)
     make_dir(spec.out, "--out")

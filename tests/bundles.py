@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, sha256_file
+from ganrt.runtime.model.manifest import FORMAT, MANIFEST_NAME, sha256_file
 
 
 def blur_model(channels: int = 1, offset: float = 0.0, batch: int | str = 1) -> onnx.ModelProto:

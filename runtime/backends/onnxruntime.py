@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
 from ..lazy import lazy_import
-from ..manifest import Artifact
+from ..model.manifest import Artifact
 from .base import IOSpec, RunnerBase
 
 log = logging.getLogger(__name__)

@@ -81,7 +81,7 @@ def ort_trt_ep_options(artifact, manifest=None, profile=None, cache_dir: Path | 
     """The EP's provider options (all strings). ``facts`` is probed when not given; without
     cuda-python the key holds an unknown device, and the EP's own engine names (which include the
     GPU architecture) keep different GPUs apart. ConfigError for a DLA profile (see above)."""
-    from ..profiles import TensorRTOptions
+    from ..model.profiles import TensorRTOptions
 
     if profile is not None:
         check_no_dla(profile)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import BackendUnavailable, ConfigError
-from ..manifest import Artifact, Manifest, Precision
-from ..profiles import DeviceProfile
+from ..model.manifest import Artifact, Manifest, Precision
+from ..model.profiles import DeviceProfile
 from .base import Backend, RunnerBase
 
 log = logging.getLogger(__name__)

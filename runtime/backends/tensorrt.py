@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, EngineMismatch, GanrtError, ModelError
 from ..lazy import lazy_import
-from ..manifest import Artifact, Manifest
+from ..model.manifest import Artifact, Manifest
 from . import cuda_mem
 from .base import IOSpec, RunnerBase
 from .trt_engine import EngineBuilder, LoadResult, TensorRTBuilder, load_or_build

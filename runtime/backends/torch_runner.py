@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError, GanrtError, ModelError
 from ..lazy import lazy_import
-from ..manifest import Artifact, Manifest, Precision
+from ..model.manifest import Artifact, Manifest, Precision
 from .base import IOSpec, RunnerBase
 from .torch_models import STUDENT_ARCH, StudentConfig, build_student
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError, GanrtError, ModelError, RemoteUnavailable
 from ..lazy import lazy_import
-from ..manifest import Artifact, Manifest
+from ..model.manifest import Artifact, Manifest
 from .base import IOSpec, RunnerBase
 from .triton_contract import Protocol, SharedMemory, TritonOptions, check_model_config, default_model_name
 from .triton_shm import SystemRegions

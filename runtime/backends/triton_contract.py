@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, Mapping
 
 from ..errors import ConfigError, ModelError
-from ..manifest import Artifact, Manifest
+from ..model.manifest import Artifact, Manifest
 
 PREFIX = "ganrt."
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..frames import Frame, FrameResult
-from ..ops import to_uint8
+from ..model.ops import to_uint8
 from ..overlay import FONT, to_bgr
 
 FULL_SCALE_LEVELS = 64  # a change of 64 grey levels (a quarter of the range) is shown at full colour

@@ -201,8 +201,8 @@ def test_torch_on_a_gpu_is_rebuilt_with_cuda_event_stage_timing(monkeypatch):
     import ganrt.runtime.backends.torch_runner as tr
     from ganrt.benchmarks.model_bench import _stage_timed
     from ganrt.runtime.backends.base import Backend
-    from ganrt.runtime.manifest import Precision
-    from ganrt.runtime.profiles import DeviceProfile
+    from ganrt.runtime.model.manifest import Precision
+    from ganrt.runtime.model.profiles import DeviceProfile
 
     made = {}
 
@@ -249,8 +249,8 @@ def test_pipeline_bench_counts_raw_for_time_and_the_runs_between_switches():
 
 def test_tiers_ab_alternates_the_arms_and_records_the_load():
     from ganrt.benchmarks.tiers_ab import run_ab, to_markdown
-    from ganrt.runtime.manifest import Manifest, bundled_model_dir
-    from ganrt.runtime.profiles import DeviceProfile
+    from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
+    from ganrt.runtime.model.profiles import DeviceProfile
 
     r = run_ab(Manifest.load(bundled_model_dir()), DeviceProfile.load("cpu-x86-2core"), pairs=2, frames=4,
                checks=False)

@@ -8,7 +8,7 @@ import pytest
 from ganrt.benchmarks.realscan_compare import compare, main
 from ganrt.benchmarks.realscan_data import load_annotations, locate
 from ganrt.benchmarks.realscan_report import LABEL_H
-from ganrt.runtime.manifest import bundled_model_dir
+from ganrt.runtime.model.manifest import bundled_model_dir
 
 INSTALLED = [a.name for a in load_annotations() if locate(a)[0] is not None]
 

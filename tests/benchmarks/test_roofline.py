@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bundles import blur_model
 from ganrt.benchmarks.roofline import JETSON_PEAKS, DevicePeak, ModelCost, floor_ms, measured_peak, model_cost
-from ganrt.runtime.manifest import Manifest, bundled_model_dir
+from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 
 
 def test_conv_macs_and_bytes_are_exact():

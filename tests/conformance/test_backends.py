@@ -46,8 +46,8 @@ import pytest
 
 from ganrt.runtime.backends.base import Backend
 from ganrt.runtime.errors import BackendUnavailable, GanrtError, ModelError
-from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, Manifest, Precision, sha256_file
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import FORMAT, MANIFEST_NAME, Manifest, Precision, sha256_file
+from ganrt.runtime.model.profiles import DeviceProfile
 
 REPO = Path(__file__).resolve().parents[2]
 TOLERANCE_DB = {Precision.FP32: 60.0, Precision.FP16: 45.0, Precision.INT8_CPU: 40.0, Precision.INT8_TRT: 40.0}

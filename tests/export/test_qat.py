@@ -18,7 +18,7 @@ from ganrt.export.data.simulator import gcnr  # noqa: E402
 from ganrt.export.losses import contrast_shortfall, soft_gcnr  # noqa: E402
 from ganrt.export.onnx_export import export_onnx  # noqa: E402
 from ganrt.export.quantize import CalibMethod, QuantRecipe, quantize_int8  # noqa: E402
-from ganrt.runtime.manifest import Precision  # noqa: E402
+from ganrt.runtime.model.manifest import Precision  # noqa: E402
 
 
 def _two_region_image(rng, mean_a: float, mean_b: float, std: float, n: int = 64):

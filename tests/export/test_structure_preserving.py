@@ -14,7 +14,7 @@ from ganrt.export.onnx_export import export_onnx
 from ganrt.export.quantize import QuantRecipe, quantize_int8
 from ganrt.export.tasks import get_task
 from ganrt.runtime.errors import ModelError
-from ganrt.runtime.manifest import Precision
+from ganrt.runtime.model.manifest import Precision
 
 HW = (128, 128)
 PLAIN = DomainConfig(text_prob=0.0, jpeg_prob=0.0, chamber_prob=0.0)

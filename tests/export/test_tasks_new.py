@@ -32,7 +32,7 @@ from ganrt.export.pipeline import ExportConfig, run_export, smoke_config  # noqa
 from ganrt.export.tasks import TASKS, get_task  # noqa: E402
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from ganrt.runtime.errors import ConfigError  # noqa: E402
-from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir  # noqa: E402
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))  # the runtime tests' fakes
 from fakes import FakeSource  # noqa: E402
@@ -362,7 +362,7 @@ def test_torch_runner_matches_onnx_for_the_new_tasks(exported):
 def test_streaming_runtime_runs_the_smoke_bundle(exported, tmp_path):
     """Through ganrt.runtime.pipeline.run: BGR camera-like frames in, every shown frame (enhanced or
     raw) at the model's output size; the RGB model gets RGB planes."""
-    from ganrt.runtime.ops import Enhancer, Preprocessor
+    from ganrt.runtime.model.ops import Enhancer, Preprocessor
     from ganrt.runtime.pipeline import PipelineConfig, run
     from ganrt.runtime.records.record import Record
     from ganrt.runtime.sinks import SinkBase, VideoSink

@@ -16,7 +16,7 @@ from ganrt.export.triton_repo import Instances, RepoConfig, parse_config, write_
 from ganrt.runtime.backends.triton_contract import check_model_config  # noqa: E402
 from ganrt.runtime.cli import main  # noqa: E402
 from ganrt.runtime.errors import ConfigError, ModelError  # noqa: E402
-from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir  # noqa: E402
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir  # noqa: E402
 
 BUNDLE = bundled_model_dir("us-enhance")
 

@@ -1,4 +1,4 @@
-"""libganrt_ops (native/, C ABI via ctypes) against numpy/OpenCV and ganrt.runtime.ops.
+"""libganrt_ops (native/, C ABI via ctypes) against numpy/OpenCV and ganrt.runtime.model.ops.
 
 Tolerances: where the 8-bit colour maths is OpenCV's own (gray, BGR/RGB, YUV limited range
 as cv2.COLOR_YUV2BGR_NV12/_YUYV) the tensors must agree to 1e-6 (they are in fact bit-equal);
@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from ganrt.runtime.errors import BackendUnavailable
-from ganrt.runtime.manifest import TensorSpec
-from ganrt.runtime.native import Layout, NativeOps, PixelFormat, YuvRange, native_available
-from ganrt.runtime.ops import Postprocessor, Preprocessor, Undo
+from ganrt.runtime.model.manifest import TensorSpec
+from ganrt.runtime.model.native import Layout, NativeOps, PixelFormat, YuvRange, native_available
+from ganrt.runtime.model.ops import Postprocessor, Preprocessor, Undo
 
 REPO = Path(__file__).resolve().parents[2]
 FLOAT_TOL = 1e-6
@@ -372,7 +372,7 @@ def test_import_loads_nothing_and_needs_no_torch():
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] in {'torch', 'cupy'}: raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import ganrt.runtime.native as n\n"
+        "import ganrt.runtime.model.native as n\n"
         "assert not n.load_library.cache_info().currsize\n"
         "assert n.native_available() is False\n"
         "print('ok')\n"

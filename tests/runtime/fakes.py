@@ -9,7 +9,7 @@ import numpy as np
 
 from ganrt.runtime.backends.base import IOSpec, RunnerBase
 from ganrt.runtime.clock import Clock, ManualClock
-from ganrt.runtime.manifest import Manifest, TensorSpec
+from ganrt.runtime.model.manifest import Manifest, TensorSpec
 from ganrt.runtime.sources.base import SourceBase
 
 __all__ = ["FakeRunner", "FakeSource", "ManualClock", "fake_manifest", "make_frames"]
@@ -106,7 +106,7 @@ def fake_manifest(channels: int = 1, size_multiple: int = 4, value_range=(0.0, 1
 
     from pathlib import Path
 
-    from ganrt.runtime.manifest import Artifact, Precision
+    from ganrt.runtime.model.manifest import Artifact, Precision
 
     art = Artifact("fp32", Path("fake.onnx"), Precision.FP32, "f" * 64)
     return Manifest(root=Path("."), task="us-enhance", input=spec("input", channels),

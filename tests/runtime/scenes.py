@@ -17,8 +17,8 @@ from bundles import make_bundle
 from fakes import FakeSource, ManualClock
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
 from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.manifest import Manifest
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.manifest import Manifest
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.records.record import Record

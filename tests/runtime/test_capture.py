@@ -11,7 +11,7 @@ import pytest
 from fakes import FakeRunner, ManualClock, fake_manifest
 from ganrt.runtime.errors import SourceError
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.overlay import for_display, to_bgr
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.records.record import Record

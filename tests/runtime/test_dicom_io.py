@@ -25,7 +25,7 @@ from ganrt.runtime.deid import ACTIONS, Deidentifier  # noqa: E402
 from ganrt.runtime.dicom_out import COPIED, SC_GRAY_BYTE, SC_TRUE_COLOR, US_MULTIFRAME  # noqa: E402
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, SourceError  # noqa: E402
 from ganrt.runtime.frames import Frame, FrameMeta, FrameResult, Outcome, Reason  # noqa: E402
-from ganrt.runtime.manifest import Manifest, bundled_model_dir  # noqa: E402
+from ganrt.runtime.model.manifest import Manifest, bundled_model_dir  # noqa: E402
 from ganrt.runtime.provenance import Provenance  # noqa: E402
 from ganrt.runtime.sinks_dicom import DicomSink  # noqa: E402
 from ganrt.runtime.sources import open_source  # noqa: E402

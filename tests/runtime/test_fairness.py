@@ -12,7 +12,7 @@ from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.fairness import FairConfig, FairShare, StreamShare
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.records.record import Record
 

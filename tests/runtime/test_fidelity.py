@@ -13,7 +13,7 @@ from ganrt.runtime.errors import ModelError
 from ganrt.runtime.trust.fidelity import DEFAULT_MIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
 from ganrt.runtime.frames import Frame, Outcome, Reason
 from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.manifest import Manifest, bundled_model_dir
+from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.trust.region import RegionConfig, RegionMode
 from scenes import blob_model, bundle, identity_model, sim_cine, stream, ui_cine
 
@@ -102,7 +102,7 @@ def test_default_threshold_passes_the_bundled_student_on_unseen_simulated_frames
     and a cine, int8-cpu (the CPU default) and fp32. Normal output must clear the threshold."""
     from ganrt.export.data.simulator import SimConfig, render_pair
     from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
-    from ganrt.runtime.ops import Enhancer
+    from ganrt.runtime.model.ops import Enhancer
 
     man = Manifest.load(bundled_model_dir())
     pairs = [render_pair(seed, SimConfig(out_hw=(256, 256))) for seed in range(7100, 7106)]

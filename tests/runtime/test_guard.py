@@ -20,10 +20,10 @@ from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.trust.guard import Guard, GuardConfig
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.trust.region import RegionConfig, RegionMode
 from ganrt.runtime.trust.temporal import TemporalConfig, TemporalFilter
 from scenes import MS, KeepSink, blob_model, bundle, stream, ui_cine

@@ -7,7 +7,7 @@ import pytest
 from bundles import make_bundle
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
 from ganrt.runtime.errors import ModelError
-from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 
 
 def test_load_by_dir_or_file(tmp_path: Path):

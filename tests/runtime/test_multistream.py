@@ -20,9 +20,9 @@ from ganrt.runtime.backends.registry import Selection
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError, ModelError
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.manifest import Manifest
+from ganrt.runtime.model.manifest import Manifest
 from ganrt.runtime.multistream import run_streams
-from ganrt.runtime.profiles import DEFAULT_PROFILE, DeviceProfile
+from ganrt.runtime.model.profiles import DEFAULT_PROFILE, DeviceProfile
 from ganrt.runtime.scheduler import BatchMode, SchedulerConfig, SharedRunner
 from ganrt.runtime.sink_specs import parse_sinks
 from ganrt.runtime.sinks import SinkBase

@@ -12,7 +12,7 @@ import pytest
 from fakes import FakeRunner, ManualClock, fake_manifest, make_frames
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason
-from ganrt.runtime.ops import BadOutput, Enhancer, IncompatibleFrame, Postprocessor, Preprocessor, StageTimes, to_uint8
+from ganrt.runtime.model.ops import BadOutput, Enhancer, IncompatibleFrame, Postprocessor, Preprocessor, StageTimes, to_uint8
 from ganrt.runtime.overlay import label
 from ganrt.runtime.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.queue import CaptureThread, LatestFrameQueue

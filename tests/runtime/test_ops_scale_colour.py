@@ -15,8 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frames
 from ganrt.runtime.frames import Frame, FrameResult, Outcome
-from ganrt.runtime.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_file
-from ganrt.runtime.ops import BadOutput, Enhancer, Postprocessor, Preprocessor
+from ganrt.runtime.model.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_file
+from ganrt.runtime.model.ops import BadOutput, Enhancer, Postprocessor, Preprocessor
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.records.record import Record

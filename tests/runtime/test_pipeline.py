@@ -15,7 +15,7 @@ from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frame
 from ganrt.runtime.clock import SYSTEM_CLOCK
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.ops import Enhancer, to_uint8
+from ganrt.runtime.model.ops import Enhancer, to_uint8
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
@@ -261,7 +261,7 @@ def test_offline_prefetch_processes_everything():
 def test_real_onnx_model_end_to_end(tmp_path):
     """A tiny blur ONNX model through onnxruntime: video file in, PNGs + JSONL record out."""
     from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
-    from ganrt.runtime.manifest import Manifest
+    from ganrt.runtime.model.manifest import Manifest
     from ganrt.runtime.sources import open_source
     from test_sources import make_video
 

@@ -4,8 +4,8 @@ import pytest
 
 from ganrt.runtime.backends.base import Backend
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.manifest import Precision
-from ganrt.runtime.profiles import DeviceProfile, shipped_profiles
+from ganrt.runtime.model.manifest import Precision
+from ganrt.runtime.model.profiles import DeviceProfile, shipped_profiles
 
 
 def test_shipped_profiles_validate():

@@ -14,8 +14,8 @@ from fakes import FakeRunner, FakeSource, ManualClock
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, Outcome, Reason
 from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.manifest import Artifact, Manifest, Precision, TensorSpec
-from ganrt.runtime.ops import Enhancer, to_uint8
+from ganrt.runtime.model.manifest import Artifact, Manifest, Precision, TensorSpec
+from ganrt.runtime.model.ops import Enhancer, to_uint8
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.trust.region import (Box, Region, RegionConfig, RegionMode, RegionOutside, RegionTracker, detect_still,

@@ -10,8 +10,8 @@ import pytest
 
 from ganrt.runtime.app import guard_config
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.manifest import Manifest, bundled_model_dir
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.trust.region import RegionConfig, RegionMode, RegionTracker
 
 pytest.importorskip("pydicom")

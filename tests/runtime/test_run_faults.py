@@ -17,7 +17,7 @@ from ganrt.runtime import pipeline as pipeline_mod
 from ganrt.runtime import sinks as sinks_mod
 from ganrt.runtime.cli import main
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.records.record import Record

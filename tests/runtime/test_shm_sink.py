@@ -17,7 +17,7 @@ from bundles import make_bundle
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.provenance import Provenance
 from ganrt.runtime.shm_reader import RingError, ShmRingReader, read_framed

@@ -31,8 +31,8 @@ from ganrt.runtime.backends.trt_identity import (
 )
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import BackendUnavailable, ConfigError
-from ganrt.runtime.manifest import Manifest
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import Manifest
+from ganrt.runtime.model.profiles import DeviceProfile
 from test_tensorrt_logic import FakeCuda, FakeContext, FakeTrt, _runner, _x, bundle, manifest  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -51,8 +51,8 @@ from ganrt.runtime.backends.trt_identity import (
 )
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, EngineMismatch, ModelError
-from ganrt.runtime.manifest import Manifest, Precision, bundled_model_dir
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
+from ganrt.runtime.model.profiles import DeviceProfile
 
 ORIN = DeviceInfo("Orin", (8, 7), 16, 62841, False, True)
 RTX = DeviceInfo("NVIDIA GeForce RTX 4090", (8, 9), 128, 24080, False, False)
@@ -219,7 +219,7 @@ def test_optimisation_profile_batches_only_models_with_a_dynamic_batch(manifest)
 def test_bundled_manifests_say_dynamic_batch_and_their_onnx_agrees():
     import onnx
 
-    from ganrt.runtime.manifest import bundled_model_dir
+    from ganrt.runtime.model.manifest import bundled_model_dir
 
     for task in ("us-enhance", "us-sr2x", "intraop-enhance"):
         m = Manifest.load(bundled_model_dir(task))

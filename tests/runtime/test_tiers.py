@@ -14,11 +14,11 @@ from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frame
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason, Tier
 from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.overlay import label
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import DeadlinePolicy, PolicyConfig
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.records.record import Record, read_rows
 from ganrt.runtime.records.record_stats import RunMeter
 from ganrt.runtime.tiers import TierConfig, TierLadder

@@ -16,8 +16,8 @@ from ganrt.runtime.trust.domain import DomainConfig, frame_stats
 from ganrt.runtime.errors import ModelError
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.manifest import Manifest
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.manifest import Manifest
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.trust.region import luma_u8

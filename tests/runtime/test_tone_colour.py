@@ -13,8 +13,8 @@ from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 from ganrt.export.guard_cal import local_lab_shift
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.manifest import Manifest
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.manifest import Manifest
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.trust.tone import ToneCheck, ToneConfig, blend

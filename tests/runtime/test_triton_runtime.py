@@ -13,12 +13,12 @@ from ganrt.runtime.backends.registry import select
 from ganrt.runtime.backends.triton_contract import Protocol, SharedMemory, TritonOptions
 from ganrt.runtime.errors import ConfigError, RemoteUnavailable
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
-from ganrt.runtime.manifest import Manifest, bundled_model_dir
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.triton_cli import apply_triton_args
 
 BASE = {"name": "hub", "budget_ms": 40.0, "input_hw": [512, 512], "precision": "fp32"}

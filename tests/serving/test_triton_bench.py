@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ganrt.benchmarks.triton_bench import LATENCY, TritonBenchConfig, run_triton_bench, to_markdown
-from ganrt.runtime.profiles import DeviceProfile
+from ganrt.runtime.model.profiles import DeviceProfile
 
 
 def test_tiny_triton_bench(manifest, triton_backends):

@@ -19,8 +19,8 @@ from ganrt.runtime.backends.triton_contract import Protocol, SharedMemory, Trito
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, ModelError, RemoteUnavailable
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.manifest import Precision
-from ganrt.runtime.ops import Enhancer
+from ganrt.runtime.model.manifest import Precision
+from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.pipeline import PipelineConfig, run
 from ganrt.runtime.records.record import Record
 

@@ -5,9 +5,9 @@ The library is optional and loaded lazily: importing this module loads nothing, 
 
 1. ``$GANRT_NATIVE_LIB`` (when set, the only place looked at),
 2. ``build/native/libganrt_ops.so`` in the source tree (``cmake -S . -B build && cmake --build build``),
-3. next to this module (an installed copy).
+3. in the ganrt.runtime package directory (an installed copy).
 
-``NativeOps.pre`` / ``NativeOps.post`` mirror ``ganrt.runtime.ops.Preprocessor`` / ``Postprocessor``
+``NativeOps.pre`` / ``NativeOps.post`` mirror ``ganrt.runtime.model.ops.Preprocessor`` / ``Postprocessor``
 on uint8 frames and give the same numbers (see native/include/ganrt_ops.h for the exact maths).
 The ``*_cuda`` methods take raw device pointers (ints) and a cudaStream_t handle (int), so a
 TensorRT or torch runner can chain them on its own stream; this module imports neither torch
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BackendUnavailable
+from ..errors import BackendUnavailable
 
 ENV_VAR = "GANRT_NATIVE_LIB"
 ABI_MAJOR = 1  # GANRT_OPS_VERSION // 10000 that this binding speaks
@@ -85,8 +85,8 @@ def candidate_paths() -> list[Path]:
     env = os.environ.get(ENV_VAR)
     if env:
         return [Path(env)]
-    here = Path(__file__).resolve().parent
-    return [here.parent / "build" / "native" / LIB_NAME, here / LIB_NAME]
+    runtime = Path(__file__).resolve().parents[1]  # the ganrt.runtime package
+    return [runtime.parent / "build" / "native" / LIB_NAME, runtime / LIB_NAME]
 
 
 def find_library() -> Path:

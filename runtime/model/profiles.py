@@ -14,16 +14,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .backends.base import Backend
-from .backends.triton_contract import TritonOptions
-from .errors import ConfigError
+from ..backends.base import Backend
+from ..backends.triton_contract import TritonOptions
+from ..errors import ConfigError
 from .manifest import Precision
-from .trust.phi import PhiConfig
-from .trust.region import RegionConfig
-from .trust.temporal import TemporalConfig
-from .tiers import TierConfig
+from ..trust.phi import PhiConfig
+from ..trust.region import RegionConfig
+from ..trust.temporal import TemporalConfig
+from ..tiers import TierConfig
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "firmware_configs"
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
 DEFAULT_PROFILE = "cpu-x86-2core"
 
 

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from ..errors import ModelError
 
 FORMAT = "ganrt-bundle/1"
 MANIFEST_NAME = "manifest.json"
@@ -220,4 +220,4 @@ def _inside_bundle(root: Path, name: Any, where: str) -> Path:
 
 def bundled_model_dir(task: str = "us-enhance") -> Path:
     """The student bundle shipped inside the package (no training needed)."""
-    return Path(__file__).resolve().parent / "models" / task
+    return Path(__file__).resolve().parents[1] / "models" / task
