@@ -35,10 +35,10 @@ from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.records.multi_report import StreamResult
-from ganrt.runtime.multistream import run_streams
+from ganrt.runtime.serve.multistream import run_streams
 from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.sink_specs import parse_sinks
-from ganrt.runtime.stream import RunSetup, StreamSpec, stream_once
+from ganrt.runtime.serve.stream import RunSetup, StreamSpec, stream_once
 
 MEASURED = {
     "fps": "frames shown (enhanced or raw) per second of the stream's own run",

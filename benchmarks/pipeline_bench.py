@@ -39,7 +39,7 @@ from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.app import guard_config
 from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.records.record import STAGES, Record
 from ganrt.runtime.sinks import NullSink, VideoCodec, VideoSink
@@ -47,7 +47,7 @@ from ganrt.runtime.sources import open_source
 from ganrt.runtime.frames import Outcome, Tier
 from ganrt.runtime.records.record_stats import RunMeter
 from ganrt.runtime.records.stats import summarize
-from ganrt.runtime.tiers import TierConfig
+from ganrt.runtime.serve.tiers import TierConfig
 
 MEASURED = {
     "capture_to_output_ms": "from Frame.t_capture_ns (the source has just returned the decoded frame) to the "

@@ -151,7 +151,7 @@ def run_pipeline(row: Row, source: Path, max_frames: int, budget_ms: float | Non
     """``row.bundle`` through `ganrt run`'s own setup and stream path; the record rows come back."""
     from ganrt.runtime.cli import build_parser
     from ganrt.runtime.run_cmd import _setup, budgets
-    from ganrt.runtime.stream import StreamSpec, stream_once
+    from ganrt.runtime.serve.stream import StreamSpec, stream_once
 
     with tempfile.TemporaryDirectory(prefix="ganrt-realscan-") as tmp:
         argv = cli_args(source, row.bundle, Path(tmp), max_frames, budget_ms)

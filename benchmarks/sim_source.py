@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ganrt.runtime.clock import SYSTEM_CLOCK, Clock
+from ganrt.runtime.serve.clock import SYSTEM_CLOCK, Clock
 from ganrt.runtime.sources.base import SourceBase
 
 

@@ -25,7 +25,7 @@ from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.model.profiles import DeviceProfile
-from ganrt.runtime.tiers import TierConfig
+from ganrt.runtime.serve.tiers import TierConfig
 
 KEPT = ("tiers", "passthrough_by_reason", "dropped_by_reason", "raw_or_dropped_for_time", "startup_frames",
         "raw_or_dropped_for_time_after_startup", "enhanced_raw_switches", "min_run_between_switches",

@@ -50,7 +50,7 @@ from ganrt.runtime.backends.triton_contract import SharedMemory, TritonOptions
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.model.profiles import DeviceProfile
-from ganrt.runtime.scheduler import SchedulerConfig, SharedRunner
+from ganrt.runtime.serve.scheduler import SchedulerConfig, SharedRunner
 from ganrt.runtime.records.stats import summarize
 
 LATENCY = ("in-process", "grpc", "grpc+shm")

@@ -20,7 +20,7 @@ from .model.profiles import DeviceProfile
 from .trust.region import RegionConfig
 from .records.report import Report
 from .sink_specs import parse_sinks
-from .stream import RunSetup, StreamSpec, stream_once
+from .serve.stream import RunSetup, StreamSpec, stream_once
 from .trust.temporal import TemporalConfig
 from .trust.tone import ToneConfig
 

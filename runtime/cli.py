@@ -25,7 +25,7 @@ EPILOG = "exit codes: " + ", ".join(f"{v}={k}" for k, v in EXIT_CODES.items()) +
 
 def _budget_ms(text: str) -> float:
     """``--budget-ms``: checked as it is parsed (0 would otherwise fall back to the profile's)."""
-    from .policy import check_budget
+    from .serve.policy import check_budget
 
     try:
         return check_budget(float(text), "--budget-ms")
@@ -296,7 +296,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from . import outpaths, signals
+    from . import outpaths
+    from .serve import signals
 
     with signals.handled():  # first: a Ctrl-C while the parser imports is one line too
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings are not ours to print twice

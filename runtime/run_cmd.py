@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .sink_specs import check_several_streams, parse_sinks, writes_stdout
-from .stream import DEIDENTIFIED_SOURCE, RunSetup, StreamSpec, stream_once
+from .serve.stream import DEIDENTIFIED_SOURCE, RunSetup, StreamSpec, stream_once
 
 
 def budgets(values: list[float] | None, streams: int) -> list[float | None]:
@@ -67,7 +67,7 @@ def run_stream(args: argparse.Namespace) -> int:
 
 
 def _run_several(args: argparse.Namespace, setup: RunSetup, sources: list[str], per_stream: list[float | None]) -> int:
-    from .multistream import run_streams
+    from .serve.multistream import run_streams
 
     specs = [StreamSpec(src, args.out / f"stream{i}", realtime=args.realtime, max_frames=args.max_frames,
                         budget_ms=per_stream[i], name=f"stream{i}") for i, src in enumerate(sources)]

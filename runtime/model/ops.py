@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..clock import SYSTEM_CLOCK, Clock
+from ..serve.clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ModelError
 from ..frames import Frame
 from .manifest import Artifact, Manifest, TensorSpec

@@ -21,7 +21,7 @@ from .manifest import Precision
 from ..trust.phi import PhiConfig
 from ..trust.region import RegionConfig
 from ..trust.temporal import TemporalConfig
-from ..tiers import TierConfig
+from ..serve.tiers import TierConfig
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
 DEFAULT_PROFILE = "cpu-x86-2core"

@@ -6,7 +6,7 @@ import importlib
 import re
 from pathlib import Path
 
-from ..clock import SYSTEM_CLOCK, Clock
+from ..serve.clock import SYSTEM_CLOCK, Clock
 from ..errors import SourceError
 from .base import FrameSource, SourceBase
 

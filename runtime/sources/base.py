@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..clock import SYSTEM_CLOCK, Clock
+from ..serve.clock import SYSTEM_CLOCK, Clock
 from ..frames import Frame, FrameMeta
 
 log = logging.getLogger(__name__)

@@ -476,7 +476,7 @@ def test_torch_weights_are_verified_before_loading(built, tmp_path):
 def test_torch_runner_batches_and_a_batch_equals_serial_calls(built):
     pytest.importorskip("torch")
     from ganrt.runtime.backends.torch_runner import TorchRunner
-    from ganrt.runtime.scheduler import BatchMode, SharedRunner
+    from ganrt.runtime.serve.scheduler import BatchMode, SharedRunner
 
     rng = np.random.default_rng(3)
     xs = [rng.random((1, 1, 16, 24), dtype=np.float32) for _ in range(3)]

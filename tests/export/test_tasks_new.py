@@ -360,10 +360,10 @@ def test_torch_runner_matches_onnx_for_the_new_tasks(exported):
 
 
 def test_streaming_runtime_runs_the_smoke_bundle(exported, tmp_path):
-    """Through ganrt.runtime.pipeline.run: BGR camera-like frames in, every shown frame (enhanced or
+    """Through ganrt.runtime.serve.pipeline.run: BGR camera-like frames in, every shown frame (enhanced or
     raw) at the model's output size; the RGB model gets RGB planes."""
     from ganrt.runtime.model.ops import Enhancer, Preprocessor
-    from ganrt.runtime.pipeline import PipelineConfig, run
+    from ganrt.runtime.serve.pipeline import PipelineConfig, run
     from ganrt.runtime.records.record import Record
     from ganrt.runtime.sinks import SinkBase, VideoSink
 

@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ganrt.runtime.backends.base import IOSpec, RunnerBase
-from ganrt.runtime.clock import Clock, ManualClock
+from ganrt.runtime.serve.clock import Clock, ManualClock
 from ganrt.runtime.model.manifest import Manifest, TensorSpec
 from ganrt.runtime.sources.base import SourceBase
 

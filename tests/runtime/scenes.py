@@ -19,8 +19,8 @@ from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Manifest
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.policy import PolicyConfig
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
 from ganrt.runtime.trust.region import Box
 from ganrt.runtime.sinks import SinkBase

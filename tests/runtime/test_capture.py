@@ -13,7 +13,7 @@ from ganrt.runtime.errors import SourceError
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.overlay import for_display, to_bgr
-from ganrt.runtime.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.records.record import Record
 from ganrt.runtime.sinks import NullSink
 from ganrt.runtime.sources import open_source

@@ -10,10 +10,10 @@ import pytest
 
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.fairness import FairConfig, FairShare, StreamShare
+from ganrt.runtime.serve.fairness import FairConfig, FairShare, StreamShare
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.records.record import Record
 
 MS = 1_000_000

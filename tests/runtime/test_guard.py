@@ -21,8 +21,8 @@ from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.trust.guard import Guard, GuardConfig
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.policy import PolicyConfig
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.trust.region import RegionConfig, RegionMode
 from ganrt.runtime.trust.temporal import TemporalConfig, TemporalFilter

@@ -21,12 +21,12 @@ from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError, ModelError
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.manifest import Manifest
-from ganrt.runtime.multistream import run_streams
+from ganrt.runtime.serve.multistream import run_streams
 from ganrt.runtime.model.profiles import DEFAULT_PROFILE, DeviceProfile
-from ganrt.runtime.scheduler import BatchMode, SchedulerConfig, SharedRunner
+from ganrt.runtime.serve.scheduler import BatchMode, SchedulerConfig, SharedRunner
 from ganrt.runtime.sink_specs import parse_sinks
 from ganrt.runtime.sinks import SinkBase
-from ganrt.runtime.stream import RunSetup, StreamSpec, stream_once
+from ganrt.runtime.serve.stream import RunSetup, StreamSpec, stream_once
 
 MS = 1_000_000
 

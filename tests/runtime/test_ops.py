@@ -14,10 +14,10 @@ from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason
 from ganrt.runtime.model.ops import BadOutput, Enhancer, IncompatibleFrame, Postprocessor, Preprocessor, StageTimes, to_uint8
 from ganrt.runtime.overlay import label
-from ganrt.runtime.policy import DeadlinePolicy, PolicyConfig
-from ganrt.runtime.queue import CaptureThread, LatestFrameQueue
+from ganrt.runtime.serve.policy import DeadlinePolicy, PolicyConfig
+from ganrt.runtime.serve.handover import CaptureThread, LatestFrameQueue
 from ganrt.runtime.records.record import Record
-from ganrt.runtime.tiers import TierConfig
+from ganrt.runtime.serve.tiers import TierConfig
 
 
 def _roundtrip(manifest, pixels, bits=16, fn=lambda x: x):
@@ -209,7 +209,7 @@ def test_a_deadline_timeout_is_not_counted_as_a_failure():
 
 
 def test_policy_waits_for_inference_until_the_deadline_only():
-    from ganrt.runtime.policy import MIN_RAW_SAMPLES, RAW_MARGIN_MS
+    from ganrt.runtime.serve.policy import MIN_RAW_SAMPLES, RAW_MARGIN_MS
 
     margin = RAW_MARGIN_MS / 1e3
     assert PolicyConfig(budget_ms=33).timeout_s == pytest.approx(0.033)

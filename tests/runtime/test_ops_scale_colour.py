@@ -17,8 +17,8 @@ from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frame
 from ganrt.runtime.frames import Frame, FrameResult, Outcome
 from ganrt.runtime.model.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_file
 from ganrt.runtime.model.ops import BadOutput, Enhancer, Postprocessor, Preprocessor
-from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.policy import PolicyConfig
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
 from ganrt.runtime.sinks import PngSink, SideBySideSink, SinkBase, VideoSink
 

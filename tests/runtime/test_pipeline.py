@@ -12,14 +12,14 @@ import pytest
 
 from bundles import make_bundle
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frames
-from ganrt.runtime.clock import SYSTEM_CLOCK
+from ganrt.runtime.serve.clock import SYSTEM_CLOCK
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer, to_uint8
-from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.policy import PolicyConfig
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
-from ganrt.runtime.tiers import TierConfig
+from ganrt.runtime.serve.tiers import TierConfig
 from ganrt.runtime import sinks as sinks_mod
 from ganrt.runtime.sinks import DisplaySink, NullSink, PngSink, SideBySideSink, SinkBase, VideoSink
 

@@ -16,8 +16,8 @@ from ganrt.runtime.frames import Frame, Outcome, Reason
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Artifact, Manifest, Precision, TensorSpec
 from ganrt.runtime.model.ops import Enhancer, to_uint8
-from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.policy import PolicyConfig
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.trust.region import (Box, Region, RegionConfig, RegionMode, RegionOutside, RegionTracker, detect_still,
                                   luma_u8)
 from scenes import MS, KeepSink, bundle, stream, ui_cine
@@ -214,7 +214,7 @@ def test_frames_read_ahead_give_the_first_frame_its_region():
 def test_read_ahead_reopens_files_but_never_a_camera():
     from types import SimpleNamespace
 
-    from ganrt.runtime.stream import StreamSpec, read_ahead
+    from ganrt.runtime.serve.stream import StreamSpec, read_ahead
 
     frames, _, _ = ui_cine(20)
     opened = []

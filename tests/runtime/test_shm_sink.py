@@ -18,7 +18,7 @@ from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.provenance import Provenance
 from ganrt.runtime.shm_reader import RingError, ShmRingReader, read_framed
 from ganrt.runtime.shm_ring import H_WRITER_PID, SLOT_HEADER, ShmRingWriter, attach

@@ -16,12 +16,12 @@ from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason, Tier
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.overlay import label
-from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.policy import DeadlinePolicy, PolicyConfig
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.records.record import Record, read_rows
 from ganrt.runtime.records.record_stats import RunMeter
-from ganrt.runtime.tiers import TierConfig, TierLadder
+from ganrt.runtime.serve.tiers import TierConfig, TierLadder
 from ganrt.runtime.trust.tone import ToneConfig
 from scenes import KeepSink
 

@@ -15,8 +15,8 @@ from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Manifest
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.policy import PolicyConfig
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.trust.tone import ToneCheck, ToneConfig, blend
 from scenes import MS, KeepSink
 

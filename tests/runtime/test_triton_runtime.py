@@ -14,8 +14,8 @@ from ganrt.runtime.backends.triton_contract import Protocol, SharedMemory, Trito
 from ganrt.runtime.errors import ConfigError, RemoteUnavailable
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.pipeline import PipelineConfig, run
-from ganrt.runtime.policy import PolicyConfig
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.model.profiles import DeviceProfile

@@ -21,7 +21,7 @@ from ganrt.runtime.errors import BackendUnavailable, ConfigError, ModelError, Re
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.manifest import Precision
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.records.record import Record
 
 from fakes import FakeSource, make_frames

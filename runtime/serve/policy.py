@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError
-from .frames import Reason, Tier
+from ..errors import ConfigError
+from ..frames import Reason, Tier
 from .tiers import TierConfig, TierLadder
 
 log = logging.getLogger(__name__)

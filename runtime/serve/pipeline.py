@@ -35,17 +35,17 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ConfigError, GanrtError, OutputError, RemoteUnavailable
-from .frames import Frame, FrameResult, Outcome, Reason, Tier
-from .trust.guard import Guard, GuardConfig, Rejected
-from .model.ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
+from ..errors import ConfigError, GanrtError, OutputError, RemoteUnavailable
+from ..frames import Frame, FrameResult, Outcome, Reason, Tier
+from ..trust.guard import Guard, GuardConfig, Rejected
+from ..model.ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
 from .fairness import StreamShare
 from .policy import DeadlinePolicy, PolicyConfig
-from .queue import CaptureThread, LatestFrameQueue, SyncFrames
-from .records.record import Record
-from .trust.region import RegionOutside
-from .records.report import Report
-from .sinks import Sink
+from .handover import CaptureThread, LatestFrameQueue, SyncFrames
+from ..records.record import Record
+from ..trust.region import RegionOutside
+from ..records.report import Report
+from ..sinks import Sink
 from .tiers import TierConfig
 
 log = logging.getLogger(__name__)

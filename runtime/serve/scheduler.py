@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ConfigError, ModelError, RemoteUnavailable
+from ..errors import ConfigError, ModelError, RemoteUnavailable
 
 log = logging.getLogger(__name__)
 

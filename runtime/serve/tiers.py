@@ -35,8 +35,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import ConfigError
-from .frames import Tier
+from ..errors import ConfigError
+from ..frames import Tier
 
 MAX_HOLD_DOUBLINGS = 5  # 10 frames -> at most 320 (about 10 s at 30 fps) between tries up
 MAX_FACTOR = 4  # beyond 4x fewer pixels per side the model's output is too coarse to call enhanced

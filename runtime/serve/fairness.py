@@ -30,8 +30,8 @@ import collections
 import threading
 from dataclasses import dataclass
 
-from .errors import ConfigError
-from .frames import Reason
+from ..errors import ConfigError
+from ..frames import Reason
 
 
 @dataclass(frozen=True)

@@ -21,24 +21,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from .backends.registry import Selection
-from .trust.changemap import ChangeMapSink
+from ..backends.registry import Selection
+from ..trust.changemap import ChangeMapSink
 from .clock import SYSTEM_CLOCK, Clock
 from .fairness import StreamShare
-from .trust.guard import GuardConfig
-from .errors import OutputError
-from .model.manifest import Manifest
+from ..trust.guard import GuardConfig
+from ..errors import OutputError
+from ..model.manifest import Manifest
 from . import signals
-from .outpaths import check_output, make_dir, protect, write_atomic
+from ..outpaths import check_output, make_dir, protect, write_atomic
 from .pipeline import PipelineConfig, run
-from .model.profiles import DeviceProfile
-from .provenance import Provenance
-from .trust.region import RegionMode
-from .records.record import Record
-from .records.report import Report
-from .sink_specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks
-from .sinks import Sink
-from .sources import open_source
+from ..model.profiles import DeviceProfile
+from ..provenance import Provenance
+from ..trust.region import RegionMode
+from ..records.record import Record
+from ..records.report import Report
+from ..sink_specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks
+from ..sinks import Sink
+from ..sources import open_source
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def prepare(spec: StreamSpec, setup: RunSetup, source, runner, *, clock: Clock =
     """Everything one stream needs around an activated ``runner``. The caller still owns ``source``
     if this raises; sinks made before the failure are closed. ``opener``: how ``source`` was opened,
     to read a file source's first frames ahead (``read_ahead``); None reads nothing ahead."""
-    from .model.ops import Enhancer
+    from ..model.ops import Enhancer
 
     protect(spec.source)
     make_dir(spec.out, "--out")

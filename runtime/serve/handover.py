@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Callable, Iterator
 
-from .frames import Frame
+from ..frames import Frame
 
 log = logging.getLogger(__name__)
 
