@@ -37,7 +37,7 @@ from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.records.multi_report import StreamResult
 from ganrt.runtime.serve.multistream import run_streams
 from ganrt.runtime.model.profiles import DeviceProfile
-from ganrt.runtime.sink_specs import parse_sinks
+from ganrt.runtime.sinks.specs import parse_sinks
 from ganrt.runtime.serve.stream import RunSetup, StreamSpec, stream_once
 
 MEASURED = {

@@ -42,7 +42,7 @@ from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.records.record import STAGES, Record
-from ganrt.runtime.sinks import NullSink, VideoCodec, VideoSink
+from ganrt.runtime.sinks.files import NullSink, VideoCodec, VideoSink
 from ganrt.runtime.sources import open_source
 from ganrt.runtime.frames import Outcome, Tier
 from ganrt.runtime.records.record_stats import RunMeter

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ganrt.runtime.model.ops import to_uint8
-from ganrt.runtime.sinks import SinkBase
+from ganrt.runtime.sinks.files import SinkBase
 
 from .filters import FilterKind, FilterSpec
 

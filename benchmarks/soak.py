@@ -26,7 +26,7 @@ from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.model.profiles import DEFAULT_PROFILE, DeviceProfile
 from ganrt.runtime.records.record import Record
-from ganrt.runtime.sinks import NullSink
+from ganrt.runtime.sinks.files import NullSink
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -19,7 +19,7 @@ from .model.manifest import Manifest
 from .model.profiles import DeviceProfile
 from .trust.region import RegionConfig
 from .records.report import Report
-from .sink_specs import parse_sinks
+from .sinks.specs import parse_sinks
 from .serve.stream import RunSetup, StreamSpec, stream_once
 from .trust.temporal import TemporalConfig
 from .trust.tone import ToneConfig

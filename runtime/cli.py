@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_engine_parsers(sub)
 
-    from .shm_reader import add_parser as add_shm_read_parser  # `ganrt shm-read NAME`
+    from .sinks.ipc.reader import add_parser as add_shm_read_parser  # `ganrt shm-read NAME`
 
     add_shm_read_parser(sub)
 
@@ -296,7 +296,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from . import outpaths
+    from .sinks import outpaths
     from .serve import signals
 
     with signals.handled():  # first: a Ctrl-C while the parser imports is one line too

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigError
-from .sink_specs import check_several_streams, parse_sinks, writes_stdout
+from .sinks.specs import check_several_streams, parse_sinks, writes_stdout
 from .serve.stream import DEIDENTIFIED_SOURCE, RunSetup, StreamSpec, stream_once
 
 

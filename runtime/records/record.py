@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..frames import Frame, FrameResult, Outcome, Reason, Tier
-from ..outpaths import check_output, make_dir, open_exclusive
+from ..sinks.outpaths import check_output, make_dir, open_exclusive
 from .record_stats import RecordStats
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from . import signals
 from .clock import SYSTEM_CLOCK, Clock
 from .fairness import FairConfig, FairShare, StreamShare
 from ..records.multi_report import MultiReport, StreamResult
-from ..outpaths import protect
+from ..sinks.outpaths import protect
 from ..records.report import Report
 from .scheduler import SchedulerConfig, SharedRunner
 from .stream import (DEIDENTIFIED_SOURCE, RunSetup, SinkFactory, SourceOpener, StreamRun, StreamSpec,

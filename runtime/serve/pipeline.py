@@ -45,7 +45,7 @@ from .handover import CaptureThread, LatestFrameQueue, SyncFrames
 from ..records.record import Record
 from ..trust.region import RegionOutside
 from ..records.report import Report
-from ..sinks import Sink
+from ..sinks.files import Sink
 from .tiers import TierConfig
 
 log = logging.getLogger(__name__)

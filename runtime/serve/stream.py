@@ -29,15 +29,15 @@ from ..trust.guard import GuardConfig
 from ..errors import OutputError
 from ..model.manifest import Manifest
 from . import signals
-from ..outpaths import check_output, make_dir, protect, write_atomic
+from ..sinks.outpaths import check_output, make_dir, protect, write_atomic
 from .pipeline import PipelineConfig, run
 from ..model.profiles import DeviceProfile
-from ..provenance import Provenance
+from ..sinks.provenance import Provenance
 from ..trust.region import RegionMode
 from ..records.record import Record
 from ..records.report import Report
-from ..sink_specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks
-from ..sinks import Sink
+from ..sinks.specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks
+from ..sinks.files import Sink
 from ..sources import open_source
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..frames import Frame, FrameResult
 from ..model.ops import to_uint8
-from ..overlay import FONT, to_bgr
+from ..sinks.overlay import FONT, to_bgr
 
 FULL_SCALE_LEVELS = 64  # a change of 64 grey levels (a quarter of the range) is shown at full colour
 RAW_WEIGHT = 0.35  # the raw frame under the heat map, for orientation
@@ -47,7 +47,7 @@ class ChangeMapSink:
 
     @classmethod
     def video(cls, path: str | Path, fps: float, provenance=None) -> "ChangeMapSink":
-        from ..sinks import VideoSink
+        from ..sinks.files import VideoSink
 
         return cls(VideoSink(path, fps, overlay=False, provenance=provenance))
 

@@ -365,7 +365,7 @@ def test_streaming_runtime_runs_the_smoke_bundle(exported, tmp_path):
     from ganrt.runtime.model.ops import Enhancer, Preprocessor
     from ganrt.runtime.serve.pipeline import PipelineConfig, run
     from ganrt.runtime.records.record import Record
-    from ganrt.runtime.sinks import SinkBase, VideoSink
+    from ganrt.runtime.sinks.files import SinkBase, VideoSink
 
     name, out, _, _ = exported
     task = get_task(name)

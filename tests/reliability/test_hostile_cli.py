@@ -73,7 +73,7 @@ def _link(ws: Workspace, kind: str) -> list[str]:
 
 def _bad_ring(ws: Workspace) -> list[str]:
     """A segment that looks like a ganrt ring whose metadata length runs past the segment."""
-    from ganrt.runtime.shm_ring import DTYPES, FIXED_HEADER, H_META_BYTES, MAGIC, VERSION
+    from ganrt.runtime.sinks.ipc.ring import DTYPES, FIXED_HEADER, H_META_BYTES, MAGIC, VERSION
 
     name = f"ganrt_hostile_{os.getpid()}"
     shm = shared_memory.SharedMemory(name=name, create=True, size=4096)

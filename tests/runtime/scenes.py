@@ -23,7 +23,7 @@ from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
 from ganrt.runtime.trust.region import Box
-from ganrt.runtime.sinks import SinkBase
+from ganrt.runtime.sinks.files import SinkBase
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 MS = 1_000_000

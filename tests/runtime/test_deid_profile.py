@@ -16,11 +16,11 @@ pydicom = pytest.importorskip("pydicom")
 from pydicom.datadict import tag_for_keyword  # noqa: E402
 from pydicom.dataset import Dataset  # noqa: E402
 
-from ganrt.runtime.deid import Deidentifier  # noqa: E402
-from ganrt.runtime.deid_profile import BASIC_PROFILE, DERIVED_TYPE2, RETAINED, Action, tag_actions  # noqa: E402
+from ganrt.runtime.sinks.dicom.deid import Deidentifier  # noqa: E402
+from ganrt.runtime.sinks.dicom.deid_profile import BASIC_PROFILE, DERIVED_TYPE2, RETAINED, Action, tag_actions  # noqa: E402
 from ganrt.runtime.frames import FrameResult, Outcome  # noqa: E402
-from ganrt.runtime.provenance import Provenance  # noqa: E402
-from ganrt.runtime.sinks_dicom import DicomSink  # noqa: E402
+from ganrt.runtime.sinks.provenance import Provenance  # noqa: E402
+from ganrt.runtime.sinks.dicom.sink import DicomSink  # noqa: E402
 from ganrt.runtime.sources import open_source  # noqa: E402
 
 ECHO = pydicom.data.get_testdata_file("examples_ybr_color.dcm")

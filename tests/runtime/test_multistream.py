@@ -24,8 +24,8 @@ from ganrt.runtime.model.manifest import Manifest
 from ganrt.runtime.serve.multistream import run_streams
 from ganrt.runtime.model.profiles import DEFAULT_PROFILE, DeviceProfile
 from ganrt.runtime.serve.scheduler import BatchMode, SchedulerConfig, SharedRunner
-from ganrt.runtime.sink_specs import parse_sinks
-from ganrt.runtime.sinks import SinkBase
+from ganrt.runtime.sinks.specs import parse_sinks
+from ganrt.runtime.sinks.files import SinkBase
 from ganrt.runtime.serve.stream import RunSetup, StreamSpec, stream_once
 
 MS = 1_000_000

@@ -13,7 +13,7 @@ from fakes import FakeRunner, ManualClock, fake_manifest, make_frames
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason
 from ganrt.runtime.model.ops import BadOutput, Enhancer, IncompatibleFrame, Postprocessor, Preprocessor, StageTimes, to_uint8
-from ganrt.runtime.overlay import label
+from ganrt.runtime.sinks.overlay import label
 from ganrt.runtime.serve.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.serve.handover import CaptureThread, LatestFrameQueue
 from ganrt.runtime.records.record import Record

@@ -20,7 +20,7 @@ from ganrt.runtime.model.ops import BadOutput, Enhancer, Postprocessor, Preproce
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
-from ganrt.runtime.sinks import PngSink, SideBySideSink, SinkBase, VideoSink
+from ganrt.runtime.sinks.files import PngSink, SideBySideSink, SinkBase, VideoSink
 
 
 def up2(x: np.ndarray) -> np.ndarray:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from bundles import make_bundle
-from ganrt.runtime import outpaths
+from ganrt.runtime.sinks import outpaths
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError, OutputError
-from ganrt.runtime.provenance import Provenance, write_sidecar
+from ganrt.runtime.sinks.provenance import Provenance, write_sidecar
 from ganrt.runtime.records.record import Record
 
 

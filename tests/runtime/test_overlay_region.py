@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from ganrt.runtime.frames import FrameResult, Outcome, Reason
-from ganrt.runtime.overlay import inside, label
+from ganrt.runtime.sinks.overlay import inside, label
 
 
 def _sector(h: int = 240, w: int = 320) -> np.ndarray:

@@ -13,7 +13,7 @@ from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.trust.phi import PhiConfig, PhiMasker
 from ganrt.runtime.trust.region import Region, RegionConfig, RegionMode, RegionTracker
-from ganrt.runtime.sinks import PngSink
+from ganrt.runtime.sinks.files import PngSink
 from scenes import bright_outside, bundle, stream, ui_cine
 
 AUTO = RegionConfig(RegionMode.AUTO)

@@ -20,8 +20,8 @@ from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
 from ganrt.runtime.serve.tiers import TierConfig
-from ganrt.runtime import sinks as sinks_mod
-from ganrt.runtime.sinks import DisplaySink, NullSink, PngSink, SideBySideSink, SinkBase, VideoSink
+from ganrt.runtime.sinks import files as sinks_mod
+from ganrt.runtime.sinks.files import DisplaySink, NullSink, PngSink, SideBySideSink, SinkBase, VideoSink
 
 MS = 1_000_000
 SINGLE = TierConfig(enabled=False)  # full resolution or raw: the single-tier probing these tests pin

@@ -14,7 +14,7 @@ import pytest
 from bundles import make_bundle
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 from ganrt.runtime.serve import pipeline as pipeline_mod
-from ganrt.runtime import sinks as sinks_mod
+from ganrt.runtime.sinks import files as sinks_mod
 from ganrt.runtime.cli import main
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer
@@ -22,7 +22,7 @@ from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
 from ganrt.runtime.serve.tiers import TierConfig
-from ganrt.runtime.sinks import NullSink, SinkBase, VideoSink
+from ganrt.runtime.sinks.files import NullSink, SinkBase, VideoSink
 
 MS = 1_000_000
 

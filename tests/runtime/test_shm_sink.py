@@ -19,12 +19,12 @@ from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
-from ganrt.runtime.provenance import Provenance
-from ganrt.runtime.shm_reader import RingError, ShmRingReader, read_framed
-from ganrt.runtime.shm_ring import H_WRITER_PID, SLOT_HEADER, ShmRingWriter, attach
-from ganrt.runtime.sink_specs import SinkContext, SinkKind, SinkSpec, build_sinks, parse_sinks
-from ganrt.runtime.sinks import NullSink
-from ganrt.runtime.sinks_ipc import PipeFormat, PipeSink, ShmRingSink
+from ganrt.runtime.sinks.provenance import Provenance
+from ganrt.runtime.sinks.ipc.reader import RingError, ShmRingReader, read_framed
+from ganrt.runtime.sinks.ipc.ring import H_WRITER_PID, SLOT_HEADER, ShmRingWriter, attach
+from ganrt.runtime.sinks.specs import SinkContext, SinkKind, SinkSpec, build_sinks, parse_sinks
+from ganrt.runtime.sinks.files import NullSink
+from ganrt.runtime.sinks.ipc.sink import PipeFormat, PipeSink, ShmRingSink
 
 PROV = Provenance(model_sha="0123456789abcdef", artifact="tiny.onnx", backend="fake", profile="test")
 SPAWN = mp.get_context("spawn")
@@ -35,7 +35,7 @@ def ring_name():
     name = f"ganrt_test_{uuid.uuid4().hex[:10]}"
     yield name
     try:  # a failed test may leave it behind
-        from ganrt.runtime.shm_ring import attach, unlink_attached
+        from ganrt.runtime.sinks.ipc.ring import attach, unlink_attached
 
         s = attach(name)
         unlink_attached(s)
@@ -262,7 +262,7 @@ def test_raw_pipe_is_plain_concatenated_frames():
 def test_framed_pipe_through_a_fifo_to_another_process(tmp_path):
     fifo = tmp_path / "frames.fifo"
     os.mkfifo(fifo)
-    code = ("import sys, hashlib\nfrom ganrt.runtime.shm_reader import read_framed\n"
+    code = ("import sys, hashlib\nfrom ganrt.runtime.sinks.ipc.reader import read_framed\n"
             f"fh = open({str(fifo)!r}, 'rb')\nheader, frames = read_framed(fh)\n"
             "print(header['width'], header['height'], header['provenance']['model_sha'])\n"
             "for f in frames: print(f.number, f.frame_index, f.outcome, hashlib.sha256(f.pixels.tobytes()).hexdigest())\n")
@@ -346,7 +346,7 @@ def test_sinks_are_built_with_targets_and_provenance(tmp_path, ring_name):
     assert report.sink_errors == 0
     assert (tmp_path / "out" / "enhanced.mp4.provenance.json").exists()
     assert (tmp_path / "x.avi.provenance.json").exists()
-    from ganrt.runtime.provenance import png_text
+    from ganrt.runtime.sinks.provenance import png_text
 
     text = png_text((tmp_path / "out" / "frames" / "frame_000001.png").read_bytes())
     assert text["ganrt:model_sha"] == PROV.model_sha and text["ganrt:outcome"] == "enhanced"

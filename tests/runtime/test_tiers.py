@@ -15,7 +15,7 @@ from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason, Tier
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.overlay import label
+from ganrt.runtime.sinks.overlay import label
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.model.profiles import DeviceProfile

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset  # noqa: E402
 from bundles import make_bundle  # noqa: E402
 from ganrt.runtime.frames import Frame, FrameMeta, FrameResult, Outcome  # noqa: E402
 from ganrt.runtime.trust.region import RegionConfig, RegionMode, RegionTracker  # noqa: E402
-from ganrt.runtime.sinks_dicom import DicomSink  # noqa: E402
+from ganrt.runtime.sinks.dicom.sink import DicomSink  # noqa: E402
 from ganrt.runtime.sources import open_source  # noqa: E402
 from ganrt.runtime.trust.us_regions import UsRegion, read_regions, tissue_boxes  # noqa: E402
 from scenes import ui_cine  # noqa: E402

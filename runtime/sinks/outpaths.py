@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from .errors import ConfigError, OutputError
+from ..errors import ConfigError, OutputError
 
 _lock = threading.Lock()
 _dirs: set[Path] = set()  # input folders (resolved): nothing may be written inside them

@@ -23,7 +23,7 @@ import hmac
 import os
 from typing import Any
 
-from . import __version__
+from ... import __version__
 from .deid_profile import BASIC_PROFILE, DERIVED_TYPE2, RETAINED, Action, resolve, tag_actions
 
 SALT_ENV = "GANRT_DEID_SALT"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .frames import FrameResult, Outcome, Reason, Tier
+from ..frames import FrameResult, Outcome, Reason, Tier
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 ENHANCED_TEXT = "AI-ENHANCED"

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from . import __version__
+from ... import __version__
 from .deid import METHOD, METHOD_CODES, Deidentifier
 from .deid_profile import DERIVED_TYPE2
-from .provenance import Provenance
+from ..provenance import Provenance
 
 FRAME_TIME = 0x00181063
 FRAME_TIME_VECTOR = 0x00181065
@@ -301,7 +301,7 @@ class DerivedSeries:
 def _rescaled(ds: Any, src: Any, kw: str, s: int) -> None:
     """``src``'s geometry attribute ``kw`` into ``ds`` for frames enlarged ``s`` times (copies: the
     source's elements are never edited)."""
-    from .trust.us_regions import rescale_regions, rescale_spacing
+    from ...trust.us_regions import rescale_regions, rescale_spacing
 
     if kw == "PixelSpacing":
         ds.PixelSpacing = rescale_spacing(src.PixelSpacing, s)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ...errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .outpaths import check_output, protect
 from .provenance import Provenance
-from .sinks import DisplaySink, NullSink, PngSink, SideBySideSink, Sink, VideoCodec, VideoSink
+from .files import DisplaySink, NullSink, PngSink, SideBySideSink, Sink, VideoCodec, VideoSink
 
 
 class SinkKind(Enum):
@@ -152,7 +152,7 @@ def _png(spec: SinkSpec, ctx: SinkContext) -> Sink:
 
 
 def _dicom(spec: SinkSpec, ctx: SinkContext) -> Sink:
-    from .sinks_dicom import DicomSink, resolve_target
+    from .dicom.sink import DicomSink, resolve_target
 
     path = check_output(resolve_target(spec.target, ctx.out) if spec.target else ctx.out / f"{ctx.stem}enhanced.dcm",
                         "--sink dicom")
@@ -169,7 +169,7 @@ def _display(spec: SinkSpec, ctx: SinkContext) -> Sink:
 
 
 def _shm(spec: SinkSpec, ctx: SinkContext) -> Sink:
-    from .sinks_ipc import ShmRingSink
+    from .ipc.sink import ShmRingSink
 
     crc = spec.options.get("crc")
     return ShmRingSink(spec.target or "", slots=spec.number("slots", 4), overlay=_overlay(spec, ctx), fps=ctx.fps,
@@ -177,7 +177,7 @@ def _shm(spec: SinkSpec, ctx: SinkContext) -> Sink:
 
 
 def _pipe(spec: SinkSpec, ctx: SinkContext) -> Sink:
-    from .sinks_ipc import PipeFormat, PipeSink
+    from .ipc.sink import PipeFormat, PipeSink
 
     try:
         fmt = PipeFormat(spec.options.get("format", "raw"))

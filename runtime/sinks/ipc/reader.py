@@ -1,6 +1,6 @@
 """Read ganrt's shared-memory frame ring from another process (and ``ganrt shm-read``).
 
-    from ganrt.runtime.shm_reader import ShmRingReader
+    from ganrt.runtime.sinks.ipc.reader import ShmRingReader
 
     with ShmRingReader("ganrt_us", wait_s=10) as ring:      # waits for the writer to appear
         for f in ring.frames():                              # every frame it can get, in order
@@ -8,7 +8,7 @@
         print(ring.missed, "frames overwritten before they were read")
 
 Only numpy and the standard library: a consumer process does not need the rest of ganrt.
-The format is in docs/shm_ring.md; the writer is ``ganrt.runtime.shm_ring``.
+The format is in docs/shm_ring.md; the writer is ``ganrt.runtime.sinks.ipc.ring``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .shm_ring import (DTYPES, FIXED_HEADER, FLAG_CLOSED, FLAG_CRC, FRAME_HEADER, FRAME_MAGIC, H_FLAGS, H_FPS,
+from .ring import (DTYPES, FIXED_HEADER, FLAG_CLOSED, FLAG_CRC, FRAME_HEADER, FRAME_MAGIC, H_FLAGS, H_FPS,
                        H_MAGIC, H_META_BYTES, H_WRITE_COUNT, H_WRITER_PID, MAGIC, OUTCOMES, PIPE_MAGIC, S_OUTCOME,
                        SLOT_HEADER, SLOT_LATE, VERSION, RingGeometry, attach)
 
@@ -244,7 +244,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
+    from ...errors import ConfigError
 
     if args.count is not None and args.count < 1:
         raise ConfigError("--count must be >= 1")
@@ -260,7 +260,7 @@ def _cmd(args: argparse.Namespace) -> int:
             print(json.dumps(ring.meta, indent=2))
             return 0
         if args.png:
-            from .outpaths import make_dir
+            from ..outpaths import make_dir
 
             make_dir(args.png, "--png")
         n = 0

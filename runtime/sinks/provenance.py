@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
 
 SIDECAR_SUFFIX = ".provenance.json"
 FORMAT = "ganrt-provenance/1"

@@ -28,12 +28,12 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
-from .errors import ConfigError
-from .frames import Frame, FrameResult, Outcome
-from .overlay import for_display
-from .provenance import Provenance
-from .shm_ring import FRAME_HEADER, FRAME_MAGIC, PIPE_MAGIC, PIPE_VERSION, ShmRingWriter
-from .sinks import SinkBase
+from ...errors import ConfigError
+from ...frames import Frame, FrameResult, Outcome
+from ..overlay import for_display
+from ..provenance import Provenance
+from .ring import FRAME_HEADER, FRAME_MAGIC, PIPE_MAGIC, PIPE_VERSION, ShmRingWriter
+from ..files import SinkBase
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,14 @@ import cv2
 import numpy as np
 
 from .deid import Deidentifier
-from .dicom_out import LABELS, NO_SIGNAL_LABEL, DerivedSeries, PixelFormat
-from .errors import ConfigError
-from .outpaths import check_output, make_dir, open_exclusive, protect
-from .frames import Frame, FrameResult
-from .lazy import lazy_import
-from .overlay import for_display
-from .provenance import Provenance
-from .sinks import SinkBase
+from .series import LABELS, NO_SIGNAL_LABEL, DerivedSeries, PixelFormat
+from ...errors import ConfigError
+from ..outpaths import check_output, make_dir, open_exclusive, protect
+from ...frames import Frame, FrameResult
+from ...lazy import lazy_import
+from ..overlay import for_display
+from ..provenance import Provenance
+from ..files import SinkBase
 
 log = logging.getLogger(__name__)
 

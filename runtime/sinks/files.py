@@ -25,8 +25,8 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from .errors import ConfigError
-from .frames import Frame, FrameResult
+from ..errors import ConfigError
+from ..frames import Frame, FrameResult
 from .outpaths import check_output, make_dir
 from .overlay import for_display, to_bgr
 from .provenance import Provenance, png_with_text, write_sidecar
@@ -209,7 +209,7 @@ class SideBySideSink(SinkBase):
         return self._out.path
 
     def write(self, frame: Frame, result: FrameResult) -> None:
-        from .model.ops import to_uint8
+        from ..model.ops import to_uint8
 
         left = to_bgr(to_uint8(frame.pixels, self.bits))
         right = for_display(result.pixels, result, self.overlay)

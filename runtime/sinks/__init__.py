@@ -1,0 +1,1 @@
+"""Where frames go: files and windows, labels and provenance, DICOM series, other processes."""
