@@ -28,7 +28,7 @@ EVAL_SEED0, EVAL_FRAMES = 900_000, 64
 def _student(torch, bundle: Path):
     from safetensors.torch import load_file
 
-    from ganrt.runtime.backends.torch_models import build_student
+    from ganrt.runtime.backends.torch.models import build_student
 
     man = json.loads((bundle / "manifest.json").read_text())
     model = build_student(torch, man["weights"]["config"])

@@ -192,7 +192,7 @@ def _stage_timed(sel: Selection, manifest: Manifest, profile: DeviceProfile) -> 
     """The torch runner on a GPU already times H2D / compute / D2H with CUDA events; ask it to."""
     if sel.backend is not Backend.TORCH or not str(getattr(sel.runner, "device", "")).startswith("cuda"):
         return sel.runner, False
-    from ganrt.runtime.backends.torch_runner import TorchRunner
+    from ganrt.runtime.backends.torch.runner import TorchRunner
 
     return TorchRunner(manifest, sel.precision, device=sel.runner.device, cuda_graphs=profile.tensorrt.cuda_graphs,
                        stage_timing=True), True

@@ -55,7 +55,7 @@ def random_bundle(root: Path, torch, channels: int = 1) -> Path:
     """A bundle with only ``student.safetensors`` (random init, the shipped StudentConfig)."""
     from safetensors.torch import save_file
 
-    from ganrt.runtime.backends.torch_models import StudentConfig, build_student
+    from ganrt.runtime.backends.torch.models import StudentConfig, build_student
 
     cfg = StudentConfig(channels=channels)
     torch.manual_seed(0)
@@ -106,7 +106,7 @@ def environment(torch) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ganrt.runtime.backends.torch_runner import TorchRunner
+    from ganrt.runtime.backends.torch.runner import TorchRunner
     from ganrt.runtime.lazy import lazy_import
 
     torch = lazy_import("torch", extra="export", what="torch")

@@ -45,8 +45,8 @@ from ganrt.benchmarks.triton_server import TritonServer, ensure_venv, prepare_ba
 from ganrt.export.triton_repo import RepoConfig, write_repository
 from ganrt.runtime.app import DEMO_CINE
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner, Provider
-from ganrt.runtime.backends.triton import TritonRunner
-from ganrt.runtime.backends.triton_contract import SharedMemory, TritonOptions
+from ganrt.runtime.backends.triton.runner import TritonRunner
+from ganrt.runtime.backends.triton.contract import SharedMemory, TritonOptions
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.model.profiles import DeviceProfile

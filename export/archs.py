@@ -5,7 +5,7 @@ the size GAN Compression starts from) and a 70x70 PatchGAN discriminator.
 Student: a real-time generator whose body works at 1/down resolution after
 pixel-unshuffle (the cheapest lever on a CPU, see DESIGN.md's cost model), with
 pixel-shuffle back up, a global residual and a clamped output. The student is defined once,
-in ``ganrt.runtime.backends.torch_models`` (the runtime's torch runner loads the same network),
+in ``ganrt.runtime.backends.torch.models`` (the runtime's torch runner loads the same network),
 and re-exported here.
 
 Both generators map [0,1] images to [0,1] images, so their ONNX exports share one
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganrt.runtime.backends.torch_models import StudentConfig, student_classes  # noqa: F401 (re-export)
+from ganrt.runtime.backends.torch.models import StudentConfig, student_classes  # noqa: F401 (re-export)
 
 
 class ResBlock(nn.Module):

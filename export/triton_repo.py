@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from ganrt.runtime.backends.triton_contract import contract_parameters
+from ganrt.runtime.backends.triton.contract import contract_parameters
 from ganrt.runtime.errors import ConfigError, ModelError
 from ganrt.runtime.lazy import lazy_import
 from ganrt.runtime.model.manifest import Artifact, Manifest, Precision, sha256_file

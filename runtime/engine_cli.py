@@ -50,7 +50,7 @@ def add_engine_parsers(sub) -> None:
 
 
 def _artifact(manifest, profile, choice: str | None):
-    from .backends.trt_identity import check_trt_precision
+    from .backends.tensorrt.identity import check_trt_precision
     from .model.manifest import Precision
 
     precision = Precision.parse(choice) if choice else profile.precision
@@ -60,7 +60,7 @@ def _artifact(manifest, profile, choice: str | None):
 
 
 def _build_one(manifest, profile, artifact, cache: Path | None, no_build: bool) -> str:
-    from .backends.trt_engine import TensorRTBuilder, load_or_build
+    from .backends.tensorrt.cache import TensorRTBuilder, load_or_build
 
     builder = TensorRTBuilder()  # BackendUnavailable (exit 4) when TensorRT is missing
     res = load_or_build(manifest, artifact, profile, cache, no_build, builder=builder)
@@ -104,9 +104,9 @@ def _cmd_prebuild(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .backends.trt_engine import EngineCache
+    from .backends.tensorrt.cache import EngineCache
 
-    from .backends.cuda_probe import environment
+    from .backends.tensorrt.probe import environment
 
     cache = EngineCache(args.cache)
     entries, problems = cache.entries()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from .backends.triton_contract import Protocol, SharedMemory, TritonOptions
+from .backends.triton.contract import Protocol, SharedMemory, TritonOptions
 from .errors import ConfigError
 
 

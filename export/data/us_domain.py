@@ -27,7 +27,7 @@ import numpy as np
 from .simulator import Sample, SimConfig, _geometry, render_pair
 from .us_sr import downsample
 
-# The students' low-pass (runtime/backends/torch_models.py, ``lowpass``): a box this wide, twice.
+# The students' low-pass (runtime/backends/torch/models.py, ``lowpass``): a box this wide, twice.
 LOWPASS_BOX = 7
 
 

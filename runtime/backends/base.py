@@ -17,7 +17,7 @@ class Backend(Enum):
     ONNXRUNTIME = "onnxruntime"
     TENSORRT = "tensorrt"
     TORCH = "torch"
-    TRITON = "triton"  # a Triton Inference Server over the network (runtime/backends/triton.py)
+    TRITON = "triton"  # a Triton Inference Server over the network (runtime/backends/triton/runner.py)
 
 
 @dataclass(frozen=True)

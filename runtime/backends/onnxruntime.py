@@ -121,7 +121,7 @@ class OnnxRuntimeRunner(RunnerBase):
         manifest, profile, _ = self._trt_ep
         if Provider.TENSORRT.value not in self.providers or manifest is None or profile is None:
             return None
-        from .trt_identity import optimisation_profile
+        from .tensorrt.identity import optimisation_profile
 
         return optimisation_profile(profile, manifest)[2][0]
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from ..errors import BackendUnavailable, ConfigError
 from ..lazy import lazy_import
-from .trt_engine import TIMING_DIR, atomic_write_bytes, default_cache_dir
-from .trt_identity import (
+from .tensorrt.cache import TIMING_DIR, atomic_write_bytes, default_cache_dir
+from .tensorrt.identity import (
     UNKNOWN_DEVICE,
     DeviceFacts,
     EngineIdentity,

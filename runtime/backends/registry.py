@@ -38,11 +38,11 @@ def _onnxruntime(manifest: Manifest, profile: DeviceProfile, precision: Precisio
     return Selection(runner, Backend.ONNXRUNTIME, art)
 
 
-# --- TensorRT (runtime/backends/tensorrt.py) -------------------------------------------------
+# --- TensorRT (runtime/backends/tensorrt/runner.py) -------------------------------------------------
 def _tensorrt(manifest: Manifest, profile: DeviceProfile, precision: Precision | None) -> Selection:
     """BackendUnavailable (so AUTO falls through) when TensorRT or a CUDA GPU is missing."""
-    from .tensorrt import TensorRTRunner, check_available
-    from .trt_identity import check_trt_precision
+    from .tensorrt.runner import TensorRTRunner, check_available
+    from .tensorrt.identity import check_trt_precision
 
     check_available()
     art = manifest.artifact_for(precision or profile.precision)
@@ -51,12 +51,12 @@ def _tensorrt(manifest: Manifest, profile: DeviceProfile, precision: Precision |
 # --- end TensorRT ---------------------------------------------------------------------------
 
 
-# --- torch (runtime/backends/torch_runner.py) ------------------------------------------------
+# --- torch (runtime/backends/torch/runner.py) ------------------------------------------------
 def _torch(manifest: Manifest, profile: DeviceProfile, precision: Precision | None) -> Selection:
     """BackendUnavailable (so AUTO falls through) when torch or a CUDA GPU is missing (an explicit
     `--backend torch` runs on the CPU only with GANRT_TORCH_DEVICE=cpu, a testing switch), for int8,
     or when the bundle has no exported weights. CUDA graphs follow the profile's tensorrt.cuda_graphs."""
-    from .torch_runner import TorchRunner, check_available, resolve_precision, weights_artifact
+    from .torch.runner import TorchRunner, check_available, resolve_precision, weights_artifact
 
     device = check_available()
     prec = resolve_precision(precision, profile.precision, device)
@@ -67,17 +67,17 @@ def _torch(manifest: Manifest, profile: DeviceProfile, precision: Precision | No
 
 def _torch_auto_gate() -> None:
     """AUTO never picks torch on a CPU: onnxruntime is the better CPU backend."""
-    from .torch_runner import check_available
+    from .torch.runner import check_available
 
     check_available(auto=True)
 # --- end torch ------------------------------------------------------------------------------
 
 
-# --- Triton (runtime/backends/triton.py) -------------------------------------------------------
+# --- Triton (runtime/backends/triton/runner.py) -------------------------------------------------------
 def _triton(manifest: Manifest, profile: DeviceProfile, precision: Precision | None) -> Selection:
     """BackendUnavailable (so AUTO falls through) when no server url is configured. The served
     model is this bundle's artifact of ``precision`` (default: the profile's)."""
-    from .triton import TritonRunner
+    from .triton.runner import TritonRunner
 
     art = manifest.artifact_for(precision or profile.precision)
     runner = TritonRunner(manifest, art, profile.triton, profile.budget_ms, warm_hw=profile.input_hw)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend
-from ..backends.triton_contract import TritonOptions
+from ..backends.triton.contract import TritonOptions
 from ..errors import ConfigError
 from .manifest import Precision
 from ..trust.phi import PhiConfig

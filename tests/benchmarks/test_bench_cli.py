@@ -198,7 +198,7 @@ def test_torch_on_a_gpu_is_rebuilt_with_cuda_event_stage_timing(monkeypatch):
     """The torch runner already splits H2D / compute / D2H with CUDA events; the bench asks for them."""
     from types import SimpleNamespace
 
-    import ganrt.runtime.backends.torch_runner as tr
+    import ganrt.runtime.backends.torch.runner as tr
     from ganrt.benchmarks.model_bench import _stage_timed
     from ganrt.runtime.backends.base import Backend
     from ganrt.runtime.model.manifest import Precision

@@ -134,7 +134,7 @@ def built(tmp_path_factory) -> Built:
     torch = pytest.importorskip("torch", reason="the conformance bundle is exported with torch (ganrt[export])")
     pytest.importorskip("safetensors", reason="safetensors (ganrt[export]) writes the student weights")
     from ganrt.export.checkpoint import save_weights
-    from ganrt.runtime.backends.torch_models import build_student
+    from ganrt.runtime.backends.torch.models import build_student
 
     root = tmp_path_factory.mktemp("conformance-bundle")
     torch.manual_seed(20240611)
@@ -242,7 +242,7 @@ def _ort_provider_or_skip(provider) -> None:
 
 
 def _tensorrt_or_skip() -> None:
-    from ganrt.runtime.backends.tensorrt import check_available
+    from ganrt.runtime.backends.tensorrt.runner import check_available
 
     try:
         check_available()
@@ -273,13 +273,13 @@ class Case:
             return OnnxRuntimeRunner(m.artifact_for(self.precision), providers, manifest=m, profile=_trt_profile(),
                                      cache_dir=built.cache_dir)
         if self.backend is Backend.TENSORRT:
-            from ganrt.runtime.backends.tensorrt import TensorRTRunner
+            from ganrt.runtime.backends.tensorrt.runner import TensorRTRunner
 
             built.need(self.precision)
             _tensorrt_or_skip()
             return TensorRTRunner(m, m.artifact_for(self.precision), _trt_profile(), built.cache_dir,
                                   cuda_graphs=self.graphs)
-        from ganrt.runtime.backends.torch_runner import TorchRunner
+        from ganrt.runtime.backends.torch.runner import TorchRunner
 
         if self.device == "cuda":
             _torch_cuda_or_skip()
@@ -452,7 +452,7 @@ def _copy_bundle(built: Built, dst: Path, edit: Callable[[dict], None] | None = 
 def test_export_and_runtime_share_one_student_definition(built):
     torch = pytest.importorskip("torch")
     from ganrt.export.archs import StudentConfig, StudentGenerator
-    from ganrt.runtime.backends import torch_models
+    from ganrt.runtime.backends.torch import models as torch_models
 
     assert StudentGenerator is torch_models.student_classes(torch)[0] is torch_models.StudentGenerator
     assert StudentConfig is torch_models.StudentConfig
@@ -464,7 +464,7 @@ def test_export_and_runtime_share_one_student_definition(built):
 
 
 def test_torch_weights_are_verified_before_loading(built, tmp_path):
-    from ganrt.runtime.backends.torch_runner import TorchRunner
+    from ganrt.runtime.backends.torch.runner import TorchRunner
 
     m = _copy_bundle(built, tmp_path / "b")
     w = m.root / "student.safetensors"
@@ -475,7 +475,7 @@ def test_torch_weights_are_verified_before_loading(built, tmp_path):
 
 def test_torch_runner_batches_and_a_batch_equals_serial_calls(built):
     pytest.importorskip("torch")
-    from ganrt.runtime.backends.torch_runner import TorchRunner
+    from ganrt.runtime.backends.torch.runner import TorchRunner
     from ganrt.runtime.serve.scheduler import BatchMode, SharedRunner
 
     rng = np.random.default_rng(3)
@@ -500,7 +500,7 @@ def test_torch_runner_batches_and_a_batch_equals_serial_calls(built):
 ], ids=["wrong-width", "unknown-key", "wrong-arch", "path-escape", "no-weights"])
 def test_torch_runner_rejects_bad_weights_manifest(built, tmp_path, edit, match):
     pytest.importorskip("torch")
-    from ganrt.runtime.backends.torch_runner import TorchRunner
+    from ganrt.runtime.backends.torch.runner import TorchRunner
 
     m = _copy_bundle(built, tmp_path / "b", edit)
     runner = TorchRunner(m, Precision.FP32, device="cpu")
@@ -511,9 +511,9 @@ def test_torch_runner_rejects_bad_weights_manifest(built, tmp_path, edit, match)
 
 def test_registry_torch(built, monkeypatch):
     torch = pytest.importorskip("torch")
-    from ganrt.runtime.backends import torch_runner
+    from ganrt.runtime.backends.torch import runner as torch_runner
     from ganrt.runtime.backends.registry import select
-    from ganrt.runtime.backends.torch_runner import ENV_DEVICE, TorchRunner
+    from ganrt.runtime.backends.torch.runner import ENV_DEVICE, TorchRunner
 
     prof = _trt_profile()  # backends: tensorrt, torch, onnxruntime
     monkeypatch.delenv(ENV_DEVICE, raising=False)
@@ -551,7 +551,7 @@ def test_registry_torch(built, monkeypatch):
 def test_registry_torch_without_weights_falls_through(built, tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from ganrt.runtime.backends.registry import select
-    from ganrt.runtime.backends.torch_runner import ENV_DEVICE
+    from ganrt.runtime.backends.torch.runner import ENV_DEVICE
 
     monkeypatch.setenv(ENV_DEVICE, "cpu")
     m = _copy_bundle(built, tmp_path / "b", lambda r: r.pop("weights"))

@@ -345,7 +345,7 @@ def test_int8_artifacts_leave_the_sr_upsample_in_float(exported):
 
 
 def test_torch_runner_matches_onnx_for_the_new_tasks(exported):
-    from ganrt.runtime.backends.torch_runner import TorchRunner
+    from ganrt.runtime.backends.torch.runner import TorchRunner
 
     name, out, _, _ = exported
     task = get_task(name)

@@ -13,7 +13,7 @@ pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed (
 from google.protobuf import json_format  # noqa: E402
 
 from ganrt.export.triton_repo import Instances, RepoConfig, parse_config, write_repository  # noqa: E402
-from ganrt.runtime.backends.triton_contract import check_model_config  # noqa: E402
+from ganrt.runtime.backends.triton.contract import check_model_config  # noqa: E402
 from ganrt.runtime.cli import main  # noqa: E402
 from ganrt.runtime.errors import ConfigError, ModelError  # noqa: E402
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir  # noqa: E402

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from fake_tensorrt import FakeTensorRT
-from ganrt.runtime.backends import cuda_mem, cuda_probe
+from ganrt.runtime.backends.tensorrt import cuda_mem, probe as cuda_probe
 from ganrt.runtime.backends.ort_trt_ep import MIN_ORT_STRONGLY_TYPED, check_ort_for_trt_ep
-from ganrt.runtime.backends.trt_engine import BuildRequest, TensorRTBuilder, set_timing_cache
-from ganrt.runtime.backends.trt_identity import (
+from ganrt.runtime.backends.tensorrt.cache import BuildRequest, TensorRTBuilder, set_timing_cache
+from ganrt.runtime.backends.tensorrt.identity import (
     DeviceFacts,
     DeviceInfo,
     EngineIdentity,
@@ -211,7 +211,7 @@ def test_profile_validate_refuses_dla_with_cuda_graphs(tmp_path, capsys):
 
 def test_runner_never_captures_a_dla_engine(manifest, tmp_path):
     cuda = FakeCuda()
-    from ganrt.runtime.backends.tensorrt import TensorRTRunner
+    from ganrt.runtime.backends.tensorrt.runner import TensorRTRunner
     from test_tensorrt_logic import FakeBuilder, FakeProbe
 
     prof = _profile(dla_core=0, cuda_graphs=False, min_hw=[32, 32])
@@ -414,7 +414,7 @@ def test_shipped_jetson_profile_is_valid_and_keeps_dla_without_graphs():
 
 
 def test_build_notes_reach_engine_json_and_engine_info(manifest, tmp_path, capsys):
-    from ganrt.runtime.backends.trt_engine import BuildOutput, load_or_build
+    from ganrt.runtime.backends.tensorrt.cache import BuildOutput, load_or_build
     from test_tensorrt_logic import FakeBuilder, FakeProbe
 
     class NotingBuilder(FakeBuilder):

@@ -20,11 +20,11 @@ import pytest
 
 from bundles import make_bundle
 from ganrt.runtime.backends.base import Backend
-from ganrt.runtime.backends.cuda_mem import CudaError, DeviceBuffer, PinnedBuffer
+from ganrt.runtime.backends.tensorrt.cuda_mem import CudaError, DeviceBuffer, PinnedBuffer
 from ganrt.runtime.backends.onnxruntime import tensorrt_ep_options
 from ganrt.runtime.backends.registry import select
-from ganrt.runtime.backends.tensorrt import TensorRTRunner
-from ganrt.runtime.backends.trt_engine import (
+from ganrt.runtime.backends.tensorrt.runner import TensorRTRunner
+from ganrt.runtime.backends.tensorrt.cache import (
     ENGINE_FILE,
     META_FILE,
     BuildOutput,
@@ -38,7 +38,7 @@ from ganrt.runtime.backends.trt_engine import (
     make_progress_monitor,
     parser_error_line,
 )
-from ganrt.runtime.backends.trt_identity import (
+from ganrt.runtime.backends.tensorrt.identity import (
     IDENTITY_SCHEMA,
     DeviceFacts,
     DeviceInfo,
@@ -746,7 +746,7 @@ def test_progress_monitor_prints_phases():
 
 
 def _trt_usable() -> bool:
-    from ganrt.runtime.backends.tensorrt import check_available
+    from ganrt.runtime.backends.tensorrt.runner import check_available
 
     try:
         check_available()
@@ -860,7 +860,7 @@ def real_trt():
         import tensorrt  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"TensorRT is not importable ({exc})")
-    from ganrt.runtime.backends.tensorrt import check_available
+    from ganrt.runtime.backends.tensorrt.runner import check_available
 
     try:
         check_available()

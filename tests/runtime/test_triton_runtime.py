@@ -10,7 +10,7 @@ from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 
 from ganrt.runtime.backends.base import Backend
 from ganrt.runtime.backends.registry import select
-from ganrt.runtime.backends.triton_contract import Protocol, SharedMemory, TritonOptions
+from ganrt.runtime.backends.triton.contract import Protocol, SharedMemory, TritonOptions
 from ganrt.runtime.errors import ConfigError, RemoteUnavailable
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer

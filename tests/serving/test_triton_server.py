@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner, Provider
-from ganrt.runtime.backends.triton import TritonRunner
-from ganrt.runtime.backends.triton_contract import Protocol, SharedMemory, TritonOptions
+from ganrt.runtime.backends.triton.runner import TritonRunner
+from ganrt.runtime.backends.triton.contract import Protocol, SharedMemory, TritonOptions
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, ModelError, RemoteUnavailable
 from ganrt.runtime.frames import Outcome, Reason

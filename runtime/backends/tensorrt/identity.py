@@ -32,7 +32,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import BackendUnavailable, ConfigError, ModelError
+from ...errors import BackendUnavailable, ConfigError, ModelError
 
 #: Bump when the identity's layout or meaning changes: every older cache entry stops matching.
 IDENTITY_SCHEMA = 2  # 2: toolkit keys on TensorRT build + driver, not the helper's CUDA runtime
@@ -317,7 +317,7 @@ def check_trt_precision(artifact) -> None:
 def probe_device(device: int = 0) -> DeviceFacts:
     """Facts about CUDA device ``device`` (see ``cuda_probe.probe``); BackendUnavailable with one
     line when no helper library is installed, there is no GPU, or the driver is too old for it."""
-    from .cuda_probe import probe
+    from .probe import probe
 
     return probe(device)
 

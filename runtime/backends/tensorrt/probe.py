@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable
-from .trt_identity import DeviceFacts, DeviceInfo
+from ...errors import BackendUnavailable
+from .identity import DeviceFacts, DeviceInfo
 
 INSUFFICIENT_DRIVER = 35  # cudaErrorInsufficientDriver
 

@@ -36,11 +36,11 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConfigError, GanrtError, ModelError
-from ..lazy import lazy_import
-from ..model.manifest import Artifact, Manifest, Precision
-from .base import IOSpec, RunnerBase
-from .torch_models import STUDENT_ARCH, StudentConfig, build_student
+from ...errors import BackendUnavailable, ConfigError, GanrtError, ModelError
+from ...lazy import lazy_import
+from ...model.manifest import Artifact, Manifest, Precision
+from ..base import IOSpec, RunnerBase
+from .models import STUDENT_ARCH, StudentConfig, build_student
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..lazy import lazy_import
+from ...lazy import lazy_import
 
 log = logging.getLogger(__name__)
 

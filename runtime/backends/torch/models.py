@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from types import ModuleType
 from typing import Any, Mapping
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 STUDENT_ARCH = "StudentGenerator"  # manifest["weights"]["arch"]
 
@@ -149,7 +149,7 @@ def build_student(torch: ModuleType, cfg: StudentConfig | Mapping[str, Any] | No
 
 def __getattr__(name: str):  # PEP 562: the torch classes on demand, never at import
     if name in ("StudentGenerator", "PlainBlock"):
-        from ..lazy import lazy_import
+        from ...lazy import lazy_import
 
         gen, block = student_classes(lazy_import("torch", extra="export", what="torch"))
         return gen if name == "StudentGenerator" else block

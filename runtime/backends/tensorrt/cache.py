@@ -15,7 +15,7 @@ The builder follows the one path that TensorRT 10.3 (JetPack 6) through 11.x sha
 typed network parsed from ONNX whose precision is in the graph (FP16 ONNX, or explicit Q/DQ for
 INT8). No calibrator. The exception is DLA on 10.x: every DLA path there (trtexec, the samples'
 ``enableDLA``) builds weakly typed with FP16 (+ INT8) flags, so DLA engines are built that way
-(``trt_dla.py``) and their identity says ``strongly_typed: false``.
+(``dla.py``) and their identity says ``strongly_typed: false``.
 
 TensorRT Python calls used, and where they exist:
 
@@ -64,9 +64,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Protocol
 
-from ..errors import BackendUnavailable, ConfigError, EngineMismatch, GanrtError, ModelError
-from ..lazy import lazy_import
-from .trt_identity import DeviceFacts, EngineIdentity, Probe, check_trt_precision, make_identity, probe_device
+from ...errors import BackendUnavailable, ConfigError, EngineMismatch, GanrtError, ModelError
+from ...lazy import lazy_import
+from .identity import DeviceFacts, EngineIdentity, Probe, check_trt_precision, make_identity, probe_device
 
 log = logging.getLogger(__name__)
 
@@ -411,11 +411,11 @@ def _mismatch_line(cache: EngineCache, identity: EngineIdentity, manifest, artif
 
 class TensorRTBuilder:
     """Builds engines with TensorRT 10.3–11.x: strongly typed, except DLA engines on 10.x
-    (``trt_dla.py``). Cheap to construct; imports TensorRT (BackendUnavailable naming ganrt[trt]
+    (``dla.py``). Cheap to construct; imports TensorRT (BackendUnavailable naming ganrt[trt]
     when it is missing)."""
 
     def __init__(self, trt: Any = None, progress_stream: IO[str] | None = None) -> None:
-        from .cuda_probe import tensorrt_build_label
+        from .probe import tensorrt_build_label
 
         self.trt = trt if trt is not None else lazy_import("tensorrt", extra="trt", what="TensorRT")
         self.version = str(self.trt.__version__)
@@ -434,7 +434,7 @@ class TensorRTBuilder:
         return 1 << int(flag)
 
     def build(self, req: BuildRequest) -> BuildOutput:
-        from . import trt_dla
+        from . import dla
 
         trt, ident = self.trt, req.identity
         logger = make_logger(trt)
@@ -443,7 +443,7 @@ class TensorRTBuilder:
         parser = trt.OnnxParser(network, logger)
         dla, notes = ident.build.dla_core, []
         if dla is not None:
-            notes.append(trt_dla.adjust_for_dla(trt, parser, self.version))
+            notes.append(dla.adjust_for_dla(trt, parser, self.version))
         if not parser.parse(req.onnx):
             raise ModelError(parser_error_line(parser, req.label, self.version))
         _check_network_io(network, ident, req.label)
@@ -462,7 +462,7 @@ class TensorRTBuilder:
 
         fallback: list[str] = []
         if dla is not None:
-            fallback, dla_notes = trt_dla.configure_dla(
+            fallback, dla_notes = dla.configure_dla(
                 trt, builder, network, config, dla, precision=ident.build.precision,
                 weakly_typed=not ident.build.strongly_typed, version=self.version)
             notes += dla_notes
@@ -480,7 +480,7 @@ class TensorRTBuilder:
         engine = bytes(memoryview(serialized))
         layers: tuple[dict, ...] = ()
         if dla is not None:
-            layers, line = trt_dla.inspect_layers(trt, logger, engine, dla)
+            layers, line = dla.inspect_layers(trt, logger, engine, dla)
             notes.append(line)
         timing = None
         if ident.build.timing_cache:

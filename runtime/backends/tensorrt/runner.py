@@ -22,13 +22,13 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import BackendUnavailable, EngineMismatch, GanrtError, ModelError
-from ..lazy import lazy_import
-from ..model.manifest import Artifact, Manifest
+from ...errors import BackendUnavailable, EngineMismatch, GanrtError, ModelError
+from ...lazy import lazy_import
+from ...model.manifest import Artifact, Manifest
 from . import cuda_mem
-from .base import IOSpec, RunnerBase
-from .trt_engine import EngineBuilder, LoadResult, TensorRTBuilder, load_or_build
-from .trt_identity import Probe, ShapeProfile, check_trt_precision, probe_device
+from ..base import IOSpec, RunnerBase
+from .cache import EngineBuilder, LoadResult, TensorRTBuilder, load_or_build
+from .identity import Probe, ShapeProfile, check_trt_precision, probe_device
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ MAX_GRAPHS = 8  # captured graphs kept per runner (one per input shape)
 def check_available() -> None:
     """Raise BackendUnavailable (one line) unless TensorRT imports and a CUDA GPU answers."""
     trt = lazy_import("tensorrt", extra="trt", what="TensorRT")
-    from .trt_engine import check_tensorrt_version
+    from .cache import check_tensorrt_version
 
     check_tensorrt_version(str(trt.__version__))
     probe_device()
@@ -317,6 +317,6 @@ def _try(problems: list[str], fn: Callable[..., Any], *args: Any) -> None:
 
 
 def _quiet_logger(trt: Any):
-    from .trt_engine import make_logger
+    from .cache import make_logger
 
     return make_logger(trt)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Mapping
 
-from ..errors import ConfigError, ModelError
-from ..model.manifest import Artifact, Manifest
+from ...errors import ConfigError, ModelError
+from ...model.manifest import Artifact, Manifest
 
 PREFIX = "ganrt."
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})

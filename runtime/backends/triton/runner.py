@@ -30,12 +30,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConfigError, GanrtError, ModelError, RemoteUnavailable
-from ..lazy import lazy_import
-from ..model.manifest import Artifact, Manifest
-from .base import IOSpec, RunnerBase
-from .triton_contract import Protocol, SharedMemory, TritonOptions, check_model_config, default_model_name
-from .triton_shm import SystemRegions
+from ...errors import BackendUnavailable, ConfigError, GanrtError, ModelError, RemoteUnavailable
+from ...lazy import lazy_import
+from ...model.manifest import Artifact, Manifest
+from ..base import IOSpec, RunnerBase
+from .contract import Protocol, SharedMemory, TritonOptions, check_model_config, default_model_name
+from .shm import SystemRegions
 
 log = logging.getLogger(__name__)
 

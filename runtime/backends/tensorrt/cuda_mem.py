@@ -35,8 +35,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import BackendUnavailable
-from .cuda_probe import INSUFFICIENT_DRIVER, driver_mismatch_line, helper_label
+from ...errors import BackendUnavailable
+from .probe import INSUFFICIENT_DRIVER, driver_mismatch_line, helper_label
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import json
 import logging
 from typing import Any
 
-from ..errors import BackendUnavailable
+from ...errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
 

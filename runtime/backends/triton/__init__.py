@@ -1,0 +1,1 @@
+"""Triton runner: the model on a Triton Inference Server, its contract and system shared memory."""
