@@ -29,7 +29,7 @@ from typing import Any
 
 from ganrt.benchmarks.env import describe, environment, save_result
 from ganrt.benchmarks.resources import ResourceMeter, cpus
-from ganrt.runtime.app import DEMO_CINE
+from ganrt.runtime.cli.demo import DEMO_CINE
 from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.trust.guard import GuardConfig

@@ -32,12 +32,12 @@ from typing import Any
 from ganrt.benchmarks.env import describe, environment
 from ganrt.benchmarks.resources import ResourceMeter
 from ganrt.benchmarks.timing import Candidate, Plan, Warmup, analyse, run_interleaved
-from ganrt.runtime.app import DEMO_CINE
+from ganrt.runtime.cli.demo import DEMO_CINE
 from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.app import guard_config
+from ganrt.runtime.cli.demo import guard_config
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.model.profiles import DeviceProfile

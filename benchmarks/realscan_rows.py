@@ -150,7 +150,7 @@ def command_line(max_frames: int, budget_ms: float | None) -> str:
 def run_pipeline(row: Row, source: Path, max_frames: int, budget_ms: float | None, emit: Emit) -> dict:
     """``row.bundle`` through `ganrt run`'s own setup and stream path; the record rows come back."""
     from ganrt.runtime.cli import build_parser
-    from ganrt.runtime.run_cmd import _setup, budgets
+    from ganrt.runtime.cli.run import _setup, budgets
     from ganrt.runtime.serve.stream import StreamSpec, stream_once
 
     with tempfile.TemporaryDirectory(prefix="ganrt-realscan-") as tmp:

@@ -19,7 +19,7 @@ from tempfile import TemporaryDirectory
 
 from ganrt.benchmarks.env import describe, environment, save_result
 from ganrt.benchmarks.pipeline_bench import Mode, PipelineBenchConfig, _one_mode
-from ganrt.runtime.app import DEMO_CINE, guard_config
+from ganrt.runtime.cli.demo import DEMO_CINE, guard_config
 from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir

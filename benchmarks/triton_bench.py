@@ -43,7 +43,7 @@ from ganrt.benchmarks.multistream_bench import LoadWatch
 from ganrt.benchmarks.timing import Candidate, Plan, Warmup, analyse, round_order, run_interleaved
 from ganrt.benchmarks.triton_server import TritonServer, ensure_venv, prepare_backends
 from ganrt.export.triton_repo import RepoConfig, write_repository
-from ganrt.runtime.app import DEMO_CINE
+from ganrt.runtime.cli.demo import DEMO_CINE
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner, Provider
 from ganrt.runtime.backends.triton.runner import TritonRunner
 from ganrt.runtime.backends.triton.contract import SharedMemory, TritonOptions

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ganrt.runtime.app import guard_config
+from ganrt.runtime.cli.demo import guard_config
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.model.profiles import DeviceProfile

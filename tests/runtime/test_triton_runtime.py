@@ -19,7 +19,7 @@ from ganrt.runtime.serve.policy import PolicyConfig
 from ganrt.runtime.records.record import Record
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.model.profiles import DeviceProfile
-from ganrt.runtime.triton_cli import apply_triton_args
+from ganrt.runtime.cli.triton_options import apply_triton_args
 
 BASE = {"name": "hub", "budget_ms": 40.0, "input_hw": [512, 512], "precision": "fp32"}
 

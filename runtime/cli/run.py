@@ -16,9 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ConfigError
-from .sinks.specs import check_several_streams, parse_sinks, writes_stdout
-from .serve.stream import DEIDENTIFIED_SOURCE, RunSetup, StreamSpec, stream_once
+from ..errors import ConfigError
+from ..sinks.specs import check_several_streams, parse_sinks, writes_stdout
+from ..serve.stream import DEIDENTIFIED_SOURCE, RunSetup, StreamSpec, stream_once
 
 
 def budgets(values: list[float] | None, streams: int) -> list[float | None]:
@@ -34,8 +34,8 @@ def budgets(values: list[float] | None, streams: int) -> list[float | None]:
 
 
 def _setup(args: argparse.Namespace, sources: list[str]) -> RunSetup:
-    from .app import guard_config
-    from .cli import _load
+    from .demo import guard_config
+    from . import _load
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames must be >= 1")
@@ -50,7 +50,7 @@ def _setup(args: argparse.Namespace, sources: list[str]) -> RunSetup:
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    from .app import _print
+    from .demo import _print
 
     sources: list[str] = args.source
     setup = _setup(args, sources)
@@ -67,7 +67,7 @@ def run_stream(args: argparse.Namespace) -> int:
 
 
 def _run_several(args: argparse.Namespace, setup: RunSetup, sources: list[str], per_stream: list[float | None]) -> int:
-    from .serve.multistream import run_streams
+    from ..serve.multistream import run_streams
 
     specs = [StreamSpec(src, args.out / f"stream{i}", realtime=args.realtime, max_frames=args.max_frames,
                         budget_ms=per_stream[i], name=f"stream{i}") for i, src in enumerate(sources)]

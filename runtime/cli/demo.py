@@ -11,20 +11,20 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import ConfigError
-from .trust.domain import DomainConfig
-from .trust.fidelity import FidelityConfig
-from .trust.guard import GuardConfig
-from .model.manifest import Manifest
-from .model.profiles import DeviceProfile
-from .trust.region import RegionConfig
-from .records.report import Report
-from .sinks.specs import parse_sinks
-from .serve.stream import RunSetup, StreamSpec, stream_once
-from .trust.temporal import TemporalConfig
-from .trust.tone import ToneConfig
+from ..errors import ConfigError
+from ..trust.domain import DomainConfig
+from ..trust.fidelity import FidelityConfig
+from ..trust.guard import GuardConfig
+from ..model.manifest import Manifest
+from ..model.profiles import DeviceProfile
+from ..trust.region import RegionConfig
+from ..records.report import Report
+from ..sinks.specs import parse_sinks
+from ..serve.stream import RunSetup, StreamSpec, stream_once
+from ..trust.temporal import TemporalConfig
+from ..trust.tone import ToneConfig
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"  # in the ganrt.runtime package
 DEMO_CINE = ASSETS / "sim_cine_512.mp4"
 
 
@@ -71,7 +71,7 @@ def run_demo(args: argparse.Namespace) -> int:
     30 fps, plus the real echocardiography cine that ships with pydicom when it is installed.
     The imaging region is detected (the echo cine's scanner UI stays untouched) and every
     enhanced frame passes the fidelity check."""
-    from .cli import _load
+    from . import _load
 
     manifest, profile, selection = _load(args)
     if not DEMO_CINE.exists():

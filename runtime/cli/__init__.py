@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
-from .errors import EXIT_CODES, BackendUnavailable, GanrtError
+from .. import __version__
+from ..errors import EXIT_CODES, BackendUnavailable, GanrtError
 
 log = logging.getLogger("ganrt")
 
@@ -25,7 +25,7 @@ EPILOG = "exit codes: " + ", ".join(f"{v}={k}" for k, v in EXIT_CODES.items()) +
 
 def _budget_ms(text: str) -> float:
     """``--budget-ms``: checked as it is parsed (0 would otherwise fall back to the profile's)."""
-    from .serve.policy import check_budget
+    from ..serve.policy import check_budget
 
     try:
         return check_budget(float(text), "--budget-ms")
@@ -40,7 +40,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="auto|onnxruntime|tensorrt|torch|triton (default auto)")
     p.add_argument("--precision", default=None, help="fp32|fp16|int8-cpu|int8-trt (default: from profile and backend)")
     p.add_argument("--profile", default=None, help="device profile name or file (default cpu-x86-2core)")
-    from .triton_cli import add_triton_args
+    from .triton_options import add_triton_args
 
     add_triton_args(p)
 
@@ -115,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl = prs.add_parser("list", help="shipped profiles")
     pl.set_defaults(func=_cmd_profile_list)
 
-    from .engine_cli import add_engine_parsers  # `ganrt engine build|prebuild|info` (TensorRT engine cache)
+    from .engine import add_engine_parsers  # `ganrt engine build|prebuild|info` (TensorRT engine cache)
 
     add_engine_parsers(sub)
 
-    from .sinks.ipc.reader import add_parser as add_shm_read_parser  # `ganrt shm-read NAME`
+    from ..sinks.ipc.reader import add_parser as add_shm_read_parser  # `ganrt shm-read NAME`
 
     add_shm_read_parser(sub)
 
@@ -147,14 +147,14 @@ def _unavailable(msg: str):
 
 
 def _load(args: argparse.Namespace):
-    from .backends.registry import parse_backend, select
-    from .model.manifest import Manifest, Precision, bundled_model_dir
-    from .model.profiles import DEFAULT_PROFILE, DeviceProfile
+    from ..backends.registry import parse_backend, select
+    from ..model.manifest import Manifest, Precision, bundled_model_dir
+    from ..model.profiles import DEFAULT_PROFILE, DeviceProfile
 
     backend = parse_backend(args.backend)
     precision = Precision.parse(args.precision) if args.precision else None
     profile = DeviceProfile.load(args.profile or DEFAULT_PROFILE)
-    from .triton_cli import apply_triton_args
+    from .triton_options import apply_triton_args
 
     profile = apply_triton_args(profile, args)  # --triton-* over the profile's [triton]
     manifest = Manifest.load(args.model or bundled_model_dir())
@@ -244,7 +244,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from ganrt.benchmarks import cli as bench_cli
 
-    from .app import DEMO_CINE
+    from .demo import DEMO_CINE
 
     args.source = args.source or str(DEMO_CINE)
     manifest, profile, _ = _load(args)
@@ -265,7 +265,7 @@ def _cmd_bench_realscan(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile_validate(args: argparse.Namespace) -> int:
-    from .model.profiles import DeviceProfile
+    from ..model.profiles import DeviceProfile
 
     for f in args.file:
         p = DeviceProfile.load(f)
@@ -275,7 +275,7 @@ def _cmd_profile_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile_list(_args: argparse.Namespace) -> int:
-    from .model.profiles import DeviceProfile, shipped_profiles
+    from ..model.profiles import DeviceProfile, shipped_profiles
 
     for f in shipped_profiles():
         p = DeviceProfile.load(f)
@@ -284,20 +284,20 @@ def _cmd_profile_list(_args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .run_cmd import run_stream  # one source: stream.stream_once; several: multistream.run_streams
+    from .run import run_stream  # one source: stream.stream_once; several: multistream.run_streams
 
     return run_stream(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .app import run_demo
+    from .demo import run_demo
 
     return run_demo(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .sinks import outpaths
-    from .serve import signals
+    from ..sinks import outpaths
+    from ..serve import signals
 
     with signals.handled():  # first: a Ctrl-C while the parser imports is one line too
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings are not ours to print twice

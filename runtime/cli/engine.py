@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 TRT_ARTIFACTS = ("fp16", "int8-trt", "fp32")
 
@@ -50,8 +50,8 @@ def add_engine_parsers(sub) -> None:
 
 
 def _artifact(manifest, profile, choice: str | None):
-    from .backends.tensorrt.identity import check_trt_precision
-    from .model.manifest import Precision
+    from ..backends.tensorrt.identity import check_trt_precision
+    from ..model.manifest import Precision
 
     precision = Precision.parse(choice) if choice else profile.precision
     art = manifest.artifact_for(precision)
@@ -60,7 +60,7 @@ def _artifact(manifest, profile, choice: str | None):
 
 
 def _build_one(manifest, profile, artifact, cache: Path | None, no_build: bool) -> str:
-    from .backends.tensorrt.cache import TensorRTBuilder, load_or_build
+    from ..backends.tensorrt.cache import TensorRTBuilder, load_or_build
 
     builder = TensorRTBuilder()  # BackendUnavailable (exit 4) when TensorRT is missing
     res = load_or_build(manifest, artifact, profile, cache, no_build, builder=builder)
@@ -77,8 +77,8 @@ def _build_one(manifest, profile, artifact, cache: Path | None, no_build: bool) 
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .model.manifest import Manifest
-    from .model.profiles import DeviceProfile
+    from ..model.manifest import Manifest
+    from ..model.profiles import DeviceProfile
 
     profile = DeviceProfile.load(args.profile)
     manifest = Manifest.load(args.bundle)
@@ -88,8 +88,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_prebuild(args: argparse.Namespace) -> int:
-    from .model.manifest import Manifest, bundled_model_dir
-    from .model.profiles import DeviceProfile
+    from ..model.manifest import Manifest, bundled_model_dir
+    from ..model.profiles import DeviceProfile
 
     profile = DeviceProfile.load(args.profile)
     if not any(b.value == "tensorrt" for b in profile.backends):
@@ -104,9 +104,9 @@ def _cmd_prebuild(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .backends.tensorrt.cache import EngineCache
+    from ..backends.tensorrt.cache import EngineCache
 
-    from .backends.tensorrt.probe import environment
+    from ..backends.tensorrt.probe import environment
 
     cache = EngineCache(args.cache)
     entries, problems = cache.entries()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from .backends.triton.contract import Protocol, SharedMemory, TritonOptions
-from .errors import ConfigError
+from ..backends.triton.contract import Protocol, SharedMemory, TritonOptions
+from ..errors import ConfigError
 
 
 def add_triton_args(p: argparse.ArgumentParser) -> None:
