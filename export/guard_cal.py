@@ -17,7 +17,7 @@ frame is tiled and when a frame goes raw whole. Each setting in ``CANDIDATES`` i
   and non-local means) and the frame itself. Kept: at least ``KEEP_SHARE`` of the region enhanced.
 
 A colour model (intraop-enhance) is calibrated the same way on the real tuning photographs
-(realphotos.TUNE), in CIELAB (tone.py's colour limits): its negatives add two white-balance
+(realphotos.TUNE), in CIELAB (runtime/trust/tone.py's colour limits): its negatives add two white-balance
 casts and a desaturation, its positives are the same tone-neutral filters in colour (bilateral,
 colour non-local means at the strength ``_tone_neutral`` uses).
 

@@ -1,7 +1,7 @@
 """`ganrt demo` and what `ganrt run` shares with it: the checks around the model and the printed report.
 
 Both go through ``stream.stream_once`` (one source on its own runner); `ganrt run` with
-several sources goes through ``multistream.run_streams`` (see run_cmd.py).
+several sources goes through ``multistream.run_streams`` (see run.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Inference runs in one worker thread so a hanging runner cannot stop the stream: 
 frame's deadline the frame is shown raw (TIMEOUT; a result that comes later is never shown: LATE)
 and, while that call is still stuck, later frames are shown raw at once (BACKOFF).
 
-Around the model, ``guard`` (see guard.py) limits it to the imaging region (the model sees
+Around the model, ``guard`` (see trust/guard.py) limits it to the imaging region (the model sees
 only the region's box; everything outside is the raw frame), checks its fidelity, measures
 change and flicker, and masks PHI before the sinks. With the default ``GuardConfig`` the
 region is the whole frame and there is no fidelity check or masking.

@@ -199,7 +199,7 @@ class DicomSource(SourceBase):
         super().__init__(name, fps=fps_from_tags(ds), frame_count=self._n,
                          modality=str(ds.get("Modality", "US") or "US"), **kw)
         tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-        # the scanner's own map of its image areas: a hint for the imaging region (region.py checks it)
+        # the scanner's own map of its image areas: a hint for the imaging region (trust/region.py checks it)
         self.us_regions: tuple[UsRegion, ...] = read_regions(ds)
         self.meta = replace(self.meta, pixel_spacing_mm=pixel_spacing_mm(ds, self.us_regions), extra={
             "photometric": self._convert.photometric, "bits_stored": self._convert.bits_stored,

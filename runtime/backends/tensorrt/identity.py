@@ -19,7 +19,7 @@ What is deliberately *not* part of the identity:
   and build (``Toolkit.tensorrt_build``: the wheel or system package, which fixes its CUDA major)
   and the driver.
 
-Device facts come from ``probe_device()`` (``cuda_probe.py``), which imports cuda-python lazily
+Device facts come from ``probe_device()`` (``probe.py``), which imports cuda-python lazily
 (``cuda.bindings.runtime``; pycuda as the alternative) and raises ``BackendUnavailable`` with
 one line when there is no GPU or driver, or the driver is older than the helper's CUDA.
 """
