@@ -342,6 +342,3 @@ def _call(args: argparse.Namespace) -> int:
         print(f"ganrt: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
         return 70
 
-
-if __name__ == "__main__":
-    sys.exit(main())
