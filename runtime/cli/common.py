@@ -10,11 +10,11 @@ import argparse
 import json
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import EXIT_CODES, GanrtError
+from ..errors import EXIT_CODES, ConfigError, GanrtError, ModelError
 
 if TYPE_CHECKING:
     from ..backends.registry import Selection
-    from ..model.manifest import Manifest
+    from ..model.manifest import Manifest, Precision
     from ..model.profiles import DeviceProfile
     from ..records.report import Report
 
@@ -44,6 +44,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     add_triton_args(p)
 
 
+def parse_precision(text: str | None) -> Precision | None:
+    """``--precision``: an unknown name is a bad option (exit 2, as an unknown ``--backend`` is), not a bad model."""
+    from ..model.manifest import Precision
+
+    if not text:
+        return None
+    try:
+        return Precision.parse(text)
+    except ModelError as exc:  # the same message; ModelError is for a bundle naming an unknown precision
+        raise ConfigError(str(exc)) from None
+
+
 class LoadedModel(NamedTuple):
     manifest: Manifest
     profile: DeviceProfile
@@ -54,12 +66,12 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
     """The bundle, the device profile (with the ``--triton-*`` overrides) and the runner the options of
     `add_model_args` ask for; every bad option fails here, before a source or an output is opened."""
     from ..backends.registry import parse_backend, select
-    from ..model.manifest import Manifest, Precision, bundled_model_dir
+    from ..model.manifest import Manifest, bundled_model_dir
     from ..model.profiles import DEFAULT_PROFILE, DeviceProfile
     from .triton_options import apply_triton_args
 
     backend = parse_backend(args.backend)
-    precision = Precision.parse(args.precision) if args.precision else None
+    precision = parse_precision(args.precision)
     profile = DeviceProfile.load(args.profile or DEFAULT_PROFILE)
     profile = apply_triton_args(profile, args)  # --triton-* over the profile's [triton]
     manifest = Manifest.load(args.model or bundled_model_dir())
