@@ -1,4 +1,8 @@
-"""`ganrt export ...` subcommands (needs ganrt[export]: torch, onnxscript, scikit-image, ...)."""
+"""`ganrt export ...` subcommands (needs ganrt[export]: torch, onnxscript, scikit-image, ...).
+
+A plug-in of ``ganrt.runtime.cli.registry``: imported whenever the parser is built (`ganrt --help`
+runs without torch), so torch and the training code are imported inside the actions.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,17 @@ import json
 import logging
 from pathlib import Path
 
+from ganrt.runtime.cli.registry import Command
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.model.manifest import bundled_model_dir
 
 
+def _add_export(ex: argparse.ArgumentParser) -> None:
+    add_parsers(ex.add_subparsers(dest="export_command", metavar="ACTION"))
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The actions of `ganrt export`, added to ``sub``."""
     p = sub.add_parser("pipeline", help="simulate -> train teacher -> distill student -> ONNX -> quantize -> gate -> bundle")
     p.add_argument("--task", default="us-enhance")
     p.add_argument("--out", type=Path, default=None, help="bundle directory (default: the packaged model's)")
@@ -155,3 +165,6 @@ def _fidelity(args: argparse.Namespace) -> int:
           f"lowest score {cal['floor_db']} dB, median {cal['median_db']} dB over {cal['frames']} held-out frames x "
           f"{len(cal['floor_by_artifact'])} artifacts; catches {100 * cal['blob_catch_rate']:.0f}% of synthetic blobs")
     return 0
+
+
+COMMANDS = (Command("export", "train, distill, export, quantize, gate (needs ganrt[export])", build=_add_export),)

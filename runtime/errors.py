@@ -58,7 +58,10 @@ class OutputError(GanrtError):
 #: Exit status after SIGHUP, SIGINT (Ctrl-C), SIGTERM: the run finished its outputs first.
 SIGNAL_EXIT = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}
 
-#: Documented exit codes (README, `ganrt --help`).
+#: A bug, not a user mistake (BSD sysexits' EX_SOFTWARE): one line unless --debug.
+INTERNAL_ERROR = 70
+
+#: Documented exit codes (README, `ganrt --help`), in the order `--help` lists them.
 EXIT_CODES: dict[str, int] = {
     "ok": 0,
     GanrtError.__name__: GanrtError.exit_code,
@@ -72,4 +75,5 @@ EXIT_CODES: dict[str, int] = {
     "hangup": 129,
     "interrupted": 130,
     "terminated": 143,
+    "internal error": INTERNAL_ERROR,
 }

@@ -1,4 +1,4 @@
-"""`ganrt demo` and what `ganrt run` shares with it: the checks around the model and the printed report.
+"""`ganrt demo` and what `ganrt run` shares with it: the checks around the model.
 
 Both go through ``stream.stream_once`` (one source on its own runner); `ganrt run` with
 several sources goes through ``multistream.run_streams`` (see run.py).
@@ -7,25 +7,29 @@ several sources goes through ``multistream.run_streams`` (see run.py).
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..trust.domain import DomainConfig
-from ..trust.fidelity import FidelityConfig
-from ..trust.guard import GuardConfig
-from ..model.manifest import Manifest
-from ..model.profiles import DeviceProfile
-from ..trust.region import RegionConfig
-from ..records.report import Report
-from ..sinks.specs import parse_sinks
-from ..serve.stream import RunSetup, StreamSpec, stream_once
-from ..trust.temporal import TemporalConfig
-from ..trust.tone import ToneConfig
+from .common import add_model_args, budget_ms, load_model, print_report
+from .registry import Command
+
+if TYPE_CHECKING:
+    from ..model.manifest import Manifest
+    from ..model.profiles import DeviceProfile
+    from ..trust.guard import GuardConfig
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # in the ganrt.runtime package
 DEMO_CINE = ASSETS / "sim_cine_512.mp4"
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    add_model_args(p)
+    p.add_argument("--out", type=Path, default=Path("out"))
+    p.add_argument("--budget-ms", type=budget_ms, default=None)
+    p.add_argument("--no-overlay", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def guard_config(profile: DeviceProfile, manifest: Manifest, *, region: str | None = None, mask_phi: bool = False,
@@ -34,6 +38,13 @@ def guard_config(profile: DeviceProfile, manifest: Manifest, *, region: str | No
     fidelity threshold, the local-mean limits and the input domain from the manifest (defaults
     when it has none; ``fidelity=False`` turns all three output checks off). Without a [region]
     the bundle's modality decides (ultrasound: detected, see RegionConfig.default_for)."""
+    from ..trust.domain import DomainConfig
+    from ..trust.fidelity import FidelityConfig
+    from ..trust.guard import GuardConfig
+    from ..trust.region import RegionConfig
+    from ..trust.temporal import TemporalConfig
+    from ..trust.tone import ToneConfig
+
     base = profile.region if profile.region is not None else RegionConfig.default_for(manifest.modality)
     return GuardConfig(
         region=RegionConfig.parse(region, base=base) if region else base,
@@ -45,35 +56,15 @@ def guard_config(profile: DeviceProfile, manifest: Manifest, *, region: str | No
     )
 
 
-def _print(report: Report, args: argparse.Namespace, title: str) -> None:
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(f"== {title}")
-        print(report.format_table())
-        missed = report.passthrough.get("predicted-miss", 0)
-        if report.frames_out and missed > report.frames_out / 2:
-            infer = report.latency.get("infer_ms")
-            p95 = f"{infer.p95:.0f} ms" if infer is not None and infer.n else "?"
-            print(f"note: {missed} of {report.frames_out} frames were shown raw because inference (p95 {p95}) "
-                  f"does not fit the {report.budget_ms:g} ms budget on this machine; a longer --budget-ms "
-                  f"or a faster backend/profile enhances more of them")
-        checked = {k: report.passthrough.get(k, 0) for k in ("mean-shift", "out-of-distribution", "fidelity")}
-        if report.frames_out and sum(checked.values()) > report.frames_out / 2:
-            why = ", ".join(f"{k} {v}" for k, v in checked.items() if v)
-            print(f"note: {sum(checked.values())} of {report.frames_out} frames were shown raw by the output checks "
-                  f"({why}): the model would have moved the local brightness, invented structure, or was given a "
-                  f"frame unlike its training data; see README 'Trust checks'")
-
-
 def run_demo(args: argparse.Namespace) -> int:
     """The embedded default: the bundled simulated cine (looped to 6 s) replayed at its native
     30 fps, plus the real echocardiography cine that ships with pydicom when it is installed.
     The imaging region is detected (the echo cine's scanner UI stays untouched) and every
     enhanced frame passes the fidelity check."""
-    from . import _load
+    from ..serve.stream import RunSetup, StreamSpec, stream_once
+    from ..sinks.specs import parse_sinks
 
-    manifest, profile, selection = _load(args)
+    manifest, profile, selection = load_model(args)
     if not DEMO_CINE.exists():
         raise ConfigError(f"bundled demo cine missing: {DEMO_CINE}")
     specs = [StreamSpec(str(DEMO_CINE), args.out, "demo_", realtime=True, loop=True, max_frames=180)]
@@ -90,6 +81,12 @@ def run_demo(args: argparse.Namespace) -> int:
                      overlay=not args.no_overlay)
     for spec in specs:
         report = stream_once(spec, setup)
-        _print(report, args, f"{Path(spec.source).name} -> {args.out}/{spec.stem}side_by_side.mp4, "
-                             f"{spec.stem}record.jsonl, {spec.stem}report.json")
+        print_report(report, args, f"{Path(spec.source).name} -> {args.out}/{spec.stem}side_by_side.mp4, "
+                                   f"{spec.stem}record.jsonl, {spec.stem}report.json")
     return 0
+
+
+COMMANDS = (
+    Command("demo", "bundled ultrasound cine through the bundled student; writes video, record, report",
+            build=_add_args, handler=run_demo, epilog=True),
+)

@@ -18,13 +18,13 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from .registry import Command
 
 TRT_ARTIFACTS = ("fp16", "int8-trt", "fp32")
 
 
-def add_engine_parsers(sub) -> None:
-    """Add the `engine` command group to the top-level subparsers ``sub``."""
-    e = sub.add_parser("engine", help="TensorRT engine cache: build, prebuild, info (needs ganrt[trt] to build)")
+def _add_actions(e: argparse.ArgumentParser) -> None:
+    """The actions of the `engine` command group."""
     es = e.add_subparsers(dest="engine_command", metavar="ACTION")
 
     b = es.add_parser("build", help="build (or with --no-build only verify) the engine for a bundle and profile")
@@ -144,3 +144,8 @@ def _hw(shape) -> str:
 
 def _cuda(v: int) -> str:
     return f"{v // 1000}.{(v % 1000) // 10}" if v else "?"
+
+
+COMMANDS = (
+    Command("engine", "TensorRT engine cache: build, prebuild, info (needs ganrt[trt] to build)", build=_add_actions),
+)

@@ -98,7 +98,7 @@ def test_single_bench_keeps_its_keys_and_reports_spread(bundle, capsys):
     (("--repeats", "0"), ConfigError.exit_code, "--repeats"),
     (("--inputs", "0"), ConfigError.exit_code, "--inputs"),
     (("--compare", "int8-trt"), BackendUnavailable.exit_code, "no int8-trt artifact"),
-    (("--precision", "int3"), ModelError.exit_code, "unknown precision"),
+    (("--precision", "int3"), ConfigError.exit_code, "unknown precision"),
 ])
 def test_bad_bench_options_are_one_line(bundle, capsys, argv, code, fragment):
     rc, _, err = _run(capsys, "bench", "--model", str(bundle), "--shape", "1x1x32x32", *FAST, *argv)

@@ -109,6 +109,7 @@ CASES = [
     Case("shm-without-name", lambda ws: run_args(ws, "--sink", "shm"), 2, "needs a target"),
     Case("two-stdout-pipes", lambda ws: run_args(ws, "--sink", "pipe:-", "--sink", "pipe:-"), 2, "stdout"),
     Case("unknown-backend", lambda ws: run_args(ws, "--backend", "cuda-magic"), 2, "cuda-magic"),
+    Case("precision-unknown", lambda ws: run_args(ws, "--precision", "fp7"), 2, "precision"),
     Case("bad-region", lambda ws: run_args(ws, "--region", "1,2,three"), 2, "region"),
     Case("bad-temporal", lambda ws: run_args(ws, "--temporal-filter", "median:9"), 2, "temporal"),
     # --- profiles (2) ------------------------------------------------------------------------
@@ -155,7 +156,6 @@ CASES = [
          "manifest"),
     Case("manifest-not-json", lambda ws: (ws.write_manifest("{not json"), run_args(ws))[1], 3, "manifest"),
     Case("artifact-tampered", _tamper, 3, "sha256 mismatch"),
-    Case("precision-unknown", lambda ws: run_args(ws, "--precision", "fp7"), 3, "precision"),
     # --- sources (6) --------------------------------------------------------------------------
     Case("source-missing", lambda ws: run_args(ws, source=ws.root / "nope.mp4"), 6, "nope.mp4"),
     Case("source-empty-file", lambda ws: run_args(ws, source=ws.file("empty.mp4", b"")), 6, "empty.mp4"),

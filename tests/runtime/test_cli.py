@@ -120,7 +120,7 @@ def test_unknown_backend_and_precision(tmp_path, bundle, capsys):
     assert rc == BackendUnavailable.exit_code
     _one_line_error(err, "tensorrt")
     rc, _, err = _run(capsys, "bench", "--model", str(bundle), "--precision", "int3")
-    assert rc == ModelError.exit_code
+    assert rc == ConfigError.exit_code
     _one_line_error(err, "unknown precision")
 
 
