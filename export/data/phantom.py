@@ -425,12 +425,11 @@ def make_phantom(
     ellipses = _place_lesions(rng, room, lesion_kinds, placed)
     tubes: list[Tube] = []
     if Structure.VESSEL in chosen:
-        if rng.random() < 0.5:
-            vessel = _vessel_across(rng, room, placed)
-            ellipses += [vessel] if vessel is not None else []
-        else:
-            tube = _vessel_along(rng, room, placed)
-            tubes += [tube] if tube is not None else []
+        vessel = _vessel_across(rng, room, placed) if rng.random() < 0.5 else _vessel_along(rng, room, placed)
+        if isinstance(vessel, Ellipse):
+            ellipses.append(vessel)
+        elif vessel is not None:
+            tubes.append(vessel)
     points = np.zeros((0, 2), np.float32)
     if Structure.POINT_TARGET in chosen:
         points = _point_targets(rng, room, placed[0])
