@@ -18,7 +18,7 @@ import math
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
@@ -36,6 +36,9 @@ from ganrt.runtime.frames import Frame
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir, sha256_file
 from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.model.profiles import DeviceProfile
+
+if TYPE_CHECKING:
+    from ganrt.export.tasks import PairSet
 
 SPEED_MEASURED = ("host wall time per uint8 frame -> uint8 frame: student/teacher = pre + runner.infer + post "
                   "(ganrt.runtime.model.ops.Enhancer, as in the pipeline); filter = its OpenCV call")
@@ -142,72 +145,82 @@ def note_line(r: dict) -> str:
     return f"Where {name} is not ahead: " + "; ".join(parts) + "."
 
 
-def run(manifest: Manifest, profile: DeviceProfile, cfg: BaselinesConfig) -> dict[str, Any]:
-    from ganrt.export.tasks import get_task
-
-    task = get_task(manifest.task)
-    held = Q.pairs(task, Q.HELD_OUT_SEED0, cfg.frames, cfg.hw)
-    calib = Q.pairs(task, Q.CALIBRATION_SEED0, cfg.calib_frames, cfg.hw)
-    cin = Q.cine(Q.CINE_SEED, cfg.cine_frames, cfg.hw)
-    kinds, not_applicable = applicable(cfg.filters, manifest.scale)
-
-    # filters: pick parameters on the calibration seeds
+def _filter_methods(kinds: list[FilterKind], scale: int, calib: PairSet, cfg: BaselinesConfig) -> tuple[dict, list[Method]]:
+    """Each classic filter with its parameters picked on the calibration seeds, and the sweep tables."""
     sweeps, methods = {}, []
     for k in kinds:
-        specs = grid(k, manifest.scale)
+        specs = grid(k, scale)
         best, table = Q.sweep(specs, calib) if len(specs) > 1 else (specs[0], [])
         sweeps[k.value] = {"objective": f"mean PSNR vs target, calibration seeds {Q.CALIBRATION_SEED0}.."
                                         f"{Q.CALIBRATION_SEED0 + cfg.calib_frames - 1} at {cfg.hw}x{cfg.hw}",
                            "chosen": dict(best.params), "table": table}
         methods.append(Method(k.value, "filter", best.apply, {"params": dict(best.params), "call": best.describe()}))
+    return sweeps, methods
 
+
+def _student_methods(stack: ExitStack, manifest: Manifest, profile: DeviceProfile,
+                     cfg: BaselinesConfig) -> list[Method]:
+    """The student at each precision through ONNX Runtime (runners held open by ``stack``)."""
     deployed = select(manifest, Backend.AUTO, profile).precision
     # int8-trt is left out by default: it is built for TensorRT, and this CPU's fused ORT kernels saturate
     # its signed activations (see the gate semantics in the manifest); its quality on exact Q/DQ
     # arithmetic is in the student-vs-teacher result.
     precisions = cfg.precisions or tuple(p for p in Precision if p is not Precision.INT8_TRT
                                          and any(a.precision is p for a in manifest.artifacts.values()))
-    t = profile.threads
-    with ExitStack() as stack:
-        for p in precisions:
-            sel = select(manifest, Backend.ONNXRUNTIME, profile, p)
-            runner = stack.enter_context(sel.runner)
-            enh = Enhancer(runner, manifest, artifact=sel.artifact)
-            methods.insert(len([m for m in methods if m.kind == "student"]),
-                           Method(f"student {p.value}", "student", _enhancer_fn(enh),
-                                  {"precision": p.value, "artifact": sel.artifact.path.name,
-                                   "runner": runner.io.description, "deployed": p is deployed}))
-        if cfg.teacher is not None:
-            tm = _teacher_manifest(manifest, Path(cfg.teacher))
-            runner = stack.enter_context(OnnxRuntimeRunner(tm.artifacts["fp32"], (Provider.CPU,), t.intra_op, t.inter_op,
-                                                           spin=t.spin))
-            teacher = Enhancer(runner, tm, artifact=tm.artifacts["fp32"])
-            methods.append(Method("teacher fp32", "teacher", _enhancer_fn(teacher),
-                                  {"path": str(cfg.teacher), "runner": runner.io.description}, per_round=1))
+    methods = []
+    for p in precisions:
+        sel = select(manifest, Backend.ONNXRUNTIME, profile, p)
+        runner = stack.enter_context(sel.runner)
+        enh = Enhancer(runner, manifest, artifact=sel.artifact)
+        methods.append(Method(f"student {p.value}", "student", _enhancer_fn(enh),
+                              {"precision": p.value, "artifact": sel.artifact.path.name,
+                               "runner": runner.io.description, "deployed": p is deployed}))
+    return methods
 
+
+def _teacher_method(stack: ExitStack, manifest: Manifest, profile: DeviceProfile, path: Path) -> Method:
+    """The teacher ONNX on the CPU under the student's I/O contract; one call per timing round (it is slow)."""
+    t = profile.threads
+    tm = _teacher_manifest(manifest, path)
+    runner = stack.enter_context(OnnxRuntimeRunner(tm.artifacts["fp32"], (Provider.CPU,), t.intra_op, t.inter_op,
+                                                   spin=t.spin))
+    teacher = Enhancer(runner, tm, artifact=tm.artifacts["fp32"])
+    return Method("teacher fp32", "teacher", _enhancer_fn(teacher),
+                  {"path": str(path), "runner": runner.io.description}, per_round=1)
+
+
+def _speed(methods: list[Method], cfg: BaselinesConfig) -> dict[str, dict]:
+    """Every method in the interleaved timing harness on uint8 frames at the speed resolution."""
+    frames = _speed_frames(cfg.speed_hw)
+    plan = Plan(iterations=cfg.rounds * cfg.per_round, per_round=cfg.per_round, blocks=min(4, cfg.rounds))
+    cands = [Candidate(m.name, lambda i, fn=m.fn: fn(frames[i % len(frames)]), per_round=m.per_round,
+                       iterations=cfg.rounds if m.per_round == 1 else None,
+                       warmup=Warmup(1) if m.per_round == 1 else None) for m in methods]
+    samples = run_interleaved(cands, plan, Warmup(cfg.warmup))
+    return analyse(samples, plan, methods[0].name)
+
+
+def _measure(manifest: Manifest, profile: DeviceProfile, cfg: BaselinesConfig, filters: list[Method],
+             held: PairSet, cin: Q.Cine) -> list[dict]:
+    """One row per method (students first, then filters, then the teacher): quality, flicker and speed."""
+    with ExitStack() as stack:
+        methods = _student_methods(stack, manifest, profile, cfg) + filters
+        if cfg.teacher is not None:
+            methods.append(_teacher_method(stack, manifest, profile, Path(cfg.teacher)))
         rows = []
         for m in methods:
             rows.append({"name": m.name, "kind": m.kind, **m.info, "quality": Q.judge(m.fn, held),
                          "flicker": Q.flicker(m.fn, cin)})
-
-        frames = _speed_frames(cfg.speed_hw)
-        plan = Plan(iterations=cfg.rounds * cfg.per_round, per_round=cfg.per_round, blocks=min(4, cfg.rounds))
-        cands = [Candidate(m.name, lambda i, fn=m.fn: fn(frames[i % len(frames)]), per_round=m.per_round,
-                           iterations=cfg.rounds if m.per_round == 1 else None,
-                           warmup=Warmup(1) if m.per_round == 1 else None) for m in methods]
-        samples = run_interleaved(cands, plan, Warmup(cfg.warmup))
-        stats = analyse(samples, plan, methods[0].name)
+        stats = _speed(methods, cfg)
     for row in rows:
         st = stats[row["name"]]
         row.update(latency_ms=st["latency_ms"], throughput_fps=st["throughput_fps"], spread_blocks=st["spread_blocks"])
+    return rows
 
-    ident = lambda u8: u8  # noqa: E731 - the raw frame, through the same uint8 path
-    reference = {"input": {**Q.judge(ident, held), "flicker_change": Q.flicker(None, cin)["input"]},
-                 "target": {**Q.quality(held.targets, held), "flicker_change": Q.flicker(None, cin)["target"]}}
-    student_row = next(r for r in rows if r["kind"] == "student" and r.get("deployed")) if any(
-        r.get("deployed") for r in rows) else next(r for r in rows if r["kind"] == "student")
-    result = {
-        "benchmark": "baselines", "task": manifest.task, "model_id": manifest.model_id,
+
+def _sets(cfg: BaselinesConfig) -> dict[str, dict]:
+    """What the quality, calibration, cine and speed numbers were measured on."""
+    return {
         "quality_set": {"seeds": [Q.HELD_OUT_SEED0, Q.HELD_OUT_SEED0 + cfg.frames - 1], "frames": cfg.frames,
                         "hw": [cfg.hw, cfg.hw], "region": "PSNR/SSIM whole frame; gCNR lesion vs ring; speckle SNR "
                                                           "homogeneous tissue"},
@@ -218,6 +231,28 @@ def run(manifest: Manifest, profile: DeviceProfile, cfg: BaselinesConfig) -> dic
         "speed": {"hw": [cfg.speed_hw, cfg.speed_hw], "measured": SPEED_MEASURED, "rounds": cfg.rounds,
                   "per_round": cfg.per_round, "order": "interleaved round-robin (teacher: 1 call per round)",
                   "note": "filter parameters were chosen at the quality resolution and used unchanged here"},
+    }
+
+
+def run(manifest: Manifest, profile: DeviceProfile, cfg: BaselinesConfig) -> dict[str, Any]:
+    from ganrt.export.tasks import get_task
+
+    task = get_task(manifest.task)
+    held = Q.pairs(task, Q.HELD_OUT_SEED0, cfg.frames, cfg.hw)
+    calib = Q.pairs(task, Q.CALIBRATION_SEED0, cfg.calib_frames, cfg.hw)
+    cin = Q.cine(Q.CINE_SEED, cfg.cine_frames, cfg.hw)
+    kinds, not_applicable = applicable(cfg.filters, manifest.scale)
+    sweeps, filters = _filter_methods(kinds, manifest.scale, calib, cfg)
+    rows = _measure(manifest, profile, cfg, filters, held, cin)
+
+    ident = lambda u8: u8  # noqa: E731 - the raw frame, through the same uint8 path
+    reference = {"input": {**Q.judge(ident, held), "flicker_change": Q.flicker(None, cin)["input"]},
+                 "target": {**Q.quality(held.targets, held), "flicker_change": Q.flicker(None, cin)["target"]}}
+    student_row = next(r for r in rows if r["kind"] == "student" and r.get("deployed")) if any(
+        r.get("deployed") for r in rows) else next(r for r in rows if r["kind"] == "student")
+    result = {
+        "benchmark": "baselines", "task": manifest.task, "model_id": manifest.model_id,
+        **_sets(cfg),
         "reference": reference,
         "methods": rows,
         "sweep": sweeps,
@@ -226,6 +261,7 @@ def run(manifest: Manifest, profile: DeviceProfile, cfg: BaselinesConfig) -> dic
     }
     result["student_not_ahead"] = _not_ahead(student_row, rows, reference["target"])
     result["note"] = note_line(result)
+    t = profile.threads
     result["environment"] = environment({"profile": profile.name, "intra_op": t.intra_op, "inter_op": t.inter_op,
                                          "spin": t.spin, "opencv": cv2.getNumThreads()})
     return result

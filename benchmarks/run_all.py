@@ -106,20 +106,31 @@ def _plot(fn, *args) -> None:
         print(f"   (no plot: {exc})", file=sys.stderr)
 
 
-def run(cfg: RunAllConfig) -> int:
-    from ganrt.benchmarks import baselines, cpu_peak, pipeline_bench, readme_table, repeatability, roofline
+@dataclass(frozen=True)
+class _Ctx:
+    """What every step reads: the config, the output folder, the bundle and profile loaded once."""
 
-    out = cfg.out
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.load(cfg.model)
-    profile = DeviceProfile.load(cfg.profile)
-    step = _Steps()
-    t_all = time.perf_counter()
+    cfg: RunAllConfig
+    out: Path
+    manifest: Manifest
+    profile: DeviceProfile
 
-    peak_cfg = cpu_peak.PeakConfig(threads=profile.threads.intra_op,
+
+def _cpu_peak(ctx: _Ctx) -> Path:
+    """This CPU's sustained conv rates and bandwidth: the roofline's ceilings."""
+    from ganrt.benchmarks import cpu_peak
+
+    peak_cfg = cpu_peak.PeakConfig(threads=ctx.profile.threads.intra_op,
                                    **({"convs": ((16, 64),), "matmul": 128, "iterations": 3, "copy_mib": 16}
-                                      if cfg.quick else {}))
-    peak = step("cpu_peak", lambda: _json(out / "cpu_peak.json", cpu_peak.measure(peak_cfg)))
+                                      if ctx.cfg.quick else {}))
+    return _json(ctx.out / "cpu_peak.json", cpu_peak.measure(peak_cfg))
+
+
+def _compare_runs(ctx: _Ctx, step: _Steps) -> list[dict | None]:
+    """`ganrt bench --compare` twice in fresh processes, then run 2 against run 1's spread (when both ran)."""
+    from ganrt.benchmarks import repeatability
+
+    cfg, out = ctx.cfg, ctx.out
     runs = [step(f"compare run {i}", lambda i=i: _compare_run(cfg, out / f"compare_cpu_run{i}.json")) for i in (1, 2)]
     if all(runs):
         rep = repeatability.compare_runs(*runs)
@@ -130,78 +141,89 @@ def run(cfg: RunAllConfig) -> int:
             from ganrt.benchmarks.plots import model_plots
 
             _plot(model_plots, runs[0], out, "compare_cpu")
+    return runs
 
-    def _pipeline(checks: bool = True) -> dict:
-        pc = pipeline_bench.PipelineBenchConfig(frames=30 if cfg.quick else 300, checks=checks)
-        r = pipeline_bench.run_pipeline_bench(manifest, profile, pc)
-        stem = "pipeline_cpu" if checks else "pipeline_cpu_nochecks"
-        _json(out / f"{stem}.json", r)
-        (out / f"{stem}.md").write_text(pipeline_bench.to_markdown(r))
-        if cfg.plots and checks:
-            from ganrt.benchmarks.plots import pipeline_plots
 
-            _plot(pipeline_plots, r, out, "pipeline_cpu")
-        return r
+def _pipeline(ctx: _Ctx, checks: bool = True) -> dict:
+    """`ganrt bench pipeline`, with or without the checks (the bare loop: timing without their verdicts)."""
+    from ganrt.benchmarks import pipeline_bench
 
-    step("pipeline", _pipeline)
-    step("pipeline_nochecks", lambda: _pipeline(checks=False))  # the bare loop: timing without the checks' verdicts
+    cfg, out = ctx.cfg, ctx.out
+    pc = pipeline_bench.PipelineBenchConfig(frames=30 if cfg.quick else 300, checks=checks)
+    r = pipeline_bench.run_pipeline_bench(ctx.manifest, ctx.profile, pc)
+    stem = "pipeline_cpu" if checks else "pipeline_cpu_nochecks"
+    _json(out / f"{stem}.json", r)
+    (out / f"{stem}.md").write_text(pipeline_bench.to_markdown(r))
+    if cfg.plots and checks:
+        from ganrt.benchmarks.plots import pipeline_plots
 
-    def _baselines() -> dict:
-        bc = baselines.BaselinesConfig(teacher=cfg.teacher, **(
-            {"frames": 3, "hw": 128, "calib_frames": 2, "cine_frames": 3, "speed_hw": 128, "rounds": 2, "per_round": 3,
-             "warmup": 1} if cfg.quick else {}))
-        r = baselines.run(manifest, profile, bc)
-        baselines.write(r, out, plot=False)
-        if cfg.plots:
-            from ganrt.benchmarks.plots import quality_latency_plot
+        _plot(pipeline_plots, r, out, "pipeline_cpu")
+    return r
 
-            _plot(quality_latency_plot, r, out, f"{r['task']}_baselines")
-        return r
 
-    step("baselines", _baselines)
+def _baselines(ctx: _Ctx) -> dict:
+    """Student, teacher and classic filters: quality and speed."""
+    from ganrt.benchmarks import baselines
 
-    def _realscan() -> dict:  # the bundled students on the real scans installed (pydicom, pydicom-data)
-        from ganrt.benchmarks.realscan import RealscanConfig, write
+    cfg, out = ctx.cfg, ctx.out
+    bc = baselines.BaselinesConfig(teacher=cfg.teacher, **(
+        {"frames": 3, "hw": 128, "calib_frames": 2, "cine_frames": 3, "speed_hw": 128, "rounds": 2, "per_round": 3,
+         "warmup": 1} if cfg.quick else {}))
+    r = baselines.run(ctx.manifest, ctx.profile, bc)
+    baselines.write(r, out, plot=False)
+    if cfg.plots:
+        from ganrt.benchmarks.plots import quality_latency_plot
 
-        quick = {"max_frames": 2, "acquisitions": ("echo-ybr",), "precisions": ("int8-cpu",)} if cfg.quick else {}
-        return write(RealscanConfig(out=out / "realscan", profile=cfg.profile, **quick))[0]
+        _plot(quality_latency_plot, r, out, f"{r['task']}_baselines")
+    return r
 
-    step("realscan", _realscan)
 
-    svt = None
+def _realscan(ctx: _Ctx) -> dict:
+    """The bundled students on the real scans installed (pydicom, pydicom-data)."""
+    from ganrt.benchmarks.realscan import RealscanConfig, write
+
+    quick = {"max_frames": 2, "acquisitions": ("echo-ybr",), "precisions": ("int8-cpu",)} if ctx.cfg.quick else {}
+    return write(RealscanConfig(out=ctx.out / "realscan", profile=ctx.cfg.profile, **quick))[0]
+
+
+def _student_vs_teacher(ctx: _Ctx) -> dict:
+    """The export's student-vs-teacher comparison (needs the teacher)."""
+    from ganrt.benchmarks import student_vs_teacher
+
+    cfg, out = ctx.cfg, ctx.out
+    student_vs_teacher.main(["--bundle", str(cfg.model), "--teacher", str(cfg.teacher), "--out", str(out)])
+    return json.loads((out / f"{ctx.manifest.task}_student_vs_teacher.json").read_text())
+
+
+def _roofline(ctx: _Ctx, compare: dict | None, svt: dict | None) -> dict:
+    """MACs/bytes per frame and floors, with the latencies measured above beside them."""
+    from ganrt.benchmarks import roofline
+    from ganrt.benchmarks.env import environment
+
+    cfg, out = ctx.cfg, ctx.out
+    models = [(f"student {a.precision.value}", a.precision.value, a.verified_bytes())
+              for p in Precision for a in ctx.manifest.artifacts.values() if a.precision is p]
+    measured: dict[tuple[str, int], float] = {}
+    if compare:
+        for row in compare["candidates"]:
+            measured[(f"student {row['precision']}", row["shape"][2])] = row["latency_ms"]["median"]
     if cfg.teacher is not None and not cfg.quick:
-        def _svt() -> dict:
-            from ganrt.benchmarks import student_vs_teacher
+        models.append(("teacher fp32", "fp32", cfg.teacher.read_bytes()))
+        if svt:  # model-only teacher latency at 512 from the student-vs-teacher run
+            measured[("teacher fp32", 512)] = svt["latency_ms_512"]["teacher_fp32"]["median"]
+    sizes = [int(s) for s in cfg.sizes.split(",")]
+    cpu = json.loads((out / "cpu_peak.json").read_text())
+    r = roofline.report(models, sizes, cpu, f"this CPU ({environment()['cpu']})", measured)
+    _json(out / "roofline.json", r)
+    (out / "roofline.md").write_text(roofline.to_markdown(r))
+    return r
 
-            student_vs_teacher.main(["--bundle", str(cfg.model), "--teacher", str(cfg.teacher), "--out", str(out)])
-            return json.loads((out / f"{manifest.task}_student_vs_teacher.json").read_text())
 
-        svt = step("student vs teacher", _svt)
+def _readme(cfg: RunAllConfig) -> None:
+    """The README results block from the files written: into the README, or printed when it is left alone."""
+    from ganrt.benchmarks import readme_table
 
-    def _roofline() -> dict:
-        models = [(f"student {a.precision.value}", a.precision.value, a.verified_bytes())
-                  for p in Precision for a in manifest.artifacts.values() if a.precision is p]
-        measured: dict[tuple[str, int], float] = {}
-        if runs[0]:
-            for row in runs[0]["candidates"]:
-                measured[(f"student {row['precision']}", row["shape"][2])] = row["latency_ms"]["median"]
-        if cfg.teacher is not None and not cfg.quick:
-            models.append(("teacher fp32", "fp32", cfg.teacher.read_bytes()))
-            if svt:  # model-only teacher latency at 512 from the student-vs-teacher run
-                measured[("teacher fp32", 512)] = svt["latency_ms_512"]["teacher_fp32"]["median"]
-        sizes = [int(s) for s in cfg.sizes.split(",")]
-        cpu = json.loads((out / "cpu_peak.json").read_text())
-        from ganrt.benchmarks.env import environment
-
-        r = roofline.report(models, sizes, cpu, f"this CPU ({environment()['cpu']})", measured)
-        _json(out / "roofline.json", r)
-        (out / "roofline.md").write_text(roofline.to_markdown(r))
-        return r
-
-    if peak:
-        step("roofline", _roofline)
-
-    block = readme_table.render(out)
+    block = readme_table.render(cfg.out)
     if cfg.readme is not None:
         text = cfg.readme.read_text()
         new = readme_table.replace_block(text, block)
@@ -210,14 +232,43 @@ def run(cfg: RunAllConfig) -> int:
         print(f"README results block updated: {cfg.readme}")
     else:
         print(block)
-    total = time.perf_counter() - t_all
-    changed = Manifest.load(cfg.model).model_id != manifest.model_id
+
+
+def _summary(ctx: _Ctx, step: _Steps, total: float) -> int:
+    """Each step's time and status; failing (1) when a step failed or the bundle changed mid-run."""
+    changed = Manifest.load(ctx.cfg.model).model_id != ctx.manifest.model_id
     if changed:  # the bundle was replaced mid-run: the files mix two models
-        step.done.append(("bundle unchanged", 0.0, f"FAILED: {cfg.model} changed during the run; run again"))
+        step.done.append(("bundle unchanged", 0.0, f"FAILED: {ctx.cfg.model} changed during the run; run again"))
     for name, secs, status in step.done:
         print(f"  {name:22s} {secs:7.1f} s  {status}")
-    print(f"  {'total':22s} {total:7.1f} s  -> {out}")
+    print(f"  {'total':22s} {total:7.1f} s  -> {ctx.out}")
     return 1 if step.failed else 0
+
+
+def run(cfg: RunAllConfig) -> int:
+    """Every step in order; a failed step is reported and the rest still run (the roofline needs cpu_peak)."""
+    # Imported up front, as the steps use them: a broken install stops the run before any step.
+    from ganrt.benchmarks import baselines, cpu_peak, pipeline_bench, readme_table, repeatability, roofline  # noqa: F401
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    ctx = _Ctx(cfg, cfg.out, Manifest.load(cfg.model), DeviceProfile.load(cfg.profile))
+    step = _Steps()
+    t_all = time.perf_counter()
+
+    peak = step("cpu_peak", lambda: _cpu_peak(ctx))
+    runs = _compare_runs(ctx, step)
+    step("pipeline", lambda: _pipeline(ctx))
+    step("pipeline_nochecks", lambda: _pipeline(ctx, checks=False))
+    step("baselines", lambda: _baselines(ctx))
+    step("realscan", lambda: _realscan(ctx))
+    svt = None
+    if cfg.teacher is not None and not cfg.quick:
+        svt = step("student vs teacher", lambda: _student_vs_teacher(ctx))
+    if peak:
+        step("roofline", lambda: _roofline(ctx, runs[0], svt))
+
+    _readme(cfg)
+    return _summary(ctx, step, time.perf_counter() - t_all)
 
 
 def main(argv=None) -> int:

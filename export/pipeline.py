@@ -128,27 +128,57 @@ def _check_archs(task: Task, t_arch: TeacherConfig, s_arch: StudentConfig, cfg: 
                               f"{cfg.train_hw[0]}x{cfg.train_hw[1]} targets at scale {task.scale}")
 
 
-def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = True, progress: bool = True) -> dict:
-    """Build a gated bundle in ``out_dir``; training state and the teacher stay in ``run_dir``."""
-    t_start = time.perf_counter()
-    cfg = cfg.resolved()
-    task: Task = get_task(cfg.task)
-    t_arch, s_arch = cfg.teacher_arch, cfg.student_arch
-    _check_archs(task, t_arch, s_arch, cfg)
+@dataclass(frozen=True)
+class _Trained:
+    """The trained networks, the QAT ranges the int8 recipes start from, and what the manifest
+    records of their training."""
+
+    teacher: torch.nn.Module
+    student: torch.nn.Module
+    ranges: list[tuple[float, float, float, float]] | None
+    summaries: dict[str, dict]  # teacher / student / finetune
+    teacher_sha: str
+    student_sha: str
+
+
+@dataclass(frozen=True)
+class _Gated:
+    """Every artifact written into staging and gated: the fp32 reference outputs on the held-out
+    set, ONNX parity, and per precision its gate result and recipe."""
+
+    fp32_out: np.ndarray
+    parity: dict[str, float]  # student / teacher
+    results: dict[str, dict]
+    recipes: dict[str, dict]
+
+
+def _prepare(task: Task, cfg: ExportConfig, out_dir: Path, run_dir: Path) -> Path:
+    """Refuse a bad config before any work, then an empty staging folder next to ``out_dir``."""
+    _check_archs(task, cfg.teacher_arch, cfg.student_arch, cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir.with_name(out_dir.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    return staging
 
+
+def _simulate(task: Task, cfg: ExportConfig) -> tuple[PairBank, PairSet, PairSet]:
+    """Training bank, calibration and held-out pairs from disjoint seed ranges."""
     log.info("simulating %d training, %d calibration, %d held-out pairs", cfg.train_pairs, cfg.calib_frames, cfg.eval_frames)
     train = (task.make_train_pairs or task.make_pairs)(range(TRAIN_SEED0, TRAIN_SEED0 + cfg.train_pairs),
                                                       cfg.train_hw)
     calib = task.make_pairs(range(CALIB_SEED0, CALIB_SEED0 + cfg.calib_frames), cfg.train_hw)
     held: PairSet = task.make_pairs(range(EVAL_SEED0, EVAL_SEED0 + cfg.eval_frames), cfg.train_hw)
     bank = PairBank(train.inputs, train.targets, train.sector, train.lesion, train.background)
+    return bank, calib, held
 
+
+def _train(cfg: ExportConfig, bank: PairBank, run_dir: Path, staging: Path, resume: bool, progress: bool) -> _Trained:
+    """Teacher, then student distillation, then quantization-aware finetuning (each resumable in
+    ``run_dir``); the teacher's weights stay in ``run_dir``, the student's go into the bundle."""
+    t_arch, s_arch = cfg.teacher_arch, cfg.student_arch
     teacher, disc, t_summary = train_teacher(bank, run_dir, t_arch, cfg.teacher_train, resume, progress)
     teacher_sha = save_weights(teacher, run_dir / "teacher.safetensors", {"arch": json.dumps(t_arch.to_dict())})
     student, s_summary = distill_student(bank, teacher, disc, run_dir, s_arch, cfg.distill, resume, progress)
@@ -156,15 +186,18 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
                                                       resume, progress)
     ranges = [(r.in_min, r.in_max, r.out_min, r.out_max) for r in qat_ranges] if qat_ranges else None
     student_sha = save_weights(student, staging / "student.safetensors", {"arch": json.dumps(s_arch.to_dict())})
+    return _Trained(teacher, student, ranges, {"teacher": t_summary, "student": s_summary, "finetune": f_summary},
+                    teacher_sha, student_sha)
 
-    # ONNX export + parity
-    x_eval, y_eval = to_nchw(held.inputs), to_nchw(held.targets)
-    fp32 = export_onnx(student, staging / ARTIFACT_FILES[Precision.FP32], task.channels, scale=task.scale)
-    parity = parity_db(student, fp32, x_eval[: min(4, len(x_eval))])
-    teacher_onnx = export_onnx(teacher, run_dir / "teacher_fp32.onnx", task.channels, scale=task.scale)
-    teacher_parity = parity_db(teacher, teacher_onnx, x_eval[:1])
 
-    # Quantized artifacts, each gated on the held-out set.
+def _export_and_gate(task: Task, nets: _Trained, staging: Path, run_dir: Path, calib_x: np.ndarray,
+                     x_eval: np.ndarray, y_eval: np.ndarray) -> _Gated:
+    """ONNX export with parity checks, then the fp16 and int8 artifacts, each gated on the held-out set."""
+    fp32 = export_onnx(nets.student, staging / ARTIFACT_FILES[Precision.FP32], task.channels, scale=task.scale)
+    parity = parity_db(nets.student, fp32, x_eval[: min(4, len(x_eval))])
+    teacher_onnx = export_onnx(nets.teacher, run_dir / "teacher_fp32.onnx", task.channels, scale=task.scale)
+    teacher_parity = parity_db(nets.teacher, teacher_onnx, x_eval[:1])
+
     fp32_out = gating.outputs(fp32, x_eval)
     results: dict[str, dict] = {}
     recipes: dict[str, dict] = {}
@@ -172,10 +205,9 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     g16 = gating.gate("fp16", gating.outputs(staging / ARTIFACT_FILES[Precision.FP16], x_eval), fp32_out, y_eval)
     gating.require(g16)
     results["fp16"], recipes["fp16"] = g16.to_dict(), {"precision": "fp16", "io": "float32"}
-    calib_x = to_nchw(calib.inputs)
     for prec in (Precision.INT8_TRT, Precision.INT8_CPU):
         g, recipe = _quantize_gated(fp32, staging / ARTIFACT_FILES[prec], prec, calib_x, x_eval, fp32_out, y_eval,
-                                    ranges)
+                                    nets.ranges)
         results[prec.value], recipes[prec.value] = g.to_dict(), recipe.describe()
     # For the record: the TensorRT artifact run on this CPU's fused ORT kernels (not what it is gated on).
     trt_on_cpu = gating.gate(Precision.INT8_TRT.value, gating.outputs(staging / ARTIFACT_FILES[Precision.INT8_TRT], x_eval),
@@ -184,19 +216,24 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     lint = gating.lint_qdq_for_tensorrt(staging / ARTIFACT_FILES[Precision.INT8_TRT])
     if lint:
         raise GateError("int8-trt artifact breaks TensorRT Q/DQ rules: " + "; ".join(lint[:3]))
+    return _Gated(fp32_out, {"student": parity, "teacher": teacher_parity}, results, recipes)
 
-    # Quality on held-out scenes: input, teacher, each student artifact vs the clean target. For
-    # super-resolution the "input" row is the bicubic upsample (the honest baseline for SR).
-    teacher_out = _torch_out(teacher, x_eval)
-    outs = {"input": _upsample(x_eval, task.scale), "teacher": teacher_out, "student_fp32": fp32_out}
+
+def _held_out_outputs(task: Task, teacher: torch.nn.Module, staging: Path, fp32_out: np.ndarray,
+                      x_eval: np.ndarray) -> dict[str, np.ndarray]:
+    """Each row's outputs on the held-out inputs: input, teacher and every student artifact (int8 on
+    its gate semantics). For super-resolution the "input" row is the bicubic upsample (the honest
+    baseline for SR)."""
+    outs = {"input": _upsample(x_eval, task.scale), "teacher": _torch_out(teacher, x_eval), "student_fp32": fp32_out}
     for prec in (Precision.FP16, Precision.INT8_TRT, Precision.INT8_CPU):
         outs[f"student_{prec.value}"] = gating.outputs(staging / ARTIFACT_FILES[prec], x_eval,
                                                        GATE_SEMANTICS.get(prec, gating.Semantics.KERNELS))
-    q = {k: quality(to_images(v), held) for k, v in outs.items()}
-    q["target"] = quality(to_images(y_eval), held)
-    ratios = {k: gain_ratio(q["student_fp32"], q["teacher"], q["input"], k) for k in ("psnr", "ssim")}
+    return outs
 
-    in512 = (512 // task.scale, 512 // task.scale)  # cost per 512x512 *output* frame
+
+def _cost(task: Task, teacher: torch.nn.Module, student: torch.nn.Module) -> dict:
+    """Parameters and MACs per 512x512 *output* frame of teacher and student."""
+    in512 = (512 // task.scale, 512 // task.scale)
     cost = {
         "teacher": {"params": count_params(teacher), "macs_512": count_macs(teacher, in512, task.channels)},
         "student": {"params": count_params(student), "macs_512": count_macs(student, in512, task.channels)},
@@ -204,65 +241,108 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     cost["mac_ratio_teacher_over_student"] = cost["teacher"]["macs_512"] / cost["student"]["macs_512"]
     if task.scale != 1:
         cost["input_hw_for_512_output"] = list(in512)
+    return cost
 
+
+def _artifacts(staging: Path, gated: _Gated) -> dict[str, dict]:
+    """The manifest's artifact table: file, hash, size, recipe and gate of every precision."""
     artifacts = {}
     for prec, fname in ARTIFACT_FILES.items():
         artifacts[prec.value] = {
             "file": fname, "precision": prec.value, "sha256": sha256_file(staging / fname),
             "bytes": (staging / fname).stat().st_size,
-            "recipe": recipes.get(prec.value, {"precision": "fp32"}),
-            "gate": results.get(prec.value),
+            "recipe": gated.recipes.get(prec.value, {"precision": "fp32"}),
+            "gate": gated.results.get(prec.value),
         }
-    manifest = {
+    return artifacts
+
+
+def _io_block(task: Task, s_arch: StudentConfig) -> dict:
+    """The I/O contract the runtime checks frames against."""
+    return {
+        "input": {"name": INPUT, "channels": task.channels, "dtype": "float32", "layout": "NCHW",
+                  "range": [0.0, 1.0], "color_order": task.color_order},
+        "output": {"name": OUTPUT, "channels": task.channels, "dtype": "float32", "layout": "NCHW",
+                   "range": [0.0, 1.0], "color_order": task.color_order},
+        "size_multiple": math.lcm(task.size_multiple, s_arch.down),
+        "scale": task.scale,
+        "dynamic_hw": True,
+        "dynamic_batch": True,  # the ONNX batch axis is dynamic (onnx_export): TensorRT profiles may batch
+    }
+
+
+def _manifest(cfg: ExportConfig, task: Task, nets: _Trained, gated: _Gated, q: dict, staging: Path) -> dict:
+    """The bundle's manifest before the runtime calibrations are added to it."""
+    t_arch, s_arch = cfg.teacher_arch, cfg.student_arch
+    ratios = {k: gain_ratio(q["student_fp32"], q["teacher"], q["input"], k) for k in ("psnr", "ssim")}
+    cost = _cost(task, nets.teacher, nets.student)
+    return {
         "format": FORMAT,
         "task": task.name,
         "description": task.description,
-        "io": {
-            "input": {"name": INPUT, "channels": task.channels, "dtype": "float32", "layout": "NCHW",
-                      "range": [0.0, 1.0], "color_order": task.color_order},
-            "output": {"name": OUTPUT, "channels": task.channels, "dtype": "float32", "layout": "NCHW",
-                       "range": [0.0, 1.0], "color_order": task.color_order},
-            "size_multiple": math.lcm(task.size_multiple, s_arch.down),
-            "scale": task.scale,
-            "dynamic_hw": True,
-            "dynamic_batch": True,  # the ONNX batch axis is dynamic (onnx_export): TensorRT profiles may batch
-        },
-        "artifacts": artifacts,
+        "io": _io_block(task, s_arch),
+        "artifacts": _artifacts(staging, gated),
         "default_artifact": {"cpu": "int8-cpu", "gpu": "fp16", "tensorrt": "int8-trt"},
         "weights": {"file": "student.safetensors", "sha256": sha256_file(staging / "student.safetensors"),
                     "arch": "StudentGenerator", "config": s_arch.to_dict()},
-        "source_checkpoint": {"teacher_sha256": teacher_sha, "student_sha256": student_sha,
+        "source_checkpoint": {"teacher_sha256": nets.teacher_sha, "student_sha256": nets.student_sha,
                               "teacher_arch": t_arch.to_dict()},
         "metrics": {
             "held_out": {"frames": cfg.eval_frames, "hw": list(cfg.train_hw), "seed0": EVAL_SEED0, **q},
             "student_gain_ratio_vs_teacher": ratios,
             **({"input_row": f"bicubic x{task.scale} upsample of the input"} if task.scale != 1 else {}),
-            "gates": results,
-            "onnx_parity_db": {"student": parity, "teacher": teacher_parity},
+            "gates": gated.results,
+            "onnx_parity_db": gated.parity,
         },
         "cost": cost,
         "calibration": {"frames": cfg.calib_frames, "source": f"simulated {task.name} pairs, seeds "
                         f"{CALIB_SEED0}..{CALIB_SEED0 + cfg.calib_frames - 1}, {cfg.train_hw[0]}x{cfg.train_hw[1]}"},
-        "training": {"config": cfg.to_dict(), "teacher": t_summary, "student": s_summary, "finetune": f_summary},
+        "training": {"config": cfg.to_dict(), **nets.summaries},
         "tools": _tool_versions(),
         "opset": 18,
     }
+
+
+def _write_calibrated(staging: Path, manifest: dict) -> dict:
+    """Write the manifest, then the runtime's fidelity threshold for this model (fidelity_cal: every
+    artifact on the held-out pairs as the runtime scores them) and its local-mean check and input
+    domain (guard_cal, the real tuning scans as negatives); both land in the manifest on disk,
+    which is read back."""
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    # The runtime's fidelity threshold for this model (fidelity_cal): every artifact on the held-out
-    # pairs as the runtime scores them; then its local-mean check and input domain (guard_cal, the
-    # real tuning scans as negatives). Both are written into the manifest.
     fidelity = calibrate_bundle(staging)
     manifest["fidelity"], manifest["metrics"]["fidelity_calibration"] = fidelity.manifest_block(), fidelity.to_dict()
     guard_cal.calibrate_bundle(staging)
-    manifest = json.loads((staging / MANIFEST_NAME).read_text())
-    (staging / "MODEL_CARD.md").write_text(model_card(manifest, task.data_note))
-    shown = to_images(_upsample(x_eval[:2], task.scale, cv2.INTER_NEAREST))  # the input's own pixels, enlarged
-    side_by_side(shown, to_images(outs["student_fp32"][:2]), to_images(teacher_out[:2]), held.targets[:2],
-                 run_dir / "side_by_side.png")
-    # Swap the finished bundle into place only now: a failed export never leaves half a bundle.
+    return json.loads((staging / MANIFEST_NAME).read_text())
+
+
+def _swap_into_place(staging: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` with the finished bundle only now: a failed export never leaves half a bundle."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
+
+
+def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = True, progress: bool = True) -> dict:
+    """Build a gated bundle in ``out_dir``; training state and the teacher stay in ``run_dir``."""
+    t_start = time.perf_counter()
+    cfg = cfg.resolved()
+    task: Task = get_task(cfg.task)
+    staging = _prepare(task, cfg, out_dir, run_dir)
+    bank, calib, held = _simulate(task, cfg)
+    nets = _train(cfg, bank, run_dir, staging, resume, progress)
+    x_eval, y_eval = to_nchw(held.inputs), to_nchw(held.targets)
+    gated = _export_and_gate(task, nets, staging, run_dir, to_nchw(calib.inputs), x_eval, y_eval)
+
+    # Quality on held-out scenes: each row vs the clean target.
+    outs = _held_out_outputs(task, nets.teacher, staging, gated.fp32_out, x_eval)
+    q = {k: quality(to_images(v), held) for k, v in outs.items()}
+    q["target"] = quality(to_images(y_eval), held)
+    manifest = _write_calibrated(staging, _manifest(cfg, task, nets, gated, q, staging))
+    (staging / "MODEL_CARD.md").write_text(model_card(manifest, task.data_note))
+    shown = to_images(_upsample(x_eval[:2], task.scale, cv2.INTER_NEAREST))  # the input's own pixels, enlarged
+    side_by_side(shown, to_images(outs["student_fp32"][:2]), to_images(outs["teacher"][:2]), held.targets[:2],
+                 run_dir / "side_by_side.png")
+    _swap_into_place(staging, out_dir)
     manifest["wall_seconds"] = time.perf_counter() - t_start
     (run_dir / "export_report.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return manifest

@@ -249,55 +249,65 @@ def _sample_center(rng, depth, half, r_lo, r_hi, rad):
     return r * math.sin(th), r * math.cos(th)
 
 
-def make_phantom(
-    rng: np.random.Generator,
-    shape: tuple[int, int],
-    kinds: frozenset[Structure] | None = None,
-    *,
-    depth_mm: float = 80.0,
-    sector_deg: float = 75.0,
-) -> Phantom:
-    """A random scene: near-field tissue layers, 1-3 lesions, maybe a vessel and point targets,
-    and a structure-free homogeneous disk of normal tissue (for speckle statistics).
+@dataclass(frozen=True)
+class _Room:
+    """The sector a scene is placed in: depth D (mm), half-angle (rad), size scale s, and the
+    deepest layer boundary (lesions, vessels and targets go below it)."""
 
-    `shape` is the polar grid (n_depth, n_lines) the maps are sampled on; `kinds` restricts
-    the structure kinds (None: a random mix that always has layers and at least one lesion).
-    """
-    D = float(depth_mm)
-    half = math.radians(sector_deg) / 2.0
-    s = D / 80.0  # sizes scale with the imaged depth
-    chosen, lesion_kinds = _pick_kinds(rng, kinds)
+    D: float
+    half: float
+    s: float
+    bottom: float
 
-    interfaces: list[Interface] = []
-    bottom = 2.0 * s  # deepest layer boundary (lesions go below it)
-    if Structure.LAYER in chosen:
-        def itf(base, below, line_echo, line_mm, striated=False):
-            return Interface(
-                base=base, tilt=float(rng.uniform(-0.08, 0.08)), amp=float(rng.uniform(0.2, 1.5)) * s,
-                period=float(rng.uniform(40, 120)) * s, phase=float(rng.uniform(0, 2 * math.pi)),
-                below=below, line_echo=line_echo, line_mm=line_mm, striated=striated,
-            )
-        skin = float(rng.uniform(1.2, 2.2)) * s
-        fat = skin + float(rng.uniform(4, 10)) * s
-        muscle = fat + float(rng.uniform(6, 14)) * s
-        interfaces = [
-            itf(skin, float(rng.uniform(0.1, 0.3)), float(rng.uniform(4, 8)), 0.7 * s),  # skin line, fat below
-            itf(fat, float(rng.uniform(0.25, 0.5)), float(rng.uniform(5, 10)), 0.9 * s, striated=True),  # fascia, muscle
-            itf(muscle, 1.0, float(rng.uniform(3, 6)), 0.9 * s),  # deep fascia, normal tissue below
-        ]
-        bottom = muscle + 1.6 * s + 0.08 * D * math.tan(half)  # interface amplitude + tilt margin
 
-    # homogeneous disk first: everything else keeps clear of it
+def _layers(rng: np.random.Generator, s: float, D: float, half: float) -> tuple[list[Interface], float]:
+    """Skin, fat and muscle interfaces, and the depth below which the layers leave room."""
+
+    def itf(base, below, line_echo, line_mm, striated=False):
+        return Interface(
+            base=base, tilt=float(rng.uniform(-0.08, 0.08)), amp=float(rng.uniform(0.2, 1.5)) * s,
+            period=float(rng.uniform(40, 120)) * s, phase=float(rng.uniform(0, 2 * math.pi)),
+            below=below, line_echo=line_echo, line_mm=line_mm, striated=striated,
+        )
+    skin = float(rng.uniform(1.2, 2.2)) * s
+    fat = skin + float(rng.uniform(4, 10)) * s
+    muscle = fat + float(rng.uniform(6, 14)) * s
+    interfaces = [
+        itf(skin, float(rng.uniform(0.1, 0.3)), float(rng.uniform(4, 8)), 0.7 * s),  # skin line, fat below
+        itf(fat, float(rng.uniform(0.25, 0.5)), float(rng.uniform(5, 10)), 0.9 * s, striated=True),  # fascia, muscle
+        itf(muscle, 1.0, float(rng.uniform(3, 6)), 0.9 * s),  # deep fascia, normal tissue below
+    ]
+    bottom = muscle + 1.6 * s + 0.08 * D * math.tan(half)  # interface amplitude + tilt margin
+    return interfaces, bottom
+
+
+def _homogeneous_disk(rng: np.random.Generator, room: _Room) -> tuple[float, float, float]:
+    """Centre and radius of the structure-free disk; placed first so everything else keeps clear of it."""
+    D, half, s, bottom = room.D, room.half, room.s, room.bottom
     h_rad = 7.0 * s
-    placed: list[tuple[float, float, float]] = []
     for _ in range(200):
         hx, hy = _sample_center(rng, D, half, max(0.5 * D, bottom + h_rad + 2 * s), 0.8 * D, h_rad)
         if _in_sector(hx, hy, h_rad, D, half, bottom + 2 * s):
             break
     else:  # pragma: no cover - the ranges above always admit a disk for sane geometry
         hx, hy = 0.0, 0.65 * D
-    placed.append((hx, hy, h_rad + 2.5 * s))
+    return hx, hy, h_rad
 
+
+def _lesion_echo(rng: np.random.Generator, kind: Structure) -> tuple[float, float]:
+    """Echogenicity and soft-edge width of a lesion of this kind."""
+    if kind is Structure.CYST:
+        return ANECHOIC, 0.03
+    if kind is Structure.HYPO_LESION:
+        return float(10 ** (rng.uniform(-9, -5) / 10)), float(rng.uniform(0.05, 0.2))
+    return float(10 ** (rng.uniform(5, 9) / 10)), float(rng.uniform(0.05, 0.2))
+
+
+def _place_lesions(rng: np.random.Generator, room: _Room, lesion_kinds: list[Structure],
+                   placed: list[tuple[float, float, float]]) -> list[Ellipse]:
+    """One ellipse per kind where a clear spot (ring included) is found; a kind with no room is dropped.
+    Appends each to ``placed`` so later structures keep clear of its background ring."""
+    D, half, s, bottom = room.D, room.half, room.s, room.bottom
     ellipses: list[Ellipse] = []
     for kind in lesion_kinds:
         for _ in range(200):
@@ -312,70 +322,70 @@ def make_phantom(
             break
         else:
             continue  # no room: fewer lesions
-        if kind is Structure.CYST:
-            echo, edge = ANECHOIC, 0.03
-        elif kind is Structure.HYPO_LESION:
-            echo, edge = float(10 ** (rng.uniform(-9, -5) / 10)), float(rng.uniform(0.05, 0.2))
-        else:
-            echo, edge = float(10 ** (rng.uniform(5, 9) / 10)), float(rng.uniform(0.05, 0.2))
+        echo, edge = _lesion_echo(rng, kind)
         ellipses.append(Ellipse(kind, cx, cy, a, b, float(rng.uniform(0, math.pi)), echo, edge))
         placed.append((cx, cy, size * RING_OUT))
+    return ellipses
 
-    tubes: list[Tube] = []
-    if Structure.VESSEL in chosen:
-        if rng.random() < 0.5:  # cross-section: a round anechoic lumen with a bright wall
-            for _ in range(200):
-                rad = float(rng.uniform(2.0, 4.0)) * s
-                cx, cy = _sample_center(rng, D, half, bottom + rad + 2 * s, D - rad - 3 * s, rad + 1)
-                if _in_sector(cx, cy, rad + 1, D, half, bottom) and not any(
-                    math.hypot(cx - px, cy - py) < pr + rad + 1.5 * s for px, py, pr in placed
-                ):
-                    ellipses.append(Ellipse(Structure.VESSEL, cx, cy, rad, rad * float(rng.uniform(0.8, 1.0)),
-                                            float(rng.uniform(0, math.pi)), 0.003, 0.03,
-                                            wall_echo=float(rng.uniform(2, 5)), wall_mm=0.7 * s))
-                    placed.append((cx, cy, rad + 1.5 * s))
-                    break
-        else:  # lengthwise: a band across the image that avoids the homogeneous disk
-            for _ in range(200):
-                hw = float(rng.uniform(1.5, 3.0)) * s
-                y0 = float(rng.uniform(bottom + hw + 2 * s, 0.9 * D))
-                t = Tube(y0, float(rng.uniform(-0.25, 0.25)), float(rng.uniform(0.5, 3.0)) * s,
-                         float(rng.uniform(40, 100)) * s, float(rng.uniform(0, 2 * math.pi)), hw, 0.003,
-                         float(rng.uniform(2, 5)), 0.7 * s)
-                clear = all(
-                    float(t.dist(np.float32(px), np.float32(py))) > pr + hw + 1.0 * s
-                    for px, py, pr in placed
-                )
-                if clear:
-                    tubes.append(t)
-                    break
 
-    points = np.zeros((0, 2), np.float32)
-    if Structure.POINT_TARGET in chosen:
-        # a short column of wire targets (like a QA phantom) plus a few loose ones
-        pts = []
-        x0 = float(rng.uniform(-0.3, 0.3)) * D * math.sin(half)
-        for k in range(int(rng.integers(3, 6))):
-            pts.append((x0, bottom + (k + 1) * 8.0 * s))
-        for _ in range(int(rng.integers(0, 4))):
-            pts.append(_sample_center(rng, D, half, bottom + 2 * s, D - 3 * s, 2 * s))
-        keep = []
-        for px, py in pts:
-            if not _in_sector(px, py, 1.0 * s, D, half, bottom):
-                continue
-            if any(math.hypot(px - qx, py - qy) < pr + 1.5 * s for qx, qy, pr in placed[:1]):
-                continue  # never inside the homogeneous disk
-            keep.append((px, py))
-        points = np.asarray(keep, np.float32).reshape(-1, 2)
+def _vessel_across(rng: np.random.Generator, room: _Room, placed: list[tuple[float, float, float]]) -> Ellipse | None:
+    """A vessel in cross-section: a round anechoic lumen with a bright wall, clear of ``placed``."""
+    D, half, s, bottom = room.D, room.half, room.s, room.bottom
+    for _ in range(200):
+        rad = float(rng.uniform(2.0, 4.0)) * s
+        cx, cy = _sample_center(rng, D, half, bottom + rad + 2 * s, D - rad - 3 * s, rad + 1)
+        if _in_sector(cx, cy, rad + 1, D, half, bottom) and not any(
+            math.hypot(cx - px, cy - py) < pr + rad + 1.5 * s for px, py, pr in placed
+        ):
+            placed.append((cx, cy, rad + 1.5 * s))
+            return Ellipse(Structure.VESSEL, cx, cy, rad, rad * float(rng.uniform(0.8, 1.0)),
+                           float(rng.uniform(0, math.pi)), 0.003, 0.03,
+                           wall_echo=float(rng.uniform(2, 5)), wall_mm=0.7 * s)
+    return None
 
-    ph = Phantom(
-        echogenicity=np.zeros((0, 0), np.float32), labels=np.zeros((0, 0), np.int8),
-        lesion_mask=np.zeros((0, 0), bool), background_mask=np.zeros((0, 0), bool),
-        homogeneous_mask=np.zeros((0, 0), bool), depth_mm=D, sector_deg=float(sector_deg),
-        interfaces=tuple(interfaces), ellipses=tuple(ellipses), tubes=tuple(tubes), points=points,
-        point_db=float(rng.uniform(18, 28)), homogeneous=(hx, hy, h_rad), kinds=chosen,
-    )
-    r, t = polar_grid(shape, D, sector_deg)
+
+def _vessel_along(rng: np.random.Generator, room: _Room, placed: list[tuple[float, float, float]]) -> Tube | None:
+    """A vessel seen lengthwise: a band across the image that avoids everything in ``placed``."""
+    D, s, bottom = room.D, room.s, room.bottom
+    for _ in range(200):
+        hw = float(rng.uniform(1.5, 3.0)) * s
+        y0 = float(rng.uniform(bottom + hw + 2 * s, 0.9 * D))
+        t = Tube(y0, float(rng.uniform(-0.25, 0.25)), float(rng.uniform(0.5, 3.0)) * s,
+                 float(rng.uniform(40, 100)) * s, float(rng.uniform(0, 2 * math.pi)), hw, 0.003,
+                 float(rng.uniform(2, 5)), 0.7 * s)
+        clear = all(
+            float(t.dist(np.float32(px), np.float32(py))) > pr + hw + 1.0 * s
+            for px, py, pr in placed
+        )
+        if clear:
+            return t
+    return None
+
+
+def _point_targets(rng: np.random.Generator, room: _Room, homogeneous: tuple[float, float, float]) -> np.ndarray:
+    """(K, 2) wire targets: a short column (like a QA phantom) plus a few loose ones, never inside
+    the sector's edge margin or the homogeneous disk."""
+    D, half, s, bottom = room.D, room.half, room.s, room.bottom
+    pts = []
+    x0 = float(rng.uniform(-0.3, 0.3)) * D * math.sin(half)
+    for k in range(int(rng.integers(3, 6))):
+        pts.append((x0, bottom + (k + 1) * 8.0 * s))
+    for _ in range(int(rng.integers(0, 4))):
+        pts.append(_sample_center(rng, D, half, bottom + 2 * s, D - 3 * s, 2 * s))
+    hx, hy, hr = homogeneous
+    keep = []
+    for px, py in pts:
+        if not _in_sector(px, py, 1.0 * s, D, half, bottom):
+            continue
+        if math.hypot(px - hx, py - hy) < hr + 1.5 * s:
+            continue  # never inside the homogeneous disk
+        keep.append((px, py))
+    return np.asarray(keep, np.float32).reshape(-1, 2)
+
+
+def _with_maps(ph: Phantom, shape: tuple[int, int]) -> Phantom:
+    """``ph`` with its echogenicity, labels and masks sampled on the polar grid of ``shape``."""
+    r, t = polar_grid(shape, ph.depth_mm, ph.sector_deg)
     x = r * np.sin(t)
     y = r * np.cos(t)
     echo, lab = ph.evaluate(x, y)
@@ -386,6 +396,52 @@ def make_phantom(
     object.__setattr__(ph, "background_mask", background)
     object.__setattr__(ph, "homogeneous_mask", homog)
     return ph
+
+
+def make_phantom(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    kinds: frozenset[Structure] | None = None,
+    *,
+    depth_mm: float = 80.0,
+    sector_deg: float = 75.0,
+) -> Phantom:
+    """A random scene: near-field tissue layers, 1-3 lesions, maybe a vessel and point targets,
+    and a structure-free homogeneous disk of normal tissue (for speckle statistics).
+
+    `shape` is the polar grid (n_depth, n_lines) the maps are sampled on; `kinds` restricts
+    the structure kinds (None: a random mix that always has layers and at least one lesion).
+    The steps below draw from ``rng`` in a fixed order: a seed always gives the same scene.
+    """
+    D = float(depth_mm)
+    half = math.radians(sector_deg) / 2.0
+    s = D / 80.0  # sizes scale with the imaged depth
+    chosen, lesion_kinds = _pick_kinds(rng, kinds)
+    interfaces, bottom = _layers(rng, s, D, half) if Structure.LAYER in chosen else ([], 2.0 * s)
+    room = _Room(D, half, s, bottom)
+
+    hx, hy, h_rad = _homogeneous_disk(rng, room)
+    placed = [(hx, hy, h_rad + 2.5 * s)]
+    ellipses = _place_lesions(rng, room, lesion_kinds, placed)
+    tubes: list[Tube] = []
+    if Structure.VESSEL in chosen:
+        vessel = _vessel_across(rng, room, placed) if rng.random() < 0.5 else _vessel_along(rng, room, placed)
+        if isinstance(vessel, Ellipse):
+            ellipses.append(vessel)
+        elif vessel is not None:
+            tubes.append(vessel)
+    points = np.zeros((0, 2), np.float32)
+    if Structure.POINT_TARGET in chosen:
+        points = _point_targets(rng, room, placed[0])
+
+    ph = Phantom(
+        echogenicity=np.zeros((0, 0), np.float32), labels=np.zeros((0, 0), np.int8),
+        lesion_mask=np.zeros((0, 0), bool), background_mask=np.zeros((0, 0), bool),
+        homogeneous_mask=np.zeros((0, 0), bool), depth_mm=D, sector_deg=float(sector_deg),
+        interfaces=tuple(interfaces), ellipses=tuple(ellipses), tubes=tuple(tubes), points=points,
+        point_db=float(rng.uniform(18, 28)), homogeneous=(hx, hy, h_rad), kinds=chosen,
+    )
+    return _with_maps(ph, shape)
 
 
 def add_chamber(rng: np.random.Generator, ph: Phantom, shape: tuple[int, int]) -> Phantom:
