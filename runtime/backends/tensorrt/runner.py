@@ -27,7 +27,8 @@ from ...lazy import lazy_import
 from ...model.manifest import Artifact, Manifest
 from . import cuda_mem
 from ..base import IOSpec, RunnerBase, one_line
-from .cache import EngineBuilder, LoadResult, TensorRTBuilder, load_or_build
+from .builder import EngineBuilder, TensorRTBuilder
+from .load import LoadResult, load_or_build
 from .identity import Probe, ShapeProfile, check_trt_precision, probe_device
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ MAX_GRAPHS = 8  # captured graphs kept per runner (one per input shape)
 def check_available() -> None:
     """Raise BackendUnavailable (one line) unless TensorRT imports and a CUDA GPU answers."""
     trt = lazy_import("tensorrt", extra="trt", what="TensorRT")
-    from .cache import check_tensorrt_version
+    from .builder import check_tensorrt_version
 
     check_tensorrt_version(str(trt.__version__))
     probe_device()
@@ -287,6 +288,6 @@ class TensorRTRunner(RunnerBase):
 
 
 def _quiet_logger(trt: Any):
-    from .cache import make_logger
+    from .reporting import make_logger
 
     return make_logger(trt)
