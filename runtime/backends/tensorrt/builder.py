@@ -128,8 +128,8 @@ class TensorRTBuilder:
         builder = trt.Builder(logger)
         network = builder.create_network(self.network_flags(ident.build.strongly_typed))
         parser = trt.OnnxParser(network, logger)
-        dla, notes = ident.build.dla_core, []
-        if dla is not None:
+        core, notes = ident.build.dla_core, []  # the DLA core (None: GPU); `dla` is the module
+        if core is not None:
             notes.append(dla.adjust_for_dla(trt, parser, self.version))
         if not parser.parse(req.onnx):
             raise ModelError(parser_error_line(parser, req.label, self.version))
@@ -148,9 +148,9 @@ class TensorRTBuilder:
             set_timing_cache(config, req.timing_cache)
 
         fallback: list[str] = []
-        if dla is not None:
+        if core is not None:
             fallback, dla_notes = dla.configure_dla(
-                trt, builder, network, config, dla, precision=ident.build.precision,
+                trt, builder, network, config, core, precision=ident.build.precision,
                 weakly_typed=not ident.build.strongly_typed, version=self.version)
             notes += dla_notes
         monitor = None
@@ -166,8 +166,8 @@ class TensorRTBuilder:
                              f"{logger.last_error or 'no error was logged'}")
         engine = bytes(memoryview(serialized))
         layers: tuple[dict, ...] = ()
-        if dla is not None:
-            layers, line = dla.inspect_layers(trt, logger, engine, dla)
+        if core is not None:
+            layers, line = dla.inspect_layers(trt, logger, engine, core)
             notes.append(line)
         timing = None
         if ident.build.timing_cache:
