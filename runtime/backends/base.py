@@ -7,9 +7,9 @@ every feed once, then call the runner's ``activate_impl`` / ``infer_impl`` / ``d
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import Enum
-import logging
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -97,18 +97,13 @@ class RunnerBase:
             return self.io
         try:
             io = self.activate_impl()
-        except GanrtError:
+        except BaseException as exc:
             self.deactivate_impl()
-            raise
-        except Exception as exc:  # the backend library's own exception types
-            self.deactivate_impl()
-            if self.start_label is None:
+            if isinstance(exc, GanrtError) or not isinstance(exc, Exception) or self.start_label is None:
                 raise
+            # the backend library's own exception types: one line, our class
             raise BackendUnavailable(f"{self.start_label} could not start ({exc.__class__.__name__}: "
                                      f"{one_line(exc)})") from None
-        except BaseException:
-            self.deactivate_impl()
-            raise
         self.io = io
         return io
 
