@@ -77,13 +77,12 @@ class OnnxRuntimeRunner(RunnerBase):
         self._providers = tuple(providers) if providers else None
         self._intra, self._inter = intra_threads, inter_threads
         self._session = None
-        self.io = None
 
     @property
     def providers(self) -> tuple[str, ...]:
         return tuple(self._session.get_providers()) if self._session is not None else ()
 
-    def activate(self) -> IOSpec:
+    def activate_impl(self) -> IOSpec:
         ort = lazy_import("onnxruntime", extra="ganrt", what="onnxruntime")
         wanted = self._providers or available_providers()
         missing = [p for p in wanted if p not in available_providers()]
@@ -105,7 +104,7 @@ class OnnxRuntimeRunner(RunnerBase):
             raise ModelError(f"artifact {self._artifact.key!r}: onnxruntime cannot load it ({exc})") from None
         inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
         dtype = np.float16 if "float16" in inp.type else np.float32
-        self.io = IOSpec(
+        return IOSpec(
             input_name=inp.name,
             output_name=out.name,
             input_dtype=np.dtype(dtype),
@@ -113,7 +112,6 @@ class OnnxRuntimeRunner(RunnerBase):
             dynamic_batch=_dynamic(inp.shape) and _dynamic(out.shape),
             max_batch=self._trt_max_batch(),
         )
-        return self.io
 
     def _trt_max_batch(self) -> int | None:
         """Under the TensorRT EP, the largest batch of the engine profile it was given (None otherwise):
@@ -140,9 +138,7 @@ class OnnxRuntimeRunner(RunnerBase):
         trt = tensorrt_ep_options(self._artifact, manifest, profile, cache_dir)
         return [(p.value, trt) if p is Provider.TENSORRT else p.value for p in wanted]
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._session is None:
-            raise ModelError("runner used before activate()")
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             outs = self._session.run(None, dict(feeds))
         except Exception as exc:  # ORT's InvalidArgument/Fail/RuntimeException (wrong rank, channels, dtype, name)
@@ -151,6 +147,5 @@ class OnnxRuntimeRunner(RunnerBase):
         names = [o.name for o in self._session.get_outputs()]
         return dict(zip(names, outs))
 
-    def deactivate(self) -> None:
+    def deactivate_impl(self) -> None:
         self._session = None
-        self.io = None

@@ -56,7 +56,8 @@ def _torch(manifest: Manifest, profile: DeviceProfile, precision: Precision | No
     """BackendUnavailable (so AUTO falls through) when torch or a CUDA GPU is missing (an explicit
     `--backend torch` runs on the CPU only with GANRT_TORCH_DEVICE=cpu, a testing switch), for int8,
     or when the bundle has no exported weights. CUDA graphs follow the profile's tensorrt.cuda_graphs."""
-    from .torch.runner import TorchRunner, check_available, resolve_precision, weights_artifact
+    from .torch.runner import TorchRunner, check_available, resolve_precision
+    from .torch.weights import weights_artifact
 
     device = check_available()
     prec = resolve_precision(precision, profile.precision, device)

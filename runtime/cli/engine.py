@@ -60,7 +60,8 @@ def _artifact(manifest, profile, choice: str | None):
 
 
 def _build_one(manifest, profile, artifact, cache: Path | None, no_build: bool) -> str:
-    from ..backends.tensorrt.cache import TensorRTBuilder, load_or_build
+    from ..backends.tensorrt.builder import TensorRTBuilder
+    from ..backends.tensorrt.load import load_or_build
 
     builder = TensorRTBuilder()  # BackendUnavailable (exit 4) when TensorRT is missing
     res = load_or_build(manifest, artifact, profile, cache, no_build, builder=builder)

@@ -71,15 +71,14 @@ class FakeRunner(RunnerBase):
         self.dynamic_batch = dynamic_batch
         self.shapes: list[tuple[int, ...]] = []
         self.threads: list[str] = []
-        self.io = None
 
-    def activate(self) -> IOSpec:
+    def activate_impl(self) -> IOSpec:
         return IOSpec("input", "output", self.input_dtype, "fake runner", dynamic_batch=self.dynamic_batch)
 
-    def deactivate(self) -> None:
+    def deactivate_impl(self) -> None:
         self.release.set()
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         i = self.calls
         self.calls += 1
         x = feeds["input"]

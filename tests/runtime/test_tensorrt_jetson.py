@@ -19,7 +19,7 @@ import pytest
 from fake_tensorrt import FakeTensorRT
 from ganrt.runtime.backends.tensorrt import cuda_mem, probe as cuda_probe
 from ganrt.runtime.backends.ort_trt_ep import MIN_ORT_STRONGLY_TYPED, check_ort_for_trt_ep
-from ganrt.runtime.backends.tensorrt.cache import BuildRequest, TensorRTBuilder, set_timing_cache
+from ganrt.runtime.backends.tensorrt.builder import BuildRequest, TensorRTBuilder, set_timing_cache
 from ganrt.runtime.backends.tensorrt.identity import (
     DeviceFacts,
     DeviceInfo,
@@ -414,7 +414,8 @@ def test_shipped_jetson_profile_is_valid_and_keeps_dla_without_graphs():
 
 
 def test_build_notes_reach_engine_json_and_engine_info(manifest, tmp_path, capsys):
-    from ganrt.runtime.backends.tensorrt.cache import BuildOutput, load_or_build
+    from ganrt.runtime.backends.tensorrt.builder import BuildOutput
+    from ganrt.runtime.backends.tensorrt.load import load_or_build
     from test_tensorrt_logic import FakeBuilder, FakeProbe
 
     class NotingBuilder(FakeBuilder):

@@ -24,20 +24,16 @@ from ganrt.runtime.backends.tensorrt.cuda_mem import CudaError, DeviceBuffer, Pi
 from ganrt.runtime.backends.onnxruntime import tensorrt_ep_options
 from ganrt.runtime.backends.registry import select
 from ganrt.runtime.backends.tensorrt.runner import TensorRTRunner
-from ganrt.runtime.backends.tensorrt.cache import (
-    ENGINE_FILE,
-    META_FILE,
+from ganrt.runtime.backends.tensorrt.builder import (
     BuildOutput,
     BuildRequest,
-    EngineCache,
     TensorRTBuilder,
-    atomic_write_bytes,
     check_tensorrt_version,
-    default_cache_dir,
-    load_or_build,
-    make_progress_monitor,
     parser_error_line,
 )
+from ganrt.runtime.backends.tensorrt.cache import ENGINE_FILE, META_FILE, EngineCache, atomic_write_bytes, default_cache_dir
+from ganrt.runtime.backends.tensorrt.load import load_or_build
+from ganrt.runtime.backends.tensorrt.reporting import make_progress_monitor
 from ganrt.runtime.backends.tensorrt.identity import (
     IDENTITY_SCHEMA,
     DeviceFacts,

@@ -26,8 +26,9 @@ from ...errors import BackendUnavailable, EngineMismatch, GanrtError, ModelError
 from ...lazy import lazy_import
 from ...model.manifest import Artifact, Manifest
 from . import cuda_mem
-from ..base import IOSpec, RunnerBase
-from .cache import EngineBuilder, LoadResult, TensorRTBuilder, load_or_build
+from ..base import IOSpec, RunnerBase, one_line
+from .builder import EngineBuilder, TensorRTBuilder
+from .load import LoadResult, load_or_build
 from .identity import Probe, ShapeProfile, check_trt_precision, probe_device
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ MAX_GRAPHS = 8  # captured graphs kept per runner (one per input shape)
 def check_available() -> None:
     """Raise BackendUnavailable (one line) unless TensorRT imports and a CUDA GPU answers."""
     trt = lazy_import("tensorrt", extra="trt", what="TensorRT")
-    from .cache import check_tensorrt_version
+    from .builder import check_tensorrt_version
 
     check_tensorrt_version(str(trt.__version__))
     probe_device()
@@ -46,6 +47,8 @@ def check_available() -> None:
 
 class TensorRTRunner(RunnerBase):
     name = "tensorrt"
+    start_label = "the TensorRT runner"
+    input_owner = "engine"
 
     def __init__(self, manifest: Manifest, artifact: Artifact, profile, cache_dir: Path | str | None = None, *,
                  no_build: bool = False, cuda_graphs: bool | None = None, builder: EngineBuilder | None = None,
@@ -57,7 +60,6 @@ class TensorRTRunner(RunnerBase):
         self._cache_dir, self._no_build = cache_dir, no_build
         self._graphs_wanted = profile.tensorrt.cuda_graphs if cuda_graphs is None else cuda_graphs
         self._builder, self._probe, self._cuda_factory, self._trt_module = builder, probe, cuda, trt
-        self.io = None
         self.loaded: LoadResult | None = None
         self._reset_state()
 
@@ -78,34 +80,21 @@ class TensorRTRunner(RunnerBase):
 
     # -- lifecycle --
 
-    def activate(self) -> IOSpec:
-        if self.io is not None:
-            return self.io
+    def activate_impl(self) -> IOSpec:
         check_trt_precision(self._artifact)
         trt = self._trt_module or lazy_import("tensorrt", extra="trt", what="TensorRT")
-        try:
-            builder = self._builder if self._builder is not None else TensorRTBuilder(trt)
-            self.loaded = load_or_build(self._manifest, self._artifact, self._profile, self._cache_dir,
-                                        self._no_build, builder=builder, probe=self._probe or probe_device)
-            self._trt = trt
-            self._mem = (self._cuda_factory or cuda_mem.open_cuda)()
-            self._open_engine(trt, self.loaded)
-            self.loaded = dataclasses.replace(self.loaded, engine=b"")  # TensorRT holds its own copy now
-        except GanrtError:
-            self._teardown()
-            raise
-        except Exception as exc:  # TensorRT's and CUDA's own exception types: one line, our class
-            self._teardown()
-            raise BackendUnavailable(f"the TensorRT runner could not start ({exc.__class__.__name__}: "
-                                     f"{' '.join(str(exc).split())[:300]})") from None
-        except BaseException:
-            self._teardown()
-            raise
+        builder = self._builder if self._builder is not None else TensorRTBuilder(trt)
+        self.loaded = load_or_build(self._manifest, self._artifact, self._profile, self._cache_dir,
+                                    self._no_build, builder=builder, probe=self._probe or probe_device)
+        self._trt = trt
+        self._mem = (self._cuda_factory or cuda_mem.open_cuda)()
+        self._open_engine(trt, self.loaded)
+        self.loaded = dataclasses.replace(self.loaded, engine=b"")  # TensorRT holds its own copy now
         facts = self.loaded.facts
         where = facts.device.name if facts else "GPU"
         dla = self.loaded.identity.build.dla_core
         max_n = self._shape_profile.max[0] if self._shape_profile is not None else 1  # the profile's batch range
-        self.io = IOSpec(
+        return IOSpec(
             input_name=self._in_name,
             output_name=self._out_name,
             input_dtype=self._in_dtype,
@@ -115,7 +104,6 @@ class TensorRTRunner(RunnerBase):
                          f"engine {self.loaded.entry.key[:12]}{', built now' if self.loaded.built else ''}, "
                          f"{self._mem.name}{', CUDA graphs' if self._graphs else ''}]"),
         )
-        return self.io
 
     def _open_engine(self, trt: Any, loaded: LoadResult) -> None:
         self._logger = _quiet_logger(trt)  # must outlive the runtime
@@ -145,15 +133,11 @@ class TensorRTRunner(RunnerBase):
         dla = loaded.identity.build.dla_core is not None  # graph capture fails with DLA engines
         self._graphs = bool(self._graphs_wanted and self._mem.supports_graphs and not dla)
 
-    def deactivate(self) -> None:
-        self._teardown()
-        self.io = None
-
-    def _teardown(self) -> None:
+    def deactivate_impl(self) -> None:
         """Free everything that exists; safe to call twice and after a failed activate."""
         mem, problems = self._mem, []
         if mem is not None and self._stream is not None:
-            _try(problems, mem.stream_synchronize, self._stream)
+            self.attempt(problems, mem.stream_synchronize, self._stream)
         self._drop_graph(problems)
         # TensorRT objects first, in reverse order of creation: context -> engine -> runtime
         self._context = None
@@ -164,21 +148,16 @@ class TensorRTRunner(RunnerBase):
             for buf, free in ((self._d_in, mem.free_device), (self._d_out, mem.free_device),
                               (self._h_in, mem.free_pinned), (self._h_out, mem.free_pinned)):
                 if buf is not None:
-                    _try(problems, free, buf)
+                    self.attempt(problems, free, buf)
             if self._stream is not None:
-                _try(problems, mem.stream_destroy, self._stream)
-            _try(problems, mem.close)
-        if problems:
-            log.warning("TensorRT runner teardown: %s", "; ".join(problems))
+                self.attempt(problems, mem.stream_destroy, self._stream)
+            self.attempt(problems, mem.close)
+        self.report_problems(problems)
         self._reset_state()
 
     # -- inference --
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._context is None or self._mem is None:
-            raise ModelError("runner used before activate()")
-        if self._in_name not in feeds:
-            raise ModelError(f"feeds lack the engine's input {self._in_name!r} (got {', '.join(feeds) or 'nothing'})")
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = np.ascontiguousarray(feeds[self._in_name], dtype=self._in_dtype)
         try:
             if x.shape != self._shape:
@@ -192,8 +171,7 @@ class TensorRTRunner(RunnerBase):
         except GanrtError:
             raise
         except Exception as exc:  # TensorRT / CUDA binding exceptions become one of ours
-            raise ModelError(f"TensorRT inference failed ({exc.__class__.__name__}: "
-                             f"{' '.join(str(exc).split())[:300]})") from None
+            raise ModelError(f"TensorRT inference failed ({exc.__class__.__name__}: {one_line(exc)})") from None
         out = self._h_out.array[: self._out_bytes].view(self._out_dtype).reshape(self._out_shape).copy()
         return {self._out_name: out}
 
@@ -223,7 +201,7 @@ class TensorRTRunner(RunnerBase):
         self._graph_cache[shape] = graph
         while len(self._graph_cache) > MAX_GRAPHS:
             _, old = self._graph_cache.popitem(last=False)
-            _try([], mem.graph_destroy, old)
+            self.attempt([], mem.graph_destroy, old)
 
     def _capture(self) -> Any:
         """The executable graph of one copy-in / execute / copy-out, or None (logged) when capture
@@ -245,7 +223,7 @@ class TensorRTRunner(RunnerBase):
             why = f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}"
         if why:
             problems: list[str] = []
-            _try(problems, mem.graph_abort_capture, stream)
+            self.attempt(problems, mem.graph_abort_capture, stream)
             log.warning("CUDA graph capture failed (%s); running without CUDA graphs%s", why,
                         f" ({'; '.join(problems)})" if problems else "")
             return None
@@ -305,18 +283,11 @@ class TensorRTRunner(RunnerBase):
         """Destroy every captured graph."""
         if self._mem is not None:
             for graph in self._graph_cache.values():
-                _try(problems, self._mem.graph_destroy, graph)
+                self.attempt(problems, self._mem.graph_destroy, graph)
         self._graph_cache.clear()
 
 
-def _try(problems: list[str], fn: Callable[..., Any], *args: Any) -> None:
-    try:
-        fn(*args)
-    except Exception as exc:  # teardown keeps going; the caller logs what failed
-        problems.append(f"{getattr(fn, '__name__', fn)}: {exc}")
-
-
 def _quiet_logger(trt: Any):
-    from .cache import make_logger
+    from .reporting import make_logger
 
     return make_logger(trt)

@@ -75,6 +75,14 @@ class StudentConfig:
 @functools.lru_cache(maxsize=None)
 def student_classes(torch: ModuleType) -> tuple[type, type]:
     """``(StudentGenerator, PlainBlock)`` built against ``torch`` (once per torch module)."""
+    PlainBlock = _plain_block_class(torch)
+    StudentGenerator = _generator_class(torch, PlainBlock)
+    for cls in (PlainBlock, StudentGenerator):  # importable by name (pickle, repr, docs)
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+    return StudentGenerator, PlainBlock
+
+
+def _plain_block_class(torch: ModuleType) -> type:
     nn = torch.nn
 
     class PlainBlock(nn.Module):
@@ -88,6 +96,12 @@ def student_classes(torch: ModuleType) -> tuple[type, type]:
 
         def forward(self, x):
             return self.act(x + self.c2(self.act(self.c1(x))))
+
+    return PlainBlock
+
+
+def _generator_class(torch: ModuleType, PlainBlock: type) -> type:
+    nn = torch.nn
 
     class StudentGenerator(nn.Module):
         """Pixel-unshuffle -> conv -> residual blocks at 1/down -> conv -> pixel-shuffle (by down x scale),
@@ -136,9 +150,7 @@ def student_classes(torch: ModuleType) -> tuple[type, type]:
         def feature_channels(self) -> list[int]:
             return [self.cfg.width] * self.cfg.n_blocks
 
-    for cls in (PlainBlock, StudentGenerator):  # importable by name (pickle, repr, docs)
-        cls.__module__, cls.__qualname__ = __name__, cls.__name__
-    return StudentGenerator, PlainBlock
+    return StudentGenerator
 
 
 def build_student(torch: ModuleType, cfg: StudentConfig | Mapping[str, Any] | None = None):

@@ -31,23 +31,23 @@ import logging
 import math
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ...errors import BackendUnavailable, ConfigError, GanrtError, ModelError
 from ...lazy import lazy_import
-from ...model.manifest import Artifact, Manifest, Precision
-from ..base import IOSpec, RunnerBase
+from ...model.manifest import Manifest, Precision
+from ..base import InputLayout, IOSpec, RunnerBase, one_line
 from .models import STUDENT_ARCH, StudentConfig, build_student
+from .slots import Slot, free_slot, new_slot
+from .weights import WeightsSpec
 
 log = logging.getLogger(__name__)
 
 ENV_DEVICE = "GANRT_TORCH_DEVICE"  # "cpu": allow/force the torch runner on the CPU (testing only)
 DEVICES = ("cuda", "cpu")
 PRECISIONS = (Precision.FP32, Precision.FP16)
-WEIGHTS_KEY = "weights"
 
 
 def _torch() -> Any:
@@ -97,62 +97,9 @@ def resolve_precision(requested: Precision | None, profile_precision: Precision,
     return Precision.FP16
 
 
-@dataclass(frozen=True)
-class WeightsSpec:
-    """``manifest["weights"]``: the student's safetensors file, its sha256, arch and config."""
-
-    artifact: Artifact
-    arch: str
-    config: StudentConfig
-
-    @classmethod
-    def from_manifest(cls, manifest: Manifest, precision: Precision = Precision.FP32) -> "WeightsSpec":
-        where = f"{manifest.root / 'manifest.json'}: {WEIGHTS_KEY}"
-        raw = manifest.raw.get(WEIGHTS_KEY)
-        if raw is None:
-            raise ModelError(f"bundle {manifest.root} has no exported weights (manifest key {WEIGHTS_KEY!r}); "
-                             f"the torch runner needs them (re-export with `ganrt export pipeline`)")
-        if not isinstance(raw, dict):
-            raise ModelError(f"{where} must be a table with file, sha256, arch, config")
-        try:
-            file, sha, arch, config = str(raw["file"]), str(raw["sha256"]), str(raw["arch"]), raw["config"]
-        except KeyError as exc:
-            raise ModelError(f"{where}: missing key {exc}") from None
-        if arch != STUDENT_ARCH:
-            raise ModelError(f"{where}: arch {arch!r} is not one the torch runner knows ({STUDENT_ARCH})")
-        if os.path.isabs(file) or ".." in file.replace("\\", "/").split("/"):
-            raise ModelError(f"{where}: file {file!r} must be a path inside the bundle")
-        cfg = StudentConfig.from_dict(config, f"{where}.config")
-        art = Artifact(key=WEIGHTS_KEY, path=manifest.root / file, precision=precision, sha256=sha,
-                       notes=f"{arch} weights for the torch runner")
-        return cls(art, arch, cfg)
-
-
-def weights_artifact(manifest: Manifest, precision: Precision) -> Artifact:
-    """The weights as an Artifact (for Selection); BackendUnavailable when the bundle has none."""
-    if WEIGHTS_KEY not in manifest.raw:
-        raise BackendUnavailable(f"bundle {manifest.root} has no exported weights (manifest key {WEIGHTS_KEY!r})")
-    return WeightsSpec.from_manifest(manifest, precision).artifact
-
-
-@dataclass
-class _Slot:
-    """Static buffers (and the CUDA graph) for one input shape."""
-
-    shape: tuple[int, ...]
-    h_in: Any  # pinned float32 NCHW (host staging)
-    d_in: Any  # device float32 NCHW
-    d_out: Any  # device float32 NCHW
-    h_out: Any  # pinned float32 NCHW
-    h_in_np: np.ndarray
-    h_out_np: np.ndarray
-    graph: Any = None
-    events: tuple = ()
-    calls: int = 0
-
-
 class TorchRunner(RunnerBase):
     name = "torch"
+    start_label = "the torch runner"
 
     def __init__(self, manifest: Manifest, precision: Precision = Precision.FP16, *, device: str = "cuda",
                  cuda_graphs: bool = True, max_shapes: int = 4, warmup: int = 2, channels_last: bool = True,
@@ -168,7 +115,6 @@ class TorchRunner(RunnerBase):
         self._channels_last, self._cudnn_benchmark, self._allow_tf32 = channels_last, cudnn_benchmark, allow_tf32
         self._stage_timing, self._cpu_threads = stage_timing, max(0, int(cpu_threads))
         self._torch_module = torch
-        self.io = None
         self.last_stage_ms: dict[str, float] = {}
         self._reset_state()
 
@@ -176,7 +122,7 @@ class TorchRunner(RunnerBase):
         self._torch = self._model = self._device = self._dtype = self._stream = None
         self._cfg: StudentConfig | None = None
         self._multiple = 1
-        self._slots: OrderedDict[tuple[int, ...], _Slot] = OrderedDict()
+        self._slots: OrderedDict[tuple[int, ...], Slot] = OrderedDict()
         self._graphs = False
         self._restore: list[Callable[[], None]] = []
         self._in_name = self._out_name = ""
@@ -200,11 +146,31 @@ class TorchRunner(RunnerBase):
 
     # -- lifecycle --
 
-    def activate(self) -> IOSpec:
-        if self.io is not None:
-            return self.io
+    def activate_impl(self) -> IOSpec:
         torch = self._torch_module or _torch()
         st = lazy_import("safetensors.torch", extra="export", what="safetensors")
+        device = self._checked_device(torch)
+        spec = WeightsSpec.from_manifest(self._manifest, self._precision)
+        model = self._load_model(torch, st, spec)
+        self._place(torch, model, spec.config, device)
+        on_cuda = self._device.type == "cuda"
+        where = torch.cuda.get_device_name(self._device) if on_cuda else "CPU"
+        opts = [str(self._device), where, self._precision.value]
+        if self._channels_last:
+            opts.append("channels-last")
+        if self._graphs:
+            opts.append("CUDA graphs")
+        return IOSpec(
+            input_name=self._in_name,
+            output_name=self._out_name,
+            input_dtype=np.dtype(np.float32),  # I/O stays float32 (as the fp16 ONNX artifact's)
+            dynamic_batch=True,  # any N: each input shape, batch included, has its own buffers and graph
+            description=f"torch {torch.__version__} [{', '.join(opts)}, weights {spec.artifact.sha256[:12]}]",
+            layout=InputLayout(self._cfg.channels, self._multiple),
+        )
+
+    def _checked_device(self, torch: Any) -> Any:
+        """The torch device to run on, or the error saying why this precision/device cannot run."""
         if self._precision not in PRECISIONS:
             raise BackendUnavailable(f"the torch runner runs fp32 or fp16 weights, not {self._precision.value}")
         try:
@@ -218,8 +184,10 @@ class TorchRunner(RunnerBase):
             raise BackendUnavailable(f"torch runner needs a CUDA GPU (torch {torch.__version__} sees none)")
         if not on_cuda and self._precision is Precision.FP16:
             raise BackendUnavailable("the torch runner runs fp16 on CUDA only (use fp32 on the CPU)")
+        return device
 
-        spec = WeightsSpec.from_manifest(self._manifest, self._precision)
+    def _load_model(self, torch: Any, st: Any, spec: WeightsSpec) -> Any:
+        """The student with the verified weights loaded (strict), still on the CPU in FP32."""
         data = spec.artifact.verified_bytes()  # ModelError on a sha256 mismatch: nothing unverified is parsed
         try:
             state = st.load(data)
@@ -240,47 +208,28 @@ class TorchRunner(RunnerBase):
             first = " ".join(str(exc).split())[:300]
             raise ModelError(f"weights {spec.artifact.path.name} do not fit "
                              f"{STUDENT_ARCH}{cfg.to_dict()} ({first})") from None
-        del state, data
+        return model
 
-        try:
-            self._torch, self._cfg, self._device = torch, cfg, device
-            self._dtype = torch.float16 if self._precision is Precision.FP16 else torch.float32
-            self._multiple = math.lcm(max(1, self._manifest.size_multiple), cfg.down)
-            self._in_name, self._out_name = self._manifest.input.name, self._manifest.output.name
-            model = model.eval().requires_grad_(False)
-            fmt = torch.channels_last if self._channels_last else torch.contiguous_format
-            self._model = model.to(device=device, dtype=self._dtype, memory_format=fmt)
-            if on_cuda:
-                if device.index is None:
-                    self._device = device = torch.device("cuda", torch.cuda.current_device())
-                self._set_flags(torch)
-                self._stream = torch.cuda.Stream(device=device)
-                self._graphs = self._graphs_wanted
-            elif self._cpu_threads and torch.get_num_threads() != self._cpu_threads:
-                prev_threads = torch.get_num_threads()
-                torch.set_num_threads(self._cpu_threads)
-                self._restore.append(lambda: torch.set_num_threads(prev_threads))
-        except GanrtError:
-            self._teardown()
-            raise
-        except Exception as exc:  # CUDA errors (out of memory, bad device index ...): one line, our class
-            self._teardown()
-            raise BackendUnavailable(f"the torch runner could not start ({exc.__class__.__name__}: "
-                                     f"{' '.join(str(exc).split())[:300]})") from None
-        where = torch.cuda.get_device_name(device) if on_cuda else "CPU"
-        opts = [str(device), where, self._precision.value]
-        if self._channels_last:
-            opts.append("channels-last")
-        if self._graphs:
-            opts.append("CUDA graphs")
-        self.io = IOSpec(
-            input_name=self._in_name,
-            output_name=self._out_name,
-            input_dtype=np.dtype(np.float32),  # I/O stays float32 (as the fp16 ONNX artifact's)
-            dynamic_batch=True,  # any N: each input shape, batch included, has its own buffers and graph
-            description=f"torch {torch.__version__} [{', '.join(opts)}, weights {spec.artifact.sha256[:12]}]",
-        )
-        return self.io
+    def _place(self, torch: Any, model: Any, cfg: StudentConfig, device: Any) -> None:
+        """Move the network to ``device`` in the runner's dtype and layout; on CUDA set the cuDNN
+        flags and make the side stream, on the CPU set the thread count (undone by deactivate)."""
+        self._torch, self._cfg, self._device = torch, cfg, device
+        self._dtype = torch.float16 if self._precision is Precision.FP16 else torch.float32
+        self._multiple = math.lcm(max(1, self._manifest.size_multiple), cfg.down)
+        self._in_name, self._out_name = self._manifest.input.name, self._manifest.output.name
+        model = model.eval().requires_grad_(False)
+        fmt = torch.channels_last if self._channels_last else torch.contiguous_format
+        self._model = model.to(device=device, dtype=self._dtype, memory_format=fmt)
+        if device.type == "cuda":
+            if device.index is None:
+                self._device = device = torch.device("cuda", torch.cuda.current_device())
+            self._set_flags(torch)
+            self._stream = torch.cuda.Stream(device=device)
+            self._graphs = self._graphs_wanted
+        elif self._cpu_threads and torch.get_num_threads() != self._cpu_threads:
+            prev_threads = torch.get_num_threads()
+            torch.set_num_threads(self._cpu_threads)
+            self._restore.append(lambda: torch.set_num_threads(prev_threads))
 
     def _set_flags(self, torch: Any) -> None:
         """cuDNN benchmark on; FP32 conv without TF32 — restored by deactivate."""
@@ -303,46 +252,28 @@ class TorchRunner(RunnerBase):
         except RuntimeError as exc:  # torch refuses mixed legacy/new TF32 settings made elsewhere
             log.warning("torch runner: could not set cuDNN flags (%s); running with the process's settings", exc)
 
-    def deactivate(self) -> None:
-        self._teardown()
-        self.io = None
-
-    def _teardown(self) -> None:
+    def deactivate_impl(self) -> None:
         """Free everything that exists; safe to call twice and after a failed activate."""
         torch, problems = self._torch, []
         if self._stream is not None:
-            _try(problems, self._stream.synchronize)
+            self.attempt(problems, self._stream.synchronize)
         for slot in self._slots.values():
-            self._free_slot(slot, problems)
+            free_slot(slot, problems)
         self._slots.clear()
         self._model = None
         self._stream = None
         for undo in reversed(self._restore):
-            _try(problems, undo)
+            self.attempt(problems, undo)
         on_cuda = self._device is not None and self._device.type == "cuda"
         if torch is not None and on_cuda:
-            _try(problems, torch.cuda.empty_cache)
-        if problems:
-            log.warning("torch runner teardown: %s", "; ".join(problems))
+            self.attempt(problems, torch.cuda.empty_cache)
+        self.report_problems(problems)
         self._reset_state()
-
-    @staticmethod
-    def _free_slot(slot: _Slot, problems: list[str]) -> None:
-        if slot.graph is not None:
-            _try(problems, slot.graph.reset)
-        slot.graph = None
-        slot.h_in = slot.d_in = slot.d_out = slot.h_out = None
-        slot.h_in_np = slot.h_out_np = np.empty(0, np.float32)  # the numpy views kept the pinned tensors alive
-        slot.events = ()
 
     # -- inference --
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._model is None:
-            raise ModelError("runner used before activate()")
-        if self._in_name not in feeds:
-            raise ModelError(f"feeds lack the model's input {self._in_name!r} (got {', '.join(feeds) or 'nothing'})")
-        x = self._check_input(feeds[self._in_name])
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = feeds[self._in_name]  # checked against io.layout by RunnerBase.infer
         try:
             if self._stream is None:
                 y = self._infer_cpu(x)
@@ -352,21 +283,8 @@ class TorchRunner(RunnerBase):
             raise
         except Exception as exc:  # torch / CUDA errors (out of memory ...) become one of ours
             raise ModelError(f"torch inference failed for input {'x'.join(map(str, x.shape))} "
-                             f"({exc.__class__.__name__}: {' '.join(str(exc).split())[:300]})") from None
+                             f"({exc.__class__.__name__}: {one_line(exc)})") from None
         return {self._out_name: y}
-
-    def _check_input(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
-        c, m = self._cfg.channels, self._multiple
-        if x.ndim != 4 or x.shape[1] != c:
-            raise ModelError(f"input {self._in_name!r} must be N x {c} x H x W (NCHW); got shape {tuple(x.shape)}")
-        n, _, h, w = x.shape
-        if n < 1 or h < 1 or w < 1 or h % m or w % m:
-            raise ModelError(f"input {self._in_name!r} must have N >= 1 and H, W positive multiples of {m} "
-                             f"(got {n}x{c}x{h}x{w}); pad the frame first")
-        if x.dtype.kind != "f":
-            raise ModelError(f"input {self._in_name!r} must be floating point in the manifest's range (got {x.dtype})")
-        return x
 
     def _forward(self, x: Any) -> Any:
         torch = self._torch
@@ -412,11 +330,11 @@ class TorchRunner(RunnerBase):
                                   "d2h": e[2].elapsed_time(e[3])}
         return slot.h_out_np.copy()
 
-    def _compute(self, slot: _Slot) -> None:
+    def _compute(self, slot: Slot) -> None:
         with self._torch.no_grad():
             slot.d_out.copy_(self._forward(slot.d_in))  # back to float32 NCHW in the static output
 
-    def _capture(self, slot: _Slot) -> None:
+    def _capture(self, slot: Slot) -> None:
         """Warm up on the runner's side stream, then capture the compute of this shape as a graph."""
         torch, stream = self._torch, self._stream
         try:
@@ -434,7 +352,7 @@ class TorchRunner(RunnerBase):
             self._graphs = False
             stream.synchronize()
 
-    def _slot_for(self, shape: tuple[int, ...]) -> _Slot:
+    def _slot_for(self, shape: tuple[int, ...]) -> Slot:
         slot = self._slots.get(shape)
         if slot is not None:
             self._slots.move_to_end(shape)
@@ -442,25 +360,9 @@ class TorchRunner(RunnerBase):
         while len(self._slots) >= self._max_shapes:
             _, old = self._slots.popitem(last=False)
             problems: list[str] = []
-            self._free_slot(old, problems)
-            if problems:
-                log.warning("torch runner: freeing a cached shape: %s", "; ".join(problems))
-        torch, dev = self._torch, self._device
-        h_in = torch.empty(shape, dtype=torch.float32, pin_memory=True)
-        n, c, h, w = shape
-        out_shape = (n, c, h * self._cfg.scale, w * self._cfg.scale)
-        h_out = torch.empty(out_shape, dtype=torch.float32, pin_memory=True)
-        slot = _Slot(shape=shape, h_in=h_in, d_in=torch.empty(shape, dtype=torch.float32, device=dev),
-                     d_out=torch.empty(out_shape, dtype=torch.float32, device=dev), h_out=h_out,
-                     h_in_np=h_in.numpy(), h_out_np=h_out.numpy())
-        if self._stage_timing:
-            slot.events = tuple(torch.cuda.Event(enable_timing=True) for _ in range(4))
+            free_slot(old, problems)
+            self.report_problems(problems, "freeing a cached shape")
+        slot = new_slot(self._torch, shape, self._cfg.scale, self._device, self._stage_timing)
         self._slots[shape] = slot
         return slot
 
-
-def _try(problems: list[str], fn: Callable, *args: Any) -> None:
-    try:
-        fn(*args)
-    except Exception as exc:  # teardown must go on
-        problems.append(f"{getattr(fn, '__name__', fn)}: {exc.__class__.__name__}: {exc}")

@@ -88,14 +88,13 @@ class TritonRunner(RunnerBase):
         self._backoff_s = options.backoff_ms[0] / 1e3
         self._server_batches_at_start: dict[int, int] = {}
         self.server_batches: dict[int, int] | None = None  # executions per batch size during this run
-        self.io = None
 
     @property
     def where(self) -> str:
         return f"triton {self.options.protocol.value}://{self.options.url} model {self.model!r}"
 
     # --- lifetime ----------------------------------------------------------------------------
-    def activate(self) -> IOSpec:
+    def activate_impl(self) -> IOSpec:
         control = self.options.connect_timeout_ms / 1e3
         try:
             self._open_clients()
@@ -105,14 +104,14 @@ class TritonRunner(RunnerBase):
         max_batch = self._check_model(first=True)
         if self.use_shm:
             self._regions = SystemRegions(lambda: self.client_for(control), prefix=f"ganrt_{id(self):x}")
-        self.io = IOSpec(input_name=self.manifest.input.name, output_name=self.manifest.output.name,
-                         input_dtype=np.dtype(self.manifest.input.dtype),
-                         description=f"{self.where} ({'system shm' if self.use_shm else 'no shm'})",
-                         dynamic_batch=max_batch > 0 and self.manifest.dynamic_batch,
-                         max_batch=max_batch or 1)
-        self._warm_up()
+        io = IOSpec(input_name=self.manifest.input.name, output_name=self.manifest.output.name,
+                    input_dtype=np.dtype(self.manifest.input.dtype),
+                    description=f"{self.where} ({'system shm' if self.use_shm else 'no shm'})",
+                    dynamic_batch=max_batch > 0 and self.manifest.dynamic_batch,
+                    max_batch=max_batch or 1)
+        self._warm_up(io)
         self.mark_server_batches()
-        return self.io
+        return io
 
     def _open_clients(self) -> None:
         """A new gRPC client (a new channel), and no HTTP clients yet (made per thread on use)."""
@@ -142,17 +141,17 @@ class TritonRunner(RunnerBase):
                 network_timeout=timeout_s)
         return clients[timeout_s]
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, io: IOSpec) -> None:
         """One call at the profile's frame size with the connect timeout: the server's first
         execution allocates (and a Python model imports), which must not cost stream frames."""
         if self._warm_hw is None:
             return
         m = self.manifest.size_multiple
         h, w = ((d + m - 1) // m * m for d in self._warm_hw)
-        x = np.zeros((1, self.manifest.input.channels, h, w), self.io.input_dtype)
+        x = np.zeros((1, self.manifest.input.channels, h, w), io.input_dtype)
         budget, self.timeout_s = self.timeout_s, max(self.timeout_s, self.options.connect_timeout_ms / 1e3)
         try:
-            self._infer_once(x)
+            self._infer_once(x, io)
         except (RemoteUnavailable, ModelError) as exc:
             log.warning("%s: warm-up call failed (%s)", self.where, exc)
         finally:
@@ -214,27 +213,27 @@ class TritonRunner(RunnerBase):
             start = self._server_batches_at_start
             self.server_batches = {b: n - start.get(b, 0) for b, n in sorted(now.items()) if n > start.get(b, 0)}
 
-    def deactivate(self) -> None:
+    def deactivate_impl(self) -> None:
         if self._client is not None:
-            self._update_server_batches()
+            if self.io is not None:  # not after a failed activate: the server may be unreachable
+                self._update_server_batches()
             if self._regions is not None:
                 self._regions.close()
             self._close_clients()
-        self._client, self._regions, self.io = None, None, None
+        self._client, self._regions = None, None
 
     # --- inference ---------------------------------------------------------------------------
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._client is None:
-            raise ModelError("runner used before activate()")
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        io = self.io
         if self._down_until is not None:
             if self._clock() < self._down_until:
                 self.counters.skipped += 1
                 raise RemoteUnavailable(f"{self.where}: server unavailable, retrying in "
                                         f"{(self._down_until - self._clock()) * 1e3:.0f} ms")
             self._reconnect()
-        x = np.ascontiguousarray(feeds[self.io.input_name])
+        x = np.ascontiguousarray(feeds[io.input_name])
         try:
-            out = self._infer_once(x)
+            out = self._infer_once(x, io)
         except RemoteUnavailable:
             self._mark_down()
             raise
@@ -242,7 +241,7 @@ class TritonRunner(RunnerBase):
         self.counters.calls += 1
         self.counters.frames += x.shape[0]
         self.counters.batch_sizes[x.shape[0]] = self.counters.batch_sizes.get(x.shape[0], 0) + 1
-        return {self.io.output_name: out}
+        return {io.output_name: out}
 
     def _reconnect(self) -> None:
         """Check the model again (a restarted server may serve another one: then stay down) and start
@@ -268,12 +267,12 @@ class TritonRunner(RunnerBase):
         self._down_until = self._clock() + self._backoff_s
         self._backoff_s = min(self._backoff_s * 2, self.options.backoff_ms[1] / 1e3)
 
-    def _infer_once(self, x: np.ndarray) -> np.ndarray:
+    def _infer_once(self, x: np.ndarray, io: IOSpec) -> np.ndarray:
         mod = _client_module(self.options.protocol)
         utils = lazy_import("tritonclient.utils", extra="ganrt[triton]", what="tritonclient")
-        inp = mod.InferInput(self.io.input_name, list(x.shape), utils.np_to_triton_dtype(x.dtype))
+        inp = mod.InferInput(io.input_name, list(x.shape), utils.np_to_triton_dtype(x.dtype))
         out_shape = self._output_shape(x.shape)
-        req_out = mod.InferRequestedOutput(self.io.output_name, **({"binary_data": True}
+        req_out = mod.InferRequestedOutput(io.output_name, **({"binary_data": True}
                                                                    if self.options.protocol is Protocol.HTTP else {}))
         if self._regions is not None:
             out_bytes = int(np.prod(out_shape)) * np.dtype(np.float32).itemsize
@@ -287,7 +286,7 @@ class TritonRunner(RunnerBase):
             self._raise_for(exc, self._clock() - t0)
         if self._regions is not None:
             return self._regions.output(out_shape)
-        return res.as_numpy(self.io.output_name)
+        return res.as_numpy(io.output_name)
 
     def _output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         s = self.manifest.scale
