@@ -27,7 +27,8 @@ from ..errors import RemoteUnavailable
 from ..frames import Frame, FrameResult, Outcome, Reason, Tier
 from ..model.ops import BadOutput, Enhancer, IncompatibleFrame, StageTimes
 from ..trust.guard import Guard, Rejected
-from ..trust.region import Box, Region, RegionOutside
+from ..trust.region_mask import Box, Region
+from ..trust.region_track import RegionOutside
 from .clock import Clock
 from .fairness import StreamShare
 from .policy import DeadlinePolicy
