@@ -65,7 +65,11 @@ NO_SIGNAL_LABEL = "NO SIGNAL"
 
 
 @dataclass(frozen=True)
-class PixelFormat:
+class ImagePixel:
+    """The Image Pixel module of the output frames (size, samples, bits). Not model/native.py's
+    ``PixelFormat``, which names the memory layout (GRAY8, BGR8, YUYV...) of frames handed to the
+    native pre-processing: one describes a DICOM file, the other a C buffer."""
+
     rows: int
     columns: int
     samples: int  # 1 gray, 3 RGB
@@ -121,14 +125,14 @@ class DerivedSeries:
     def burned_in_source(self) -> str:
         return str(self.src.get("BurnedInAnnotation", "")).upper() if self.src is not None else ""
 
-    def sop_class(self, fmt: PixelFormat) -> str:
+    def sop_class(self, fmt: ImagePixel) -> str:
         if self.source_sop_class in US_CLASSES and fmt.bits == 8:
             return US_MULTIFRAME
         if fmt.samples == 3:
             return SC_TRUE_COLOR
         return SC_GRAY_BYTE if fmt.bits == 8 else SC_GRAY_WORD
 
-    def _scale(self, fmt: PixelFormat) -> int:
+    def _scale(self, fmt: ImagePixel) -> int:
         """s when the output frames are exactly s >= 2 times the source's in both directions (a
         super-resolution model), else 0 (the geometry does not carry over)."""
         if not self.source_hw or not all(self.source_hw):
@@ -137,7 +141,7 @@ class DerivedSeries:
         s = fmt.rows // rows
         return s if s >= 2 and (fmt.rows, fmt.columns) == (rows * s, cols * s) else 0
 
-    def _copied(self, fmt: PixelFormat) -> Any:
+    def _copied(self, fmt: ImagePixel) -> Any:
         from pydicom.dataset import Dataset
 
         ds = Dataset()
@@ -187,7 +191,7 @@ class DerivedSeries:
     def series_description(self) -> str:
         return f"AI-enhanced (ganrt, model {self.provenance.model_short})"[:64]
 
-    def instance(self, *, number: int, fmt: PixelFormat, frame_indices: Sequence[int], labels: Sequence[str],
+    def instance(self, *, number: int, fmt: ImagePixel, frame_indices: Sequence[int], labels: Sequence[str],
                  counts: Counter, reasons: Counter) -> Any:
         """The dataset of one file (file meta included), without PixelData."""
         from pydicom.uid import generate_uid
@@ -291,7 +295,7 @@ class DerivedSeries:
         return items
 
 
-def _image_pixel(ds: Any, fmt: PixelFormat, us: bool) -> None:
+def _image_pixel(ds: Any, fmt: ImagePixel, us: bool) -> None:
     """Image Pixel: uncompressed RGB (planar configuration 0) or MONOCHROME2."""
     ds.SamplesPerPixel = fmt.samples
     ds.PhotometricInterpretation = fmt.photometric
