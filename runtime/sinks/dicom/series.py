@@ -65,7 +65,11 @@ NO_SIGNAL_LABEL = "NO SIGNAL"
 
 
 @dataclass(frozen=True)
-class PixelFormat:
+class ImagePixel:
+    """The Image Pixel module of the output frames (size, samples, bits). Not model/native.py's
+    ``PixelFormat``, which names the memory layout (GRAY8, BGR8, YUYV...) of frames handed to the
+    native pre-processing: one describes a DICOM file, the other a C buffer."""
+
     rows: int
     columns: int
     samples: int  # 1 gray, 3 RGB
@@ -121,14 +125,14 @@ class DerivedSeries:
     def burned_in_source(self) -> str:
         return str(self.src.get("BurnedInAnnotation", "")).upper() if self.src is not None else ""
 
-    def sop_class(self, fmt: PixelFormat) -> str:
+    def sop_class(self, fmt: ImagePixel) -> str:
         if self.source_sop_class in US_CLASSES and fmt.bits == 8:
             return US_MULTIFRAME
         if fmt.samples == 3:
             return SC_TRUE_COLOR
         return SC_GRAY_BYTE if fmt.bits == 8 else SC_GRAY_WORD
 
-    def _scale(self, fmt: PixelFormat) -> int:
+    def _scale(self, fmt: ImagePixel) -> int:
         """s when the output frames are exactly s >= 2 times the source's in both directions (a
         super-resolution model), else 0 (the geometry does not carry over)."""
         if not self.source_hw or not all(self.source_hw):
@@ -137,7 +141,7 @@ class DerivedSeries:
         s = fmt.rows // rows
         return s if s >= 2 and (fmt.rows, fmt.columns) == (rows * s, cols * s) else 0
 
-    def _copied(self, fmt: PixelFormat) -> Any:
+    def _copied(self, fmt: ImagePixel) -> Any:
         from pydicom.dataset import Dataset
 
         ds = Dataset()
@@ -187,37 +191,20 @@ class DerivedSeries:
     def series_description(self) -> str:
         return f"AI-enhanced (ganrt, model {self.provenance.model_short})"[:64]
 
-    def instance(self, *, number: int, fmt: PixelFormat, frame_indices: Sequence[int], labels: Sequence[str],
+    def instance(self, *, number: int, fmt: ImagePixel, frame_indices: Sequence[int], labels: Sequence[str],
                  counts: Counter, reasons: Counter) -> Any:
         """The dataset of one file (file meta included), without PixelData."""
-        from pydicom.dataset import Dataset, FileMetaDataset
-        from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+        from pydicom.uid import generate_uid
 
         ds = self._copied(fmt)
         sop_class, sop_uid = self.sop_class(fmt), generate_uid()
         us = sop_class == US_MULTIFRAME
-        deid = self.deid is not None
-        date, time = _now() if not deid else ("", "")
+        date, time = _now() if self.deid is None else ("", "")
         # SOP Common
         ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
-        if not deid:
+        if self.deid is None:
             ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-        # General Series
-        ds.Modality = self.modality
-        ds.SeriesInstanceUID = self.series_uid
-        ds.SeriesNumber = self.series_number
-        ds.SeriesDescription = self.series_description()
-        if not deid:
-            ds.SeriesDate, ds.SeriesTime = self.created
-        # General Equipment: ganrt made this series
-        ds.Manufacturer = "ganrt"
-        ds.ManufacturerModelName = "ganrt real-time enhancement"
-        ds.SoftwareVersions = self._software_versions()
-        if not us:  # SC Equipment
-            ds.ConversionType = "WSD"
-            ds.SecondaryCaptureDeviceManufacturer = "ganrt"
-            ds.SecondaryCaptureDeviceManufacturerModelName = "ganrt real-time enhancement"
-            ds.SecondaryCaptureDeviceSoftwareVersions = self._software_versions()
+        self._series_and_equipment(ds, us)
         # General Image
         ds.InstanceNumber = number
         ds.PatientOrientation = ""
@@ -227,19 +214,32 @@ class DerivedSeries:
         ds.BurnedInAnnotation = "YES" if self.overlay or self.burned_in_source != "NO" else "NO"
         if "LossyImageCompression" not in ds:
             ds.LossyImageCompression = "00"
-        # Image Pixel
-        ds.SamplesPerPixel = fmt.samples
-        ds.PhotometricInterpretation = fmt.photometric
-        ds.Rows, ds.Columns = fmt.rows, fmt.columns
-        ds.BitsAllocated = ds.BitsStored = fmt.bits
-        ds.HighBit = fmt.bits - 1
-        ds.PixelRepresentation = 0
-        if fmt.samples == 3:
-            ds.PlanarConfiguration = 0
-        elif not us:  # SC Multi-frame grayscale: identity rescale and presentation
-            ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "US"
-            ds.PresentationLUTShape = "IDENTITY"
-        # Multi-frame + Cine
+        _image_pixel(ds, fmt, us)
+        self._cine(ds, frame_indices, labels, us)
+        self._sop_common(ds, date, time)
+        ds.file_meta = _file_meta(sop_class, sop_uid)
+        return ds
+
+    def _series_and_equipment(self, ds: Any, us: bool) -> None:
+        """General Series, and General (+ SC) Equipment: ganrt made this series."""
+        ds.Modality = self.modality
+        ds.SeriesInstanceUID = self.series_uid
+        ds.SeriesNumber = self.series_number
+        ds.SeriesDescription = self.series_description()
+        if self.deid is None:
+            ds.SeriesDate, ds.SeriesTime = self.created
+        ds.Manufacturer = "ganrt"
+        ds.ManufacturerModelName = "ganrt real-time enhancement"
+        ds.SoftwareVersions = self._software_versions()
+        if not us:  # SC Equipment
+            ds.ConversionType = "WSD"
+            ds.SecondaryCaptureDeviceManufacturer = "ganrt"
+            ds.SecondaryCaptureDeviceManufacturerModelName = "ganrt real-time enhancement"
+            ds.SecondaryCaptureDeviceSoftwareVersions = self._software_versions()
+
+    def _cine(self, ds: Any, frame_indices: Sequence[int], labels: Sequence[str], us: bool) -> None:
+        """Multi-frame + Cine: when each frame was (FrameTimeVector when frames were dropped), and
+        the per-frame labels where the IOD has them."""
         ds.NumberOfFrames = len(frame_indices)
         period_ms = 1000.0 / self.fps
         steps = [b - a for a, b in zip(frame_indices, frame_indices[1:])]
@@ -253,20 +253,17 @@ class DerivedSeries:
         if not us:  # SC Multi-frame Vector module; the US IOD has no per-frame labels
             ds.FrameIncrementPointer = [ds.FrameIncrementPointer, FRAME_LABEL_VECTOR]
             ds.FrameLabelVector = list(labels)
-        # SOP Common: provenance and de-identification
+
+    def _sop_common(self, ds: Any, date: str, time: str) -> None:
+        """SOP Common: provenance and de-identification."""
+        from pydicom.dataset import Dataset
+
         ds.ContributingEquipmentSequence = self._contributors(date, time)
-        if deid:
+        if self.deid is not None:
             ds.PatientIdentityRemoved = "YES"
             ds.DeidentificationMethod = list(METHOD)
             ds.DeidentificationMethodCodeSequence = [_code(Dataset, c) for c in METHOD_CODES]
             ds.LongitudinalTemporalInformationModified = "REMOVED"
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = sop_class, sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        meta.ImplementationVersionName = f"GANRT_{__version__}"[:16]
-        ds.file_meta = meta
-        return ds
 
     def _software_versions(self) -> list[str]:
         p = self.provenance
@@ -296,6 +293,33 @@ class DerivedSeries:
             d.PurposeOfReferenceCodeSequence = [_code(Dataset, DEIDENTIFYING)]
             items.append(d)
         return items
+
+
+def _image_pixel(ds: Any, fmt: ImagePixel, us: bool) -> None:
+    """Image Pixel: uncompressed RGB (planar configuration 0) or MONOCHROME2."""
+    ds.SamplesPerPixel = fmt.samples
+    ds.PhotometricInterpretation = fmt.photometric
+    ds.Rows, ds.Columns = fmt.rows, fmt.columns
+    ds.BitsAllocated = ds.BitsStored = fmt.bits
+    ds.HighBit = fmt.bits - 1
+    ds.PixelRepresentation = 0
+    if fmt.samples == 3:
+        ds.PlanarConfiguration = 0
+    elif not us:  # SC Multi-frame grayscale: identity rescale and presentation
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "US"
+        ds.PresentationLUTShape = "IDENTITY"
+
+
+def _file_meta(sop_class: str, sop_uid: str) -> Any:
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = sop_class, sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = f"GANRT_{__version__}"[:16]
+    return meta
 
 
 def _rescaled(ds: Any, src: Any, kw: str, s: int) -> None:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .deid import Deidentifier
-from .series import LABELS, NO_SIGNAL_LABEL, DerivedSeries, PixelFormat
+from .series import LABELS, NO_SIGNAL_LABEL, DerivedSeries, ImagePixel
 from ...errors import ConfigError
 from ..outpaths import check_output, make_dir, open_exclusive, protect
 from ...frames import Frame, FrameResult
@@ -126,7 +126,7 @@ class DicomSink(SinkBase):
             log.warning("de-identifying the header only: the source does not say its pixels are free of "
                         "burned-in text (BurnedInAnnotation %s); ultrasound frames often show the patient's name",
                         self.series.burned_in_source or "absent")
-        self.fmt: PixelFormat | None = None
+        self.fmt: ImagePixel | None = None
         self._current: _Instance | None = None
         self.files: list[Path] = []
         self._source_path = src_path
@@ -140,7 +140,7 @@ class DicomSink(SinkBase):
         if self.fmt is None:
             samples = 1 if img.ndim == 2 else 3
             bits = 16 if img.dtype == np.uint16 else 8
-            self.fmt = PixelFormat(img.shape[0], img.shape[1], samples, bits)
+            self.fmt = ImagePixel(img.shape[0], img.shape[1], samples, bits)
             if self.fmt.frame_bytes > self.max_bytes:
                 raise ConfigError(f"dicom sink: one frame ({self.fmt.frame_bytes} bytes) exceeds the file limit")
         fmt = self.fmt
