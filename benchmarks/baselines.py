@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -141,7 +142,7 @@ def note_line(r: dict) -> str:
         label = {"speckle_snr_vs_target": f"speckle SNR closeness to the target's {t_snr:.2f}",
                  "latency": "latency", "flicker": "flicker"}.get(it["metric"], it["metric"])
         parts.append(f"{label} ({it['best_other']} {f(it['value'])} vs {f(it['student'])}"
-                     f"{'; %d methods beat it' % it['count'] if it['count'] > 1 else ''})")
+                     f"{'; {} methods beat it'.format(it['count']) if it['count'] > 1 else ''})")
     return f"Where {name} is not ahead: " + "; ".join(parts) + "."
 
 

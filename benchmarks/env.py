@@ -10,9 +10,10 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: Keys every environment block has (tests check them; consumers may rely on them).
 ENV_FIELDS = ("timestamp_utc", "cpu", "cores", "affinity_cpus", "cpu_flags", "cpu_mhz", "memory_mib", "load_avg",

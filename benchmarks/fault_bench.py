@@ -29,9 +29,9 @@ from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.frames import Outcome
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.model.profiles import DEFAULT_PROFILE, DeviceProfile
 from ganrt.runtime.records.record import Record, read_rows
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.sinks.files import NullSink
 
 RESULTS = Path(__file__).resolve().parent / "results"

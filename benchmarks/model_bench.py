@@ -12,11 +12,12 @@ D2H from CUDA events). Decode, pre/post-processing and display are not: that is
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -47,7 +48,7 @@ class Shape:
     w: int
 
     @classmethod
-    def parse(cls, text: str) -> "Shape":
+    def parse(cls, text: str) -> Shape:
         try:
             n, c, h, w = (int(v) for v in text.lower().split("x"))
         except ValueError:
@@ -59,7 +60,7 @@ class Shape:
                               f"height and width <= {MAX_SIDE})")
         return cls(n, c, h, w)
 
-    def with_hw(self, h: int, w: int) -> "Shape":
+    def with_hw(self, h: int, w: int) -> Shape:
         return Shape(self.n, self.c, h, w)
 
     def __str__(self) -> str:

@@ -29,16 +29,16 @@ from typing import Any
 
 from ganrt.benchmarks.env import describe, environment, save_result
 from ganrt.benchmarks.resources import ResourceMeter, cpus
-from ganrt.runtime.cli.demo import DEMO_CINE
 from ganrt.runtime.backends.registry import parse_backend, select
+from ganrt.runtime.cli.demo import DEMO_CINE
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.records.multi_report import StreamResult
 from ganrt.runtime.serve.multistream import run_streams
-from ganrt.runtime.model.profiles import DeviceProfile
-from ganrt.runtime.sinks.specs import parse_sinks
 from ganrt.runtime.serve.stream import RunSetup, StreamSpec, stream_once
+from ganrt.runtime.sinks.specs import parse_sinks
+from ganrt.runtime.trust.guard import GuardConfig
 
 MEASURED = {
     "fps": "frames shown (enhanced or raw) per second of the stream's own run",
@@ -94,7 +94,7 @@ class LoadWatch:
         while not self._stop.wait(self.every_s):
             self._samples.append(os.getloadavg()[0])
 
-    def __enter__(self) -> "LoadWatch":
+    def __enter__(self) -> LoadWatch:
         self.before = [round(v, 2) for v in os.getloadavg()]
         self._cpu0 = _cpu_times()
         self._meter = ResourceMeter().__enter__()

@@ -32,22 +32,21 @@ from typing import Any
 from ganrt.benchmarks.env import describe, environment
 from ganrt.benchmarks.resources import ResourceMeter
 from ganrt.benchmarks.timing import Candidate, Plan, Warmup, analyse, run_interleaved
-from ganrt.runtime.cli.demo import DEMO_CINE
 from ganrt.runtime.backends.registry import parse_backend, select
+from ganrt.runtime.cli.demo import DEMO_CINE, guard_config
 from ganrt.runtime.errors import ConfigError
+from ganrt.runtime.frames import Outcome, Tier
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.cli.demo import guard_config
-from ganrt.runtime.trust.guard import GuardConfig
-from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.records.record import STAGES, Record
-from ganrt.runtime.sinks.files import NullSink, VideoCodec, VideoSink
-from ganrt.runtime.sources import open_source
-from ganrt.runtime.frames import Outcome, Tier
 from ganrt.runtime.records.record_stats import RunMeter
 from ganrt.runtime.records.stats import summarize
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.tiers import TierConfig
+from ganrt.runtime.sinks.files import NullSink, VideoCodec, VideoSink
+from ganrt.runtime.sources import open_source
+from ganrt.runtime.trust.guard import GuardConfig
 
 MEASURED = {
     "capture_to_output_ms": "from Frame.t_capture_ns (the source has just returned the decoded frame) to the "
@@ -242,7 +241,7 @@ def to_markdown(r: dict) -> str:
         lines.append("")
     for name, m in r["modes"].items():
         res = m["resources"]
-        lines += [f"## {name} ({m['sink']} sink{', source at %g fps' % m['source_fps'] if name == 'realtime' else ''})", "",
+        lines += [f"## {name} ({m['sink']} sink{', source at {:g} fps'.format(m['source_fps']) if name == 'realtime' else ''})", "",
                   f"{m['fps']:.1f} fps out; frames in {m['frames_in']}: enhanced {m['enhanced']}, raw {m['passthrough']}"
                   f"{' ' + str(m['passthrough_by_reason']) if m['passthrough'] else ''}, dropped {m['dropped']}"
                   f"{' ' + str(m['dropped_by_reason']) if m['dropped'] else ''}; deadline misses "

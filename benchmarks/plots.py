@@ -7,8 +7,9 @@ matplotlib is optional (``ganrt[bench]``); it is imported only here, when a plot
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

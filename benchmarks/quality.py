@@ -9,8 +9,8 @@ Every method is judged the way the pipeline shows it: uint8 frame in, uint8 fram
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -45,7 +45,8 @@ def pairs(task: Task, seed0: int, n: int, hw: int) -> PairSet:
 
 
 def cine(seed: int, n: int, hw: int) -> Cine:
-    from ganrt.export.data.simulator import SimConfig, cine as render_cine
+    from ganrt.export.data.simulator import SimConfig
+    from ganrt.export.data.simulator import cine as render_cine
 
     frames = list(render_cine(seed, n, SimConfig(out_hw=(hw, hw))))
     return Cine(np.stack([f.input for f in frames]).astype(np.float32),

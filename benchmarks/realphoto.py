@@ -128,7 +128,7 @@ def run(profile: str = "cpu-x86-2core", budget_ms: float = 1000.0, out_dir: Path
     images: dict[str, dict] = {}
     for k, (name, cond, orig, inp) in enumerate(cases):
         entry = images.setdefault(name, {"hw": list(orig.shape[:2]), "conditions": {}})
-        measure = (lambda o: colour_shift(inp, o)) if cond == "clean" else (lambda o: restoration(orig, o))
+        measure = (lambda o, inp=inp: colour_shift(inp, o)) if cond == "clean" else (lambda o, orig=orig: restoration(orig, o))
         entry["conditions"][cond] = {"methods": {m: measure(v[k]) for m, v in outs.items()},
                                      "pipeline_outcome": labels[k]}
     result = {"benchmark": "realscan-rgb", "bundle": BUNDLE, "report_images": list(photos),

@@ -93,7 +93,7 @@ def sr_check(acq: Acquisition, frames: list[np.ndarray], profile: str) -> dict:
     for p in rr.BARE_PRECISIONS:
         outs: list[np.ndarray] = []
         rr.run_frames(rr.Row(f"us-sr2x {p}", rr.RowKind.BARE, "us-sr2x", p), smalls,
-                      lambda i, _inp, out: outs.append(cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+                      lambda i, _inp, out, outs=outs: outs.append(cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
                                                        if out.shape[:2] != (h, w) else out), profile)
         restored[f"us-sr2x {p}"] = outs
     result = {}

@@ -53,7 +53,7 @@ class ResourceMeter:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         return ru.ru_utime + ru.ru_stime
 
-    def __enter__(self) -> "ResourceMeter":
+    def __enter__(self) -> ResourceMeter:
         self._peak_reset = _reset_peak()
         self._rss0 = _status_kib("VmRSS")
         self._cpu0 = self._cpu_s()

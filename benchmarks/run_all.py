@@ -24,9 +24,9 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ganrt.runtime.errors import GanrtError
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir

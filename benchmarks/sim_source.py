@@ -9,8 +9,8 @@ front and replayed for as long as a benchmark needs, as fast as possible or at `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -23,9 +23,9 @@ from ganrt.benchmarks.sim_source import SimCineSource, render_cine, save
 from ganrt.runtime.backends.registry import parse_backend, select
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.model.profiles import DEFAULT_PROFILE, DeviceProfile
 from ganrt.runtime.records.record import Record
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.sinks.files import NullSink
 
 RESULTS = Path(__file__).resolve().parent / "results"

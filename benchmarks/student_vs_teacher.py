@@ -150,7 +150,7 @@ def to_markdown(r: dict) -> str:
               f"(int8-cpu): PSNR {g['int8-cpu']['psnr']:.3f}, SSIM {g['int8-cpu']['ssim']:.3f}. "
               "A ratio is undefined (nan) when the teacher does not improve on the input; gains over the input: "
               + "; ".join(f"{k} PSNR {v['psnr']:+.2f} dB, SSIM {v['ssim']:+.4f}" for k, v in gains.items()) + ".",
-              f"gCNR student - teacher: " + ", ".join(f"{k} {v:+.3f}" for k, v in r["gcnr_student_minus_teacher"].items()) + "."]
+              "gCNR student - teacher: " + ", ".join(f"{k} {v:+.3f}" for k, v in r["gcnr_student_minus_teacher"].items()) + "."]
     ci = r.get("gcnr_student_minus_teacher_paired_ci")
     if ci:
         lines.append("Paired per-frame gCNR difference, 95% bootstrap interval: " + ", ".join(

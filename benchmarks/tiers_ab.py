@@ -19,13 +19,13 @@ from tempfile import TemporaryDirectory
 
 from ganrt.benchmarks.env import describe, environment, save_result
 from ganrt.benchmarks.pipeline_bench import Mode, PipelineBenchConfig, _one_mode
-from ganrt.runtime.cli.demo import DEMO_CINE, guard_config
 from ganrt.runtime.backends.registry import parse_backend, select
-from ganrt.runtime.trust.guard import GuardConfig
+from ganrt.runtime.cli.demo import DEMO_CINE, guard_config
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.serve.tiers import TierConfig
+from ganrt.runtime.trust.guard import GuardConfig
 
 KEPT = ("tiers", "passthrough_by_reason", "dropped_by_reason", "raw_or_dropped_for_time", "startup_frames",
         "raw_or_dropped_for_time_after_startup", "enhanced_raw_switches", "min_run_between_switches",

@@ -17,8 +17,8 @@ A candidate is just a callable ``call(i)`` that runs iteration ``i`` (it picks i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.records.stats import block_medians, block_of_rounds, paired_ratios, ratio, spread, summarize
@@ -71,7 +71,7 @@ class Candidate:
     warmup: Warmup | None = None  # overrides the run's warm-up
     iterations: int | None = None  # overrides Plan.iterations (pair with per_round to end in the same round)
 
-    def target(self, plan: "Plan") -> int:
+    def target(self, plan: Plan) -> int:
         return self.iterations or plan.iterations
 
 

@@ -31,9 +31,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -43,15 +44,15 @@ from ganrt.benchmarks.multistream_bench import LoadWatch
 from ganrt.benchmarks.timing import Candidate, Plan, Warmup, analyse, round_order, run_interleaved
 from ganrt.benchmarks.triton_server import TritonServer, ensure_venv, prepare_backends
 from ganrt.export.triton_repo import RepoConfig, write_repository
-from ganrt.runtime.cli.demo import DEMO_CINE
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner, Provider
-from ganrt.runtime.backends.triton.runner import TritonRunner
 from ganrt.runtime.backends.triton.contract import SharedMemory, TritonOptions
+from ganrt.runtime.backends.triton.runner import TritonRunner
+from ganrt.runtime.cli.demo import DEMO_CINE
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 from ganrt.runtime.model.profiles import DeviceProfile
-from ganrt.runtime.serve.scheduler import SchedulerConfig, SharedRunner
 from ganrt.runtime.records.stats import summarize
+from ganrt.runtime.serve.scheduler import SchedulerConfig, SharedRunner
 
 LATENCY = ("in-process", "grpc", "grpc+shm")
 MEASURED = {
@@ -132,7 +133,7 @@ def _latency(local, remotes: dict[str, TritonRunner], frames, cfg: TritonBenchCo
     plan = Plan(iterations=cfg.iterations, per_round=10, blocks=5)
     res = analyse(run_interleaved(cands, plan, Warmup(iterations=20)), plan, baseline="in-process")
     base = res["in-process"]["latency_ms"]
-    for name, r in res.items():
+    for r in res.values():
         r["overhead_ms"] = {q: round(r["latency_ms"][q] - base[q], 2) for q in ("median", "p90", "p99")}
     return res
 

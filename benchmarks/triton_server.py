@@ -122,7 +122,7 @@ class TritonServer:
         env["GANRT_TRITON_ORT_SPIN"] = "1" if self.ort_spin else "0"
         return env
 
-    def start(self) -> "TritonServer":
+    def start(self) -> TritonServer:
         exe = _site(self.venv) / "pytriton" / "tritonserver" / "bin" / "tritonserver"
         cmd = [str(exe), f"--model-repository={self.repo}", f"--backend-directory={self.backends}",
                "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",

@@ -32,7 +32,7 @@ def load_state(path: Path) -> dict[str, Any]:
         raise ModelError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, wrong file, pickled code ...
+    except Exception as exc:  # noqa: BLE001 truncated zip, wrong file, pickled code ...
         raise ModelError(f"checkpoint {path} is corrupt or not a ganrt checkpoint ({exc.__class__.__name__})") from None
 
 
@@ -51,7 +51,7 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
         raise ModelError(f"weights not found: {path}")
     try:
         state = load_file(str(path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 safetensors/torch raise their own types for a corrupt file
         raise ModelError(f"weights {path} are corrupt ({exc.__class__.__name__}: {exc})") from None
     try:
         module.load_state_dict(state)

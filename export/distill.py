@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .archs import icnr_, PatchDiscriminator, ResnetGenerator, StudentConfig, StudentGenerator
+from .archs import PatchDiscriminator, ResnetGenerator, StudentConfig, StudentGenerator, icnr_
 from .checkpoint import atomic_torch_save, load_state
 from .data.pairs import PairBank
 from .losses import lsgan, ssim

@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -35,8 +35,8 @@ import numpy as np
 from ganrt.runtime.trust.fidelity import CALIBRATION_MARGIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
 
 from .arrays import to_images, to_nchw
-from .realscans import RealItem, run_bundle
 from .data.simulator import to_uint8
+from .realscans import RealItem, run_bundle
 from .tasks import PairSet
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def with_blobs(outputs: np.ndarray, regions: np.ndarray, amplitude: float, seed:
 
 def calibrate(outputs_by_artifact: Mapping[str, np.ndarray], pairs: PairSet, scale: int,
               margin_db: float = CALIBRATION_MARGIN_DB, reference: str | None = None,
-              real: "Sequence[RealItem]" = ()) -> FidelityCalibration:
+              real: Sequence[RealItem] = ()) -> FidelityCalibration:
     """``outputs_by_artifact``: name -> (N, H, W[, 3]) outputs in [0, 1] for ``pairs``' inputs;
     ``reference``: the artifact the synthetic blobs are added to (default: ``fp32`` or the first);
     ``real``: real frames through the model (realscans.run_bundle): only scored and reported."""
@@ -166,7 +166,7 @@ def calibrate(outputs_by_artifact: Mapping[str, np.ndarray], pairs: PairSet, sca
     return replace(best, candidates=tuple(tried), real=meta)
 
 
-def _real_rejected(real: "Sequence[RealItem]", config: FidelityConfig, scale: int) -> float | None:
+def _real_rejected(real: Sequence[RealItem], config: FidelityConfig, scale: int) -> float | None:
     """Share of the real frames whose fidelity score falls below ``config.min_db`` (None: no frames)."""
     if not real:
         return None

@@ -32,9 +32,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -43,8 +43,8 @@ from ganrt.runtime.trust.domain import STATS, frame_stats
 from ganrt.runtime.trust.region import luma_u8
 from ganrt.runtime.trust.tone import ToneCheck, ToneConfig, blend, sigma_px
 
-from .data.simulator import to_uint8
 from . import realphotos
+from .data.simulator import to_uint8
 from .realscans import TUNE, RealItem, run_bundle
 
 log = logging.getLogger(__name__)

@@ -19,15 +19,15 @@ from ganrt.runtime.errors import ConfigError, GateError
 from ganrt.runtime.model.manifest import FORMAT, MANIFEST_NAME, Precision, sha256_file
 
 from . import gate as gating
-from .archs import ResnetGenerator, StudentConfig, StudentGenerator, TeacherConfig, count_macs, count_params
-from .checkpoint import load_weights, save_weights
-from .arrays import to_images, to_nchw
-from .data.pairs import PairBank
 from . import guard_cal
-from .fidelity_cal import calibrate_bundle
+from .archs import StudentConfig, TeacherConfig, count_macs, count_params
+from .arrays import to_images, to_nchw
+from .checkpoint import save_weights
+from .data.pairs import PairBank
 from .distill import DistillConfig, distill_student
-from .finetune import FinetuneConfig, finetune_student
 from .evaluate import gain_ratio, quality
+from .fidelity_cal import calibrate_bundle
+from .finetune import FinetuneConfig, finetune_student
 from .onnx_export import INPUT, OUTPUT, export_onnx, parity_db
 from .quantize import QuantRecipe, quantize_int8, recipes_for, sensitivity, to_fp16, with_float
 from .report import model_card, side_by_side
@@ -66,7 +66,7 @@ class ExportConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def resolved(self) -> "ExportConfig":
+    def resolved(self) -> ExportConfig:
         """Every None filled in from the task: what a run uses and its manifest records."""
         t = get_task(self.task)
         return replace(self, teacher_arch=self.teacher_arch or t.teacher, student_arch=self.student_arch or t.student,

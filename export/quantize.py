@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -64,9 +64,8 @@ class _Reader:
 
 
 def to_fp16(src: Path, dst: Path) -> Path:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     import onnx_ir as ir
+    from onnxruntime.transformers.float16 import convert_float_to_float16
 
     m = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
     g = ir.from_proto(m)  # the converter appends its I/O casts last; the ONNX checker wants topological order

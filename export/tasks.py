@@ -6,8 +6,8 @@ A new task is one new entry here plus its data generator.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 

@@ -48,7 +48,7 @@ class Instances:
     count: int = 1
 
     @classmethod
-    def parse(cls, text: str) -> "Instances":
+    def parse(cls, text: str) -> Instances:
         """``cpu:2`` or ``gpu:1``."""
         kind, _, count = text.partition(":")
         try:

@@ -8,7 +8,6 @@ from enum import Enum
 
 import numpy as np
 
-
 SIGNAL_LOST = "lost"  # FrameMeta.extra["signal"] of the cards a live source shows while its device is away
 
 

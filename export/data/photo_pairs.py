@@ -17,8 +17,8 @@ so the lesion-contrast fine-tune simply skips them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -8,9 +8,10 @@ every feed once, then call the runner's ``activate_impl`` / ``infer_impl`` / ``d
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class Runner(Protocol):
 
     def deactivate(self) -> None: ...
 
-    def __enter__(self) -> "Runner": ...
+    def __enter__(self) -> Runner: ...
 
     def __exit__(self, *exc: object) -> None: ...
 
@@ -140,7 +141,7 @@ class RunnerBase:
         everything it can and reports once (``report_problems``)."""
         try:
             fn(*args)
-        except Exception as exc:  # teardown goes on
+        except Exception as exc:  # noqa: BLE001 teardown goes on
             problems.append(f"{getattr(fn, '__name__', fn)}: {exc.__class__.__name__}: {exc}")
 
     def report_problems(self, problems: list[str], what: str = "teardown") -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class OnnxRuntimeRunner(RunnerBase):
         data = self._artifact.verified_bytes()
         try:
             self._session = ort.InferenceSession(data, sess_options=opts, providers=self._provider_list(wanted))
-        except Exception as exc:  # ORT raises its own exception types for bad models
+        except Exception as exc:  # noqa: BLE001 ORT raises its own exception types for bad models
             raise ModelError(f"artifact {self._artifact.key!r}: onnxruntime cannot load it ({exc})") from None
         inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
         dtype = np.float16 if "float16" in inp.type else np.float32
@@ -141,7 +141,7 @@ class OnnxRuntimeRunner(RunnerBase):
     def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             outs = self._session.run(None, dict(feeds))
-        except Exception as exc:  # ORT's InvalidArgument/Fail/RuntimeException (wrong rank, channels, dtype, name)
+        except Exception as exc:  # noqa: BLE001 ORT's InvalidArgument/Fail/RuntimeException (wrong rank, channels, dtype, name)
             raise ModelError(f"onnxruntime inference failed ({exc.__class__.__name__}: "
                              f"{' '.join(str(exc).split())[:300]})") from None
         names = [o.name for o in self._session.get_outputs()]

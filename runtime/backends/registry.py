@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import BackendUnavailable, ConfigError
 from ..model.manifest import Artifact, Manifest, Precision
@@ -41,8 +41,8 @@ def _onnxruntime(manifest: Manifest, profile: DeviceProfile, precision: Precisio
 # --- TensorRT (runtime/backends/tensorrt/runner.py) -------------------------------------------------
 def _tensorrt(manifest: Manifest, profile: DeviceProfile, precision: Precision | None) -> Selection:
     """BackendUnavailable (so AUTO falls through) when TensorRT or a CUDA GPU is missing."""
-    from .tensorrt.runner import TensorRTRunner, check_available
     from .tensorrt.identity import check_trt_precision
+    from .tensorrt.runner import TensorRTRunner, check_available
 
     check_available()
     art = manifest.artifact_for(precision or profile.precision)

@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import INTERNAL_ERROR, BackendUnavailable, GanrtError
@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..sinks import outpaths
     from ..serve import signals
+    from ..sinks import outpaths
 
     with signals.handled():  # first: a Ctrl-C while the parser imports is one line too
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings are not ours to print twice

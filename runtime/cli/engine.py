@@ -106,7 +106,6 @@ def _cmd_prebuild(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from ..backends.tensorrt.cache import EngineCache
-
     from ..backends.tensorrt.probe import environment
 
     cache = EngineCache(args.cache)

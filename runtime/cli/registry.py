@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .common import EPILOG
 

@@ -26,7 +26,7 @@ class Precision(Enum):
     INT8_TRT = "int8-trt"  # s8 symmetric activations and weights, zero points 0 (TensorRT)
 
     @classmethod
-    def parse(cls, value: str) -> "Precision":
+    def parse(cls, value: str) -> Precision:
         try:
             return cls(value)
         except ValueError:
@@ -56,7 +56,7 @@ class TensorSpec:
     color_order: str = "gray"  # gray | rgb | bgr
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str) -> "TensorSpec":
+    def from_dict(cls, d: dict[str, Any], where: str) -> TensorSpec:
         try:
             return cls(
                 name=str(d["name"]),
@@ -145,7 +145,7 @@ class Manifest:
         raise ModelError(f"bundle {self.root} has no {precision.value} artifact")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Manifest":
+    def load(cls, path: str | Path) -> Manifest:
         """Load from a bundle directory or its manifest.json."""
         p = Path(path)
         mpath = p / MANIFEST_NAME if p.is_dir() else p
@@ -160,7 +160,7 @@ class Manifest:
         return cls.from_dict(raw, mpath.parent, str(mpath))
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], root: Path, where: str = MANIFEST_NAME) -> "Manifest":
+    def from_dict(cls, raw: dict[str, Any], root: Path, where: str = MANIFEST_NAME) -> Manifest:
         """A manifest of the wrong shape anywhere (a list for a map, text for a number) is a ModelError."""
         try:
             return cls._from_dict(raw, root, where)
@@ -168,7 +168,7 @@ class Manifest:
             raise ModelError(f"{where}: malformed manifest ({type(exc).__name__}: {exc})") from None
 
     @classmethod
-    def _from_dict(cls, raw: dict[str, Any], root: Path, where: str) -> "Manifest":
+    def _from_dict(cls, raw: dict[str, Any], root: Path, where: str) -> Manifest:
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise ModelError(f"{where}: not a ganrt bundle manifest (format must be {FORMAT!r})")
         try:

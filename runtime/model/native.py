@@ -20,7 +20,7 @@ import ctypes
 import os
 import sys
 from enum import IntEnum
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +97,7 @@ def find_library() -> Path:
     raise BackendUnavailable(f"native ops library {where or LIB_NAME} not found ({BUILD_HINT})")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_library(path: str) -> ctypes.CDLL:
     """Load and type the library at ``path`` (once per path)."""
     try:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..serve.clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ModelError
 from ..frames import Frame
+from ..serve.clock import SYSTEM_CLOCK, Clock
 from .manifest import Artifact, Manifest, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Preprocessor:
         self._noted: set[str] = set()
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest, **kw) -> "Preprocessor":
+    def from_manifest(cls, manifest: Manifest, **kw) -> Preprocessor:
         return cls(manifest.input, manifest.size_multiple, **kw)
 
     def check(self, pixels: np.ndarray) -> None:
@@ -134,7 +134,7 @@ class Postprocessor:
         self._lo, self._hi = float(lo), float(hi)
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest, **kw) -> "Postprocessor":
+    def from_manifest(cls, manifest: Manifest, **kw) -> Postprocessor:
         return cls(manifest.output, manifest.scale, **kw)
 
     def validate(self, y: np.ndarray) -> None:

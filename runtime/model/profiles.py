@@ -17,11 +17,11 @@ from typing import Any
 from ..backends.base import Backend
 from ..backends.triton.contract import TritonOptions
 from ..errors import ConfigError
-from .manifest import Precision
+from ..serve.tiers import TierConfig
 from ..trust.phi import PhiConfig
 from ..trust.region import RegionConfig
 from ..trust.temporal import TemporalConfig
-from ..serve.tiers import TierConfig
+from .manifest import Precision
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
 DEFAULT_PROFILE = "cpu-x86-2core"
@@ -67,7 +67,7 @@ class DeviceProfile:
     source: str = "<built-in>"
 
     @classmethod
-    def load(cls, path: str | Path) -> "DeviceProfile":
+    def load(cls, path: str | Path) -> DeviceProfile:
         p = resolve_profile_path(path)
         try:
             raw = tomllib.loads(p.read_text())
@@ -78,7 +78,7 @@ class DeviceProfile:
         return cls.from_dict(raw, p.name, base_dir=p.resolve().parent)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str, base_dir: Path | None = None) -> "DeviceProfile":
+    def from_dict(cls, raw: dict[str, Any], where: str, base_dir: Path | None = None) -> DeviceProfile:
         top = {f.name for f in fields(cls)} - {"source"}
         _reject_unknown(raw, top, where, "")
         for req in ("name", "budget_ms", "input_hw", "precision", "backends"):

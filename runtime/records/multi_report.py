@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .report import Report, remote_line
 from .stats import Summary, summarize
@@ -42,7 +43,7 @@ class MultiReport:
 
     @classmethod
     def build(cls, streams: Iterable[StreamResult], capture_to_output_ms: Iterable[float], *, wall_s: float,
-              scheduler: dict[str, Any]) -> "MultiReport":
+              scheduler: dict[str, Any]) -> MultiReport:
         """``capture_to_output_ms``: every stream's shown frames (each record's running sample)."""
         return cls(tuple(streams), wall_s, summarize(capture_to_output_ms), dict(scheduler))
 

@@ -14,9 +14,10 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..frames import Frame, FrameResult, Outcome, Reason, Tier
 from ..sinks.outpaths import check_output, make_dir, open_exclusive
@@ -89,7 +90,7 @@ class Record:
                 self._guarded(lambda: csv.writer(self._partial).writerow(FIELDS))
 
     @classmethod
-    def for_enhancer(cls, enhancer, path: str | Path | None = None, fmt: str = "jsonl") -> "Record":
+    def for_enhancer(cls, enhancer, path: str | Path | None = None, fmt: str = "jsonl") -> Record:
         return cls(path, fmt=fmt, model_sha=enhancer.model_sha, backend=enhancer.backend,
                    precision=enhancer.precision, artifact=enhancer.artifact)
 
@@ -222,7 +223,7 @@ class Record:
         if self.write_error:
             log.error("record %s keeps the rows written before the failure (%s)", self.path, self.write_error)
 
-    def __enter__(self) -> "Record":
+    def __enter__(self) -> Record:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from ..frames import Outcome, Reason
 from .record import Record
 from .record_stats import RecordStats
@@ -54,7 +53,7 @@ class Report:
 
     @classmethod
     def from_record(cls, record: Record, *, wall_s: float, budget_ms: float, source: dict[str, Any] | None = None,
-                    sink_errors: int = 0, interrupted: bool = False, guard: dict[str, Any] | None = None) -> "Report":
+                    sink_errors: int = 0, interrupted: bool = False, guard: dict[str, Any] | None = None) -> Report:
         st = record.stats  # running aggregates: a day-long run never holds its rows in memory
         return cls(
             frames_in=st.frames_in,

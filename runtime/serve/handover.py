@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from ..frames import Frame
 

@@ -15,17 +15,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
+from ..records.multi_report import MultiReport, StreamResult
+from ..records.report import Report
+from ..sinks.outpaths import protect
 from . import signals
 from .clock import SYSTEM_CLOCK, Clock
 from .fairness import FairConfig, FairShare, StreamShare
-from ..records.multi_report import MultiReport, StreamResult
-from ..sinks.outpaths import protect
-from ..records.report import Report
 from .scheduler import SchedulerConfig, SharedRunner
-from .stream import (DEIDENTIFIED_SOURCE, RunSetup, SinkFactory, SourceOpener, StreamRun, StreamSpec,
-                     open_stream_source, prepare)
+from .stream import (
+    DEIDENTIFIED_SOURCE,
+    RunSetup,
+    SinkFactory,
+    SourceOpener,
+    StreamRun,
+    StreamSpec,
+    open_stream_source,
+    prepare,
+)
 
 log = logging.getLogger(__name__)
 

@@ -27,24 +27,24 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, GanrtError, OutputError
 from ..frames import Frame, FrameResult, Reason
-from ..trust.guard import Guard, GuardConfig
 from ..model.ops import Enhancer, StageTimes
-from .fairness import StreamShare
-from .frame_steps import Once, StreamContext, enhance_or_passthrough
-from .policy import DeadlinePolicy, PolicyConfig
-from .handover import CaptureThread, LatestFrameQueue, SyncFrames
 from ..records.record import Record
 from ..records.report import Report
 from ..sinks.files import Sink
+from ..trust.guard import Guard, GuardConfig
+from .clock import SYSTEM_CLOCK, Clock
+from .fairness import StreamShare
+from .frame_steps import Once, StreamContext, enhance_or_passthrough
+from .handover import CaptureThread, LatestFrameQueue, SyncFrames
+from .policy import DeadlinePolicy, PolicyConfig
 from .tiers import TierConfig
 from .worker import InferenceWorker
 
@@ -66,7 +66,7 @@ class PipelineConfig:
             raise ConfigError("queue_depth must be >= 1, prefetch and warmup >= 0")
 
     @classmethod
-    def with_budget(cls, budget_ms: float, tiers: TierConfig | None = None, **kw) -> "PipelineConfig":
+    def with_budget(cls, budget_ms: float, tiers: TierConfig | None = None, **kw) -> PipelineConfig:
         """``tiers``: the profile's [tiers] (None: the defaults)."""
         return cls(policy=PolicyConfig(budget_ms=budget_ms, tiers=tiers or TierConfig()), **kw)
 
@@ -126,7 +126,7 @@ class _Outputs:
                 continue
             try:
                 sink.write(frame, result)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if isinstance(exc, GanrtError) and not isinstance(exc, OutputError):  # a user's mistake
                     raise
                 self.broken.add(i)

@@ -27,10 +27,11 @@ import collections
 import logging
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ class SharedRunner:
             self._thread = threading.Thread(target=self._loop, name="ganrt-scheduler", daemon=True)
             self._thread.start()
 
-    def client(self, stream: int) -> "StreamRunner":
+    def client(self, stream: int) -> StreamRunner:
         return StreamRunner(self, stream)
 
     def submit(self, stream: int, feeds: Mapping[str, np.ndarray]) -> Future:
@@ -203,7 +204,7 @@ class SharedRunner:
         else:
             self.serve_pending()
 
-    def __enter__(self) -> "SharedRunner":
+    def __enter__(self) -> SharedRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -227,7 +228,7 @@ class StreamRunner:
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.shared.submit(self.stream, feeds).result()
 
-    def __enter__(self) -> "StreamRunner":
+    def __enter__(self) -> StreamRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:

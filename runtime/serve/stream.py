@@ -12,33 +12,32 @@ streams the same way around one shared runner.
 
 from __future__ import annotations
 
-
 import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from ..backends.registry import Selection
-from ..trust.changemap import ChangeMapSink
-from .clock import SYSTEM_CLOCK, Clock
-from .fairness import StreamShare
-from ..trust.guard import GuardConfig
 from ..errors import OutputError
 from ..model.manifest import Manifest
-from . import signals
-from ..sinks.outpaths import check_output, make_dir, protect, write_atomic
-from .pipeline import PipelineConfig, run
 from ..model.profiles import DeviceProfile
-from ..sinks.provenance import Provenance
-from ..trust.region import RegionMode
 from ..records.record import Record
 from ..records.report import Report
-from ..sinks.specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks
 from ..sinks.files import Sink
+from ..sinks.outpaths import check_output, make_dir, protect, write_atomic
+from ..sinks.provenance import Provenance
+from ..sinks.specs import SinkContext, SinkSpec, build_sinks, fill_stream, for_stream, parse_sinks
 from ..sources import open_source
+from ..trust.changemap import ChangeMapSink
+from ..trust.guard import GuardConfig
+from ..trust.region import RegionMode
+from . import signals
+from .clock import SYSTEM_CLOCK, Clock
+from .fairness import StreamShare
+from .pipeline import PipelineConfig, run
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class RunSetup:
     deidentify: bool = False  # the source's name kept out of every output and the report
     change_map: str | None = None  # None: none; "": OUT/<stem>change_map.mp4; else its path
 
-    def pipeline_config(self, spec: "StreamSpec", source: object = None) -> PipelineConfig:
+    def pipeline_config(self, spec: StreamSpec, source: object = None) -> PipelineConfig:
         """The pipeline's settings for one stream; ``source``'s own description of its image areas
         (a DICOM file's ultrasound regions) goes to the region detection."""
         budget = spec.budget_ms or self.budget_ms or self.profile.budget_ms
@@ -110,7 +109,7 @@ def open_stream_source(spec: StreamSpec, clock: Clock = SYSTEM_CLOCK):
 SourceOpener = Callable[[StreamSpec, Clock], object]
 
 
-def read_ahead(spec: StreamSpec, setup: "RunSetup", source, opener: SourceOpener, clock: Clock) -> list:
+def read_ahead(spec: StreamSpec, setup: RunSetup, source, opener: SourceOpener, clock: Clock) -> list:
     """Under ``--region auto``, a file source's first frames read through a second opening of it, so
     the region is detected before the first frame is shown (on the 30-frame echo cine the stream
     otherwise starts with half a second of raw frames). A camera cannot be read twice (its source

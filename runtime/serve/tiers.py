@@ -32,8 +32,9 @@ engine's profile, ``[tensorrt] min_hw``) needs crops of at least ``factor`` time
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
 from ..frames import Tier
@@ -65,7 +66,7 @@ class TierConfig:
             raise ConfigError(f"tiers.up_margin must be in (0, 1] (got {self.up_margin!r})")
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str) -> "TierConfig":
+    def from_dict(cls, raw: dict[str, Any], where: str) -> TierConfig:
         unknown = set(raw) - {"enabled", "factor", "hold_frames", "up_margin"}
         if unknown:
             raise ConfigError(f"{where}: unknown key 'tiers.{sorted(unknown)[0]}'")
@@ -114,7 +115,7 @@ class TierLadder:
         if self.level is not Tier.RAW and not fits(self.level):
             if self.went_up and self.held <= self.config.hold_frames:
                 return Choice(self.level)  # the probe showed margin: a prediction alone does not undo it
-            lower = next((t for t in LADDER[LADDER.index(self.level) + 1:] if t is Tier.RAW or fits(t)))
+            lower = next(t for t in LADDER[LADDER.index(self.level) + 1:] if t is Tier.RAW or fits(t))
             self._switch(lower)
             self.held = 1
             return Choice(lower)

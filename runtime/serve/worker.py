@@ -7,9 +7,10 @@ and ``busy`` stays True until it returns, which the frame steps read as "back of
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future, TimeoutError as FutureTimeout
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from queue import SimpleQueue
-from typing import Callable
 
 
 class InferenceTimeout(Exception):

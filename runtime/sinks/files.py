@@ -40,7 +40,7 @@ class Sink(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Sink": ...
+    def __enter__(self) -> Sink: ...
 
     def __exit__(self, *exc: object) -> None: ...
 
@@ -83,7 +83,7 @@ class VideoCodec(Enum):
         return {"mp4v": ".mp4", "mjpg": ".avi", "ffv1": ".mkv"}[self.value]
 
     @classmethod
-    def for_path(cls, path: Path) -> "VideoCodec":
+    def for_path(cls, path: Path) -> VideoCodec:
         return {".avi": cls.MJPG, ".mkv": cls.FFV1}.get(path.suffix.lower(), cls.MP4V)
 
 
@@ -187,7 +187,7 @@ class _Sidecar:
     def count(self, result: FrameResult) -> None:
         self.outcomes[result.outcome.value] += 1
 
-    def write(self, out: "_Writer", **extra) -> None:
+    def write(self, out: _Writer, **extra) -> None:
         if self.provenance is None or self.written is not None or not out.frames:
             return
         self.written = write_sidecar(out.path, self.provenance, frames=out.frames, outcomes=dict(self.outcomes),

@@ -38,7 +38,7 @@ class Provenance:
 
     @classmethod
     def for_run(cls, manifest: Any, enhancer: Any, profile: Any = None, artifact: Any = None,
-                source: str | None = None) -> "Provenance":
+                source: str | None = None) -> Provenance:
         """From what ``ganrt run`` has in hand: the manifest, the Enhancer (backend, precision,
         artifact name), the device profile and the selected artifact (for its full sha256)."""
         return cls(model_sha=getattr(manifest, "model_id", ""), task=getattr(manifest, "task", ""),
@@ -47,7 +47,7 @@ class Provenance:
                    backend=getattr(enhancer, "backend", ""), profile=getattr(profile, "name", "") or "",
                    source=Path(source).name if source else None)
 
-    def deidentified(self) -> "Provenance":
+    def deidentified(self) -> Provenance:
         return replace(self, source=None)
 
     @property

@@ -20,16 +20,17 @@ becomes ``stream0``, ``stream1``, ... (``shm:us_{stream}``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import ConfigError
+from .files import DisplaySink, NullSink, PngSink, SideBySideSink, Sink, VideoCodec, VideoSink
 from .outpaths import check_output, protect
 from .provenance import Provenance
-from .files import DisplaySink, NullSink, PngSink, SideBySideSink, Sink, VideoCodec, VideoSink
 
 
 class SinkKind(Enum):
@@ -52,7 +53,7 @@ class SinkSpec:
     options: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, text: str) -> "SinkSpec":
+    def parse(cls, text: str) -> SinkSpec:
         head, _, query = text.partition("?")
         name, sep, target = head.partition(":")
         try:

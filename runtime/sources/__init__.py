@@ -6,8 +6,8 @@ import importlib
 import re
 from pathlib import Path
 
-from ..serve.clock import SYSTEM_CLOCK, Clock
 from ..errors import SourceError
+from ..serve.clock import SYSTEM_CLOCK, Clock
 from .base import FrameSource, SourceBase
 
 __all__ = ["FrameSource", "SourceBase", "open_source"]

@@ -8,14 +8,13 @@ by the clock, so tests never sleep) or run as fast as the consumer reads.
 from __future__ import annotations
 
 import collections
-
 import logging
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..serve.clock import SYSTEM_CLOCK, Clock
 from ..frames import Frame, FrameMeta
+from ..serve.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ class FrameSource(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> "FrameSource": ...
+    def __enter__(self) -> FrameSource: ...
 
     def __exit__(self, *exc: object) -> None: ...
 

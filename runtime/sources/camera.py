@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 import cv2
@@ -40,7 +41,7 @@ class CameraRequest:
     buffers: int | None = None
 
     @classmethod
-    def parse(cls, spec: str, size_hw: tuple[int, int] | None = None, fps: float | None = None) -> "CameraRequest":
+    def parse(cls, spec: str, size_hw: tuple[int, int] | None = None, fps: float | None = None) -> CameraRequest:
         """``DEVICE[?fourcc=MJPG&size=WxH&fps=N&buffers=N]``; ``size_hw``/``fps`` are defaults."""
         dev, _, query = spec.partition("?")
         if not DEVICE.match(dev):

@@ -180,7 +180,7 @@ class DicomSource(SourceBase):
         name = self.path.name
         try:
             ds = pydicom.dcmread(str(self.path))
-        except Exception as exc:  # InvalidDicomError, truncated file, ...
+        except Exception as exc:  # noqa: BLE001 InvalidDicomError, truncated file, ...
             raise SourceError(f"{name}: not a readable DICOM file ({_one_line(exc)})") from None
         if "PixelData" not in ds:
             raise SourceError(f"{name}: DICOM file has no pixel data (not an image)")
@@ -226,7 +226,7 @@ class DicomSource(SourceBase):
             return self._convert(arr)
         except SourceError:
             raise
-        except Exception as exc:  # a plugin that cannot handle this variant, a corrupt fragment ...
+        except Exception as exc:  # noqa: BLE001 a plugin that cannot handle this variant, a corrupt fragment ...
             tsyntax = self._ds.file_meta.get("TransferSyntaxUID") if hasattr(self._ds, "file_meta") else None
             hint = DECODER_HINTS.get(str(tsyntax))
             msg = f"{self.path.name}: frame {index} cannot be decoded ({_one_line(exc)})"

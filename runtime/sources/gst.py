@@ -88,7 +88,7 @@ class AppSinkCapture:
         self._Gst = Gst
         try:
             self._pipe = Gst.parse_launch(pipeline)
-        except Exception as exc:  # GLib.Error: no such element, bad syntax
+        except Exception as exc:  # noqa: BLE001 GLib.Error: no such element, bad syntax
             raise SourceError(f"GStreamer pipeline does not parse: {exc}") from None
         self._sink = self._find_appsink()
         self._sink.set_property("max-buffers", 2)

@@ -15,8 +15,9 @@ Time (pacing, backoff) goes through the injected clock: tests drive outages with
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np

@@ -46,7 +46,7 @@ class ChangeMapSink:
         self.inner, self.bits = inner, bits
 
     @classmethod
-    def video(cls, path: str | Path, fps: float, provenance=None) -> "ChangeMapSink":
+    def video(cls, path: str | Path, fps: float, provenance=None) -> ChangeMapSink:
         from ..sinks.files import VideoSink
 
         return cls(VideoSink(path, fps, overlay=False, provenance=provenance))
@@ -62,7 +62,7 @@ class ChangeMapSink:
     def close(self) -> None:
         self.inner.close()
 
-    def __enter__(self) -> "ChangeMapSink":
+    def __enter__(self) -> ChangeMapSink:
         self.inner.__enter__()
         return self
 

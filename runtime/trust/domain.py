@@ -61,7 +61,7 @@ class DomainConfig:
     every: int = 15  # frames between measurements
 
     @classmethod
-    def from_manifest(cls, manifest: Any) -> "DomainConfig | None":
+    def from_manifest(cls, manifest: Any) -> DomainConfig | None:
         raw = (getattr(manifest, "raw", None) or {}).get("input_domain")
         if raw is None:
             return None

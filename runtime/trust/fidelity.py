@@ -94,7 +94,7 @@ class FidelityConfig:
                              "and window_cells > 0")
 
     @classmethod
-    def from_manifest(cls, manifest: Any) -> "FidelityConfig":
+    def from_manifest(cls, manifest: Any) -> FidelityConfig:
         """The manifest's optional ``fidelity`` block; absent: defaults (downsample for a scale > 1 model)."""
         raw = (getattr(manifest, "raw", None) or {}).get("fidelity")
         scale = int(getattr(manifest, "scale", 1) or 1)

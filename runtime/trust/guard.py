@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError
-from .domain import DomainConfig, DomainMonitor
-from .fidelity import FidelityConfig, FidelityMonitor
 from ..frames import Frame, FrameResult, Reason
 from ..model.ops import Enhancer
+from .domain import DomainConfig, DomainMonitor
+from .fidelity import FidelityConfig, FidelityMonitor
 from .phi import PhiConfig, PhiMasker
 from .region import Box, Region, RegionConfig, RegionMode, RegionTracker, luma_u8
 from .temporal import EmaFilter, FlickerMeter, TemporalConfig, mean_abs_diff

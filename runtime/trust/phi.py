@@ -36,7 +36,7 @@ class PhiConfig:
     keep: tuple[Box, ...] = ()  # input-pixel rectangles outside the region that stay visible
 
     @classmethod
-    def from_dict(cls, raw: dict, where: str) -> "PhiConfig":
+    def from_dict(cls, raw: dict, where: str) -> PhiConfig:
         keep = raw.get("keep", [])
         if not (isinstance(keep, list) and all(isinstance(k, list) and len(k) == 4
                                                and all(isinstance(v, int) for v in k) for k in keep)):

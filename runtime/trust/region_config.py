@@ -55,7 +55,7 @@ class RegionConfig:
             raise ConfigError(f"region mask {self.mask} does not exist")
 
     @classmethod
-    def parse(cls, text: str, base: "RegionConfig | None" = None) -> "RegionConfig":
+    def parse(cls, text: str, base: RegionConfig | None = None) -> RegionConfig:
         """``--region auto[:FRAMES] | full | X,Y,W,H`` (other settings kept from ``base``)."""
         base = base or cls()
         t = text.strip().lower()
@@ -78,11 +78,11 @@ class RegionConfig:
         return cls(RegionMode.RECT, rect=Box(*vals), **keep)
 
     @classmethod
-    def default_for(cls, modality: str) -> "RegionConfig":
+    def default_for(cls, modality: str) -> RegionConfig:
         """The default region for a bundle whose frames are of ``modality`` (see DEFAULT_MODE_BY_MODALITY)."""
         return cls(DEFAULT_MODE_BY_MODALITY.get(modality, RegionMode.FULL))
 
-    def for_source(self, source: object) -> "RegionConfig":
+    def for_source(self, source: object) -> RegionConfig:
         """This config with what ``source`` says of its image areas (a DICOM file's ultrasound
         regions, ``source.us_regions``): used by auto detection only."""
         hint = tuple(getattr(source, "us_regions", None) or ())
@@ -91,7 +91,7 @@ class RegionConfig:
         return replace(self, us_regions=hint)
 
     @classmethod
-    def from_dict(cls, raw: dict, where: str, base_dir: Path | None = None) -> "RegionConfig":
+    def from_dict(cls, raw: dict, where: str, base_dir: Path | None = None) -> RegionConfig:
         """The profile's ``[region]`` table (keys already checked by the profile loader)."""
         try:
             mode = RegionMode(raw.get("mode", "full"))

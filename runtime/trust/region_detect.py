@@ -7,7 +7,7 @@ are drawn back at full size. See region.py for how a region is used.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -22,7 +22,7 @@ class Box(NamedTuple):
     def slices(self) -> tuple[slice, slice]:
         return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
 
-    def scaled(self, s: int) -> "Box":
+    def scaled(self, s: int) -> Box:
         return Box(self.x * s, self.y * s, self.w * s, self.h * s)
 
 
@@ -38,12 +38,12 @@ class Region:
     _crops: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def whole(cls, hw: tuple[int, int], source: str = "full", from_frame: int = 0) -> "Region":
+    def whole(cls, hw: tuple[int, int], source: str = "full", from_frame: int = 0) -> Region:
         return cls(hw, None, Box(0, 0, hw[1], hw[0]), source, from_frame)
 
     @classmethod
     def from_mask(cls, mask: np.ndarray, source: str, from_frame: int = 0, carved_px: int = 0,
-                  note: str = "") -> "Region | None":
+                  note: str = "") -> Region | None:
         m = np.where(mask > 0, np.uint8(255), np.uint8(0))
         pts = cv2.findNonZero(m)
         if pts is None:

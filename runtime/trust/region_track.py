@@ -5,9 +5,9 @@ changes. How auto detection works and why pending frames go out raw: region.py."
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np

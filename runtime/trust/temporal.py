@@ -39,7 +39,7 @@ class TemporalConfig:
             raise ConfigError(f"temporal filter alpha must be in (0, 1] (got {self.alpha})")
 
     @classmethod
-    def parse(cls, text: str) -> "TemporalConfig":
+    def parse(cls, text: str) -> TemporalConfig:
         """``none`` | ``ema`` | ``ema:ALPHA`` (the ``--temporal-filter`` option)."""
         name, _, alpha = text.strip().lower().partition(":")
         try:
@@ -49,7 +49,7 @@ class TemporalConfig:
             raise ConfigError(f"--temporal-filter {text!r}: expected none, ema or ema:ALPHA (0 < ALPHA <= 1)") from None
 
     @classmethod
-    def from_dict(cls, raw: dict, where: str) -> "TemporalConfig":
+    def from_dict(cls, raw: dict, where: str) -> TemporalConfig:
         try:
             return cls(TemporalFilter(raw.get("filter", "none")), float(raw.get("alpha", DEFAULT_ALPHA)))
         except (ValueError, ConfigError) as exc:

@@ -77,7 +77,7 @@ class ToneConfig:
                              "and non-negative limits")
 
     @classmethod
-    def from_manifest(cls, manifest: Any) -> "ToneConfig":
+    def from_manifest(cls, manifest: Any) -> ToneConfig:
         """The manifest's optional ``tone`` block (limits and tiling); absent: the defaults."""
         raw = (getattr(manifest, "raw", None) or {}).get("tone")
         if raw is None:

@@ -19,9 +19,10 @@ output): coordinates times ``s``, physical deltas divided by ``s``, so measureme
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Sequence
+from typing import Any
 
 
 class SpatialFormat(IntEnum):  # Region Spatial Format (0018,6012)

@@ -8,7 +8,7 @@ import pytest
 from ganrt.benchmarks.filters import GRIDS, FilterKind, FilterSpec, applicable, grid
 
 pytest.importorskip("skimage", reason="quality metrics need the export extra (scikit-image)")
-from ganrt.benchmarks import quality as Q  # noqa: E402
+from ganrt.benchmarks import quality as Q
 
 
 def _img(seed: int = 0, hw: int = 48) -> np.ndarray:

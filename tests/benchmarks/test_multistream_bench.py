@@ -7,8 +7,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from bundles import make_bundle
+
 from ganrt.benchmarks import multistream_bench as mb
 from ganrt.benchmarks.env import ENV_FIELDS
 

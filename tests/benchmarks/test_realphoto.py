@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from ganrt.benchmarks.realphoto import clahe_nlm, guided  # noqa: E402
-from ganrt.benchmarks.realphoto_metrics import colour_shift, restoration  # noqa: E402
-from ganrt.benchmarks.realphoto_report import verdicts  # noqa: E402
-from ganrt.export.data.photo_degrade import PRESETS, PhotoDegradation, degrade  # noqa: E402
-from ganrt.export.realphotos import REPORT, TUNE, load  # noqa: E402
+from ganrt.benchmarks.realphoto import clahe_nlm, guided
+from ganrt.benchmarks.realphoto_metrics import colour_shift, restoration
+from ganrt.benchmarks.realphoto_report import verdicts
+from ganrt.export.data.photo_degrade import PRESETS, PhotoDegradation, degrade
+from ganrt.export.realphotos import REPORT, TUNE, load
 
 
 def photo() -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from bundles import blur_model
 from onnx import TensorProto, helper, numpy_helper
 
-from bundles import blur_model
 from ganrt.benchmarks.roofline import JETSON_PEAKS, DevicePeak, ModelCost, floor_ms, measured_peak, model_cost
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from bundles import make_bundle
+
 from ganrt.benchmarks import readme_table, run_all
 from ganrt.benchmarks.env import ENV_FIELDS
 

@@ -7,8 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from ganrt.runtime.records.stats import (PERCENTILES, block_medians, block_of_rounds, paired_ratios, ratio, spread,
-                                 summarize)
+from ganrt.runtime.records.stats import (
+    PERCENTILES,
+    block_medians,
+    block_of_rounds,
+    paired_ratios,
+    ratio,
+    spread,
+    summarize,
+)
 
 
 @pytest.mark.parametrize("seed,n", [(0, 1), (1, 2), (2, 7), (3, 200), (4, 1001)])

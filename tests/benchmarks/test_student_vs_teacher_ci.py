@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("skimage")  # the benchmark module imports the export's metrics
 
-from ganrt.benchmarks.student_vs_teacher import paired_ci  # noqa: E402
+from ganrt.benchmarks.student_vs_teacher import paired_ci
 
 
 def test_interval_covers_a_known_mean_and_skips_undefined_frames():

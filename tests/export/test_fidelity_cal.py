@@ -10,10 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from ganrt.export.fidelity_cal import (CANDIDATES, calibrate, frame_scores, with_blobs,  # noqa: E402
-                                      write_into_manifest)
-from ganrt.export.tasks import get_task  # noqa: E402
-from ganrt.runtime.trust.fidelity import CALIBRATION_MARGIN_DB  # noqa: E402
+from ganrt.export.fidelity_cal import CANDIDATES, calibrate, frame_scores, with_blobs, write_into_manifest
+from ganrt.export.tasks import get_task
+from ganrt.runtime.trust.fidelity import CALIBRATION_MARGIN_DB
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from ganrt.export.data.photo_pairs import PhotoPairConfig, render_photo_pair  # noqa: E402
-from ganrt.export.realphotos import REPORT, TUNE, load_all  # noqa: E402
-from ganrt.export.tasks import get_task  # noqa: E402
+from ganrt.export.data.photo_pairs import PhotoPairConfig, render_photo_pair
+from ganrt.export.realphotos import REPORT, TUNE, load_all
+from ganrt.export.tasks import get_task
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from ganrt.export.gate import lint_qdq_for_tensorrt  # noqa: E402
-from ganrt.export.pipeline import run_export, smoke_config  # noqa: E402
-from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
-from ganrt.runtime.model.manifest import Manifest, Precision  # noqa: E402
+from ganrt.export.gate import lint_qdq_for_tensorrt
+from ganrt.export.pipeline import run_export, smoke_config
+from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
+from ganrt.runtime.model.manifest import Manifest, Precision
 
 
 @pytest.fixture(scope="module")

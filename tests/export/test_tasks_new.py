@@ -91,7 +91,7 @@ def test_endoscopy_input_is_worse_but_correlated():
         g_t.append(gcnr(yt, s.lesion, s.background))
         g_i.append(gcnr(yi, s.lesion, s.background))
         # local noise: high-pass energy in the plain-mucosa disc
-        hp = lambda y: (y - cv2.GaussianBlur(y, (0, 0), 2.0))[s.homogeneous].std()  # noqa: E731
+        hp = lambda y, s=s: (y - cv2.GaussianBlur(y, (0, 0), 2.0))[s.homogeneous].std()  # noqa: E731
         snr_t.append(hp(yt))
         snr_i.append(hp(yi))
     assert 12.0 < np.mean(p_in) < 24.0, p_in
@@ -363,8 +363,8 @@ def test_streaming_runtime_runs_the_smoke_bundle(exported, tmp_path):
     """Through ganrt.runtime.serve.pipeline.run: BGR camera-like frames in, every shown frame (enhanced or
     raw) at the model's output size; the RGB model gets RGB planes."""
     from ganrt.runtime.model.ops import Enhancer, Preprocessor
-    from ganrt.runtime.serve.pipeline import PipelineConfig, run
     from ganrt.runtime.records.record import Record
+    from ganrt.runtime.serve.pipeline import PipelineConfig, run
     from ganrt.runtime.sinks.files import SinkBase, VideoSink
 
     name, out, _, _ = exported
@@ -406,8 +406,9 @@ def test_streaming_runtime_runs_the_smoke_bundle(exported, tmp_path):
 
 
 def test_simulate_writes_the_new_tasks_frames(tmp_path):
-    from ganrt.export.cli import add_parsers
     import argparse
+
+    from ganrt.export.cli import add_parsers
 
     parser = argparse.ArgumentParser()
     add_parsers(parser.add_subparsers())

@@ -10,13 +10,13 @@ import pytest
 
 pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed (ganrt[triton])")
 
-from google.protobuf import json_format  # noqa: E402
+from google.protobuf import json_format
 
-from ganrt.export.triton_repo import Instances, RepoConfig, parse_config, write_repository  # noqa: E402
-from ganrt.runtime.backends.triton.contract import check_model_config  # noqa: E402
-from ganrt.runtime.cli import main  # noqa: E402
-from ganrt.runtime.errors import ConfigError, ModelError  # noqa: E402
-from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir  # noqa: E402
+from ganrt.export.triton_repo import Instances, RepoConfig, parse_config, write_repository
+from ganrt.runtime.backends.triton.contract import check_model_config
+from ganrt.runtime.cli import main
+from ganrt.runtime.errors import ConfigError, ModelError
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 
 BUNDLE = bundled_model_dir("us-enhance")
 

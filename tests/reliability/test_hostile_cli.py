@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 import pytest
-
 from workspace import Workspace, digests, make_workspace, run_cli
 
 

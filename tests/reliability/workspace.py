@@ -12,7 +12,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from bundles import make_bundle
 
 CLI = [sys.executable, "-m", "ganrt.runtime.cli"]

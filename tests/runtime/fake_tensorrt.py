@@ -129,7 +129,7 @@ class _Config:
     def set_flag(self, flag) -> None:
         self.flags.add(flag.name)
 
-    def can_run_on_DLA(self, layer) -> bool:  # noqa: N802 - the real API's name
+    def can_run_on_DLA(self, layer) -> bool:
         return layer.name != "relu1"
 
 

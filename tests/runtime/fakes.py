@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ganrt.runtime.backends.base import IOSpec, RunnerBase
-from ganrt.runtime.serve.clock import Clock, ManualClock
 from ganrt.runtime.model.manifest import Manifest, TensorSpec
+from ganrt.runtime.serve.clock import Clock, ManualClock
 from ganrt.runtime.sources.base import SourceBase
 
 __all__ = ["FakeRunner", "FakeSource", "ManualClock", "fake_manifest", "make_frames"]

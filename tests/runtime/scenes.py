@@ -11,19 +11,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 from bundles import make_bundle
 from fakes import FakeSource, ManualClock
+from onnx import TensorProto, helper, numpy_helper
+
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
-from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Manifest
 from ganrt.runtime.model.ops import Enhancer
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
-from ganrt.runtime.records.record import Record
-from ganrt.runtime.trust.region import Box
 from ganrt.runtime.sinks.files import SinkBase
+from ganrt.runtime.trust.guard import GuardConfig
+from ganrt.runtime.trust.region import Box
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 MS = 1_000_000

@@ -7,15 +7,15 @@ import logging
 import cv2
 import numpy as np
 import pytest
-
 from fakes import FakeRunner, ManualClock, fake_manifest
+
 from ganrt.runtime.errors import SourceError
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.sinks.overlay import for_display, to_bgr
-from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.records.record import Record
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.sinks.files import NullSink
+from ganrt.runtime.sinks.overlay import for_display, to_bgr
 from ganrt.runtime.sources import open_source
 from ganrt.runtime.sources.camera import CameraRequest, CameraSource
 from ganrt.runtime.sources.gst import frame_from_buffer, opencv_has_gstreamer

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from bundles import blur_model, make_bundle
+
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, ModelError, SourceError
 

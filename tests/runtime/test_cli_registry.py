@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from bundles import make_bundle
+
 from ganrt.runtime.cli import build_parser, main
 from ganrt.runtime.cli.common import EPILOG
 from ganrt.runtime.cli.registry import PLUGINS, commands

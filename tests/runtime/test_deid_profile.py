@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.datadict import tag_for_keyword  # noqa: E402
 from pydicom.dataset import Dataset  # noqa: E402
 
+from ganrt.runtime.frames import FrameResult, Outcome  # noqa: E402
 from ganrt.runtime.sinks.dicom.deid import Deidentifier  # noqa: E402
 from ganrt.runtime.sinks.dicom.deid_profile import BASIC_PROFILE, DERIVED_TYPE2, RETAINED, Action, tag_actions  # noqa: E402
-from ganrt.runtime.frames import FrameResult, Outcome  # noqa: E402
-from ganrt.runtime.sinks.provenance import Provenance  # noqa: E402
 from ganrt.runtime.sinks.dicom.sink import DicomSink  # noqa: E402
+from ganrt.runtime.sinks.provenance import Provenance  # noqa: E402
 from ganrt.runtime.sources import open_source  # noqa: E402
 
 ECHO = pydicom.data.get_testdata_file("examples_ybr_color.dcm")

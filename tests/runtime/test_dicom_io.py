@@ -15,19 +15,19 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
+from bundles import make_bundle  # noqa: E402
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.pixels import apply_color_lut, get_decoder  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
-from bundles import make_bundle  # noqa: E402
 from ganrt.runtime.cli import main  # noqa: E402
-from ganrt.runtime.sinks.dicom.deid import ACTIONS, Deidentifier  # noqa: E402
-from ganrt.runtime.sinks.dicom.series import COPIED, SC_GRAY_BYTE, SC_TRUE_COLOR, US_MULTIFRAME  # noqa: E402
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, SourceError  # noqa: E402
 from ganrt.runtime.frames import Frame, FrameMeta, FrameResult, Outcome, Reason  # noqa: E402
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir  # noqa: E402
-from ganrt.runtime.sinks.provenance import Provenance  # noqa: E402
+from ganrt.runtime.sinks.dicom.deid import ACTIONS, Deidentifier  # noqa: E402
+from ganrt.runtime.sinks.dicom.series import COPIED, SC_GRAY_BYTE, SC_TRUE_COLOR, US_MULTIFRAME  # noqa: E402
 from ganrt.runtime.sinks.dicom.sink import DicomSink  # noqa: E402
+from ganrt.runtime.sinks.provenance import Provenance  # noqa: E402
 from ganrt.runtime.sources import open_source  # noqa: E402
 from ganrt.runtime.sources.dicom import fps_from_tags  # noqa: E402
 

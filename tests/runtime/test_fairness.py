@@ -7,14 +7,14 @@ import collections
 
 import numpy as np
 import pytest
-
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
+
 from ganrt.runtime.errors import ConfigError
-from ganrt.runtime.serve.fairness import FairConfig, FairShare, StreamShare
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.records.record import Record
+from ganrt.runtime.serve.fairness import FairConfig, FairShare, StreamShare
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 
 MS = 1_000_000
 
@@ -28,7 +28,7 @@ def contend(fair: FairShare | None, ticks: int = 300, infer_ms: float = 18.0, bu
     hist: list[collections.deque] = [collections.deque(maxlen=30), collections.deque(maxlen=30)]
     misses, probe = [0, 0], [False, False]
     ran, on_time = [0, 0], [0, 0]
-    for t in range(ticks):
+    for _ in range(ticks):
         running = []
         for s in (0, 1):
             reason, probe[s] = None, False

@@ -8,14 +8,14 @@ import math
 
 import numpy as np
 import pytest
+from scenes import blob_model, bundle, identity_model, sim_cine, stream, ui_cine
 
 from ganrt.runtime.errors import ModelError
-from ganrt.runtime.trust.fidelity import DEFAULT_MIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
 from ganrt.runtime.frames import Frame, Outcome, Reason
-from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
+from ganrt.runtime.trust.fidelity import DEFAULT_MIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.trust.region import RegionConfig, RegionMode
-from scenes import blob_model, bundle, identity_model, sim_cine, stream, ui_cine
 
 AUTO = RegionConfig(RegionMode.AUTO)
 PENDING = 14  # frames shown raw while the region is detected (15 collected, the 15th is enhanced)

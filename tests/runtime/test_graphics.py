@@ -120,7 +120,7 @@ def test_region_enhance_mask_leaves_out_the_frames_graphics(scale):
     for region in (Region.from_mask(sector.astype(np.uint8), "test"), Region.whole(img.shape)):
         m = region.enhance_mask(box, crop, scale, bits=8)
         assert m.shape == (box.h * scale, box.w * scale)
-        at = lambda x, y: m[(y - box.y) * scale, (x - box.x) * scale]  # noqa: E731 - frame coordinates
+        at = lambda x, y, m=m: m[(y - box.y) * scale, (x - box.x) * scale]  # noqa: E731 - frame coordinates
         assert at(250, 300) == 0 and at(245, 300) == 0 and at(300, 260) == 0  # caliper, colour: raw
         assert at(200, 350) == 255  # tissue: enhanced
         if not region.full:

@@ -12,21 +12,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from bundles import blur_model
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
-from ganrt.runtime.trust.changemap import ChangeMapSink, change_heatmap
+from scenes import MS, KeepSink, blob_model, bundle, stream, ui_cine
+
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.trust.guard import Guard, GuardConfig
 from ganrt.runtime.model.ops import Enhancer
+from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
-from ganrt.runtime.model.profiles import DeviceProfile
+from ganrt.runtime.trust.changemap import ChangeMapSink, change_heatmap
+from ganrt.runtime.trust.guard import Guard, GuardConfig
 from ganrt.runtime.trust.region import RegionConfig, RegionMode
 from ganrt.runtime.trust.temporal import TemporalConfig, TemporalFilter
-from scenes import MS, KeepSink, blob_model, bundle, stream, ui_cine
 
 AUTO = RegionConfig(RegionMode.AUTO)
 

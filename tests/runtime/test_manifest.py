@@ -3,8 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bundles import make_bundle
+
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
 from ganrt.runtime.errors import ModelError
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir

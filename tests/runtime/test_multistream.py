@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from bundles import blur_model, make_bundle
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frames
+
 from ganrt.runtime.backends.base import Backend
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
 from ganrt.runtime.backends.registry import Selection
@@ -21,12 +21,12 @@ from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError, ModelError
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.manifest import Manifest
-from ganrt.runtime.serve.multistream import run_streams
 from ganrt.runtime.model.profiles import DEFAULT_PROFILE, DeviceProfile
+from ganrt.runtime.serve.multistream import run_streams
 from ganrt.runtime.serve.scheduler import BatchMode, SchedulerConfig, SharedRunner
-from ganrt.runtime.sinks.specs import parse_sinks
-from ganrt.runtime.sinks.files import SinkBase
 from ganrt.runtime.serve.stream import RunSetup, StreamSpec, stream_once
+from ganrt.runtime.sinks.files import SinkBase
+from ganrt.runtime.sinks.specs import parse_sinks
 
 MS = 1_000_000
 

@@ -8,16 +8,24 @@ import threading
 import cv2
 import numpy as np
 import pytest
-
 from fakes import FakeRunner, ManualClock, fake_manifest, make_frames
+
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason
-from ganrt.runtime.model.ops import BadOutput, Enhancer, IncompatibleFrame, Postprocessor, Preprocessor, StageTimes, to_uint8
-from ganrt.runtime.sinks.overlay import label
-from ganrt.runtime.serve.policy import DeadlinePolicy, PolicyConfig
-from ganrt.runtime.serve.handover import CaptureThread, LatestFrameQueue
+from ganrt.runtime.model.ops import (
+    BadOutput,
+    Enhancer,
+    IncompatibleFrame,
+    Postprocessor,
+    Preprocessor,
+    StageTimes,
+    to_uint8,
+)
 from ganrt.runtime.records.record import Record
+from ganrt.runtime.serve.handover import CaptureThread, LatestFrameQueue
+from ganrt.runtime.serve.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.serve.tiers import TierConfig
+from ganrt.runtime.sinks.overlay import label
 
 
 def _roundtrip(manifest, pixels, bits=16, fn=lambda x: x):

@@ -11,15 +11,15 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frames
 from onnx import TensorProto, helper, numpy_helper
 
-from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frames
 from ganrt.runtime.frames import Frame, FrameResult, Outcome
 from ganrt.runtime.model.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_file
 from ganrt.runtime.model.ops import BadOutput, Enhancer, Postprocessor, Preprocessor
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
-from ganrt.runtime.records.record import Record
 from ganrt.runtime.sinks.files import PngSink, SideBySideSink, SinkBase, VideoSink
 
 

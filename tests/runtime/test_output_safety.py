@@ -9,13 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from bundles import make_bundle
-from ganrt.runtime.sinks import outpaths
+
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError, OutputError
-from ganrt.runtime.sinks.provenance import Provenance, write_sidecar
 from ganrt.runtime.records.record import Record
+from ganrt.runtime.sinks import outpaths
+from ganrt.runtime.sinks.provenance import Provenance, write_sidecar
 
 
 @pytest.fixture(autouse=True)

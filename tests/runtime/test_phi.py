@@ -5,16 +5,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from bundles import blur_model
+from scenes import bright_outside, bundle, stream, ui_cine
+
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason
+from ganrt.runtime.sinks.files import PngSink
 from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.trust.phi import PhiConfig, PhiMasker
 from ganrt.runtime.trust.region import Region, RegionConfig, RegionMode, RegionTracker
-from ganrt.runtime.sinks.files import PngSink
-from scenes import bright_outside, bundle, stream, ui_cine
 
 AUTO = RegionConfig(RegionMode.AUTO)
 

@@ -9,16 +9,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from bundles import make_bundle
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frames
-from ganrt.runtime.serve.clock import SYSTEM_CLOCK
+
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer, to_uint8
+from ganrt.runtime.records.record import Record
+from ganrt.runtime.serve.clock import SYSTEM_CLOCK
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
-from ganrt.runtime.records.record import Record
 from ganrt.runtime.serve.tiers import TierConfig
 from ganrt.runtime.sinks import files as sinks_mod
 from ganrt.runtime.sinks.files import DisplaySink, NullSink, PngSink, SideBySideSink, SinkBase, VideoSink
@@ -193,7 +193,7 @@ def test_odd_sizes_and_size_changes_mid_stream(tmp_path):
                             sinks=[keep, VideoSink(tmp_path / "v.mkv"), SideBySideSink(tmp_path / "s.mp4")])
     check_complete(report, rec, 4)
     assert outcomes(rec) == [(E, Reason.NONE)] * 4
-    for (i, _, px), f in zip(keep.seen, frames):
+    for (_i, _, px), f in zip(keep.seen, frames):
         np.testing.assert_array_equal(px, f)
     cap = cv2.VideoCapture(str(tmp_path / "v.mkv"))
     assert cap.isOpened()
@@ -209,7 +209,7 @@ def test_uint16_and_bgr_frames_into_a_gray_model():
     report, rec, _ = stream(f16 + fbgr, runner_kw=dict(latency_ms=1.0), sinks=[keep])
     check_complete(report, rec, 6)
     assert report.enhanced == 6
-    for (i, _, px), f in zip(keep.seen, f16 + fbgr):
+    for (_i, _, px), f in zip(keep.seen, f16 + fbgr):
         assert px.dtype == np.uint8 and px.shape == f.shape
         assert np.abs(px.astype(int) - to_uint8(f)).max() <= 3
 
@@ -260,10 +260,11 @@ def test_offline_prefetch_processes_everything():
 
 def test_real_onnx_model_end_to_end(tmp_path):
     """A tiny blur ONNX model through onnxruntime: video file in, PNGs + JSONL record out."""
+    from test_sources import make_video
+
     from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
     from ganrt.runtime.model.manifest import Manifest
     from ganrt.runtime.sources import open_source
-    from test_sources import make_video
 
     manifest = Manifest.load(make_bundle(tmp_path / "bundle", channels=1))
     video = make_video(tmp_path / "in.mp4", n=6, hw=(46, 62))

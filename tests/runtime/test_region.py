@@ -8,19 +8,27 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from bundles import blur_model
 from fakes import FakeRunner, FakeSource, ManualClock
+from scenes import MS, KeepSink, bundle, stream, ui_cine
+
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, Outcome, Reason
-from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Artifact, Manifest, Precision, TensorSpec
 from ganrt.runtime.model.ops import Enhancer, to_uint8
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
-from ganrt.runtime.trust.region import (Box, Region, RegionConfig, RegionMode, RegionOutside, RegionTracker, detect_still,
-                                  luma_u8)
-from scenes import MS, KeepSink, bundle, stream, ui_cine
+from ganrt.runtime.trust.guard import GuardConfig
+from ganrt.runtime.trust.region import (
+    Box,
+    Region,
+    RegionConfig,
+    RegionMode,
+    RegionOutside,
+    RegionTracker,
+    detect_still,
+    luma_u8,
+)
 
 AUTO = RegionConfig(RegionMode.AUTO)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from ganrt.runtime.cli.demo import guard_config
@@ -16,9 +15,9 @@ from ganrt.runtime.trust.region import RegionConfig, RegionMode, RegionTracker
 
 pytest.importorskip("pydicom")
 
-from test_dicom_io import pydicom_file, read_all  # noqa: E402
+from test_dicom_io import pydicom_file, read_all
 
-from ganrt.runtime.sources import open_source  # noqa: E402
+from ganrt.runtime.sources import open_source
 
 
 def _region(name: str, frames: int = 15):

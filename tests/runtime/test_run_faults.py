@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 from collections import namedtuple
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bundles import make_bundle
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
-from ganrt.runtime.serve import pipeline as pipeline_mod
-from ganrt.runtime.sinks import files as sinks_mod
+
 from ganrt.runtime.cli import main
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.ops import Enhancer
+from ganrt.runtime.records.record import Record
+from ganrt.runtime.serve import pipeline as pipeline_mod
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
-from ganrt.runtime.records.record import Record
 from ganrt.runtime.serve.tiers import TierConfig
+from ganrt.runtime.sinks import files as sinks_mod
 from ganrt.runtime.sinks.files import NullSink, SinkBase, VideoSink
 
 MS = 1_000_000
@@ -170,9 +168,9 @@ def test_a_corrupt_image_keeps_its_index_and_its_record_row(tmp_path, capsys):
 def test_a_file_record_holds_no_rows_in_memory_and_its_report_matches(tmp_path):
     """Rows stream to disk in index order (out-of-order drops put back); the report comes from
     running aggregates equal to what the rows say."""
+    from ganrt.runtime.frames import Frame, FrameResult
     from ganrt.runtime.records.record import read_rows
     from ganrt.runtime.records.report import Report
-    from ganrt.runtime.frames import Frame, FrameResult
 
     rec = Record(tmp_path / "r.jsonl")
     order = [0, 2, 1, 3, 5, 4, 6]  # a drop recorded by the capture thread before the frame in hand

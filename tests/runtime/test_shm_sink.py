@@ -12,19 +12,19 @@ import uuid
 
 import numpy as np
 import pytest
-
 from bundles import make_bundle
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
+
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
-from ganrt.runtime.sinks.provenance import Provenance
+from ganrt.runtime.sinks.files import NullSink
 from ganrt.runtime.sinks.ipc.reader import RingError, ShmRingReader, read_framed
 from ganrt.runtime.sinks.ipc.ring import H_WRITER_PID, SLOT_HEADER, ShmRingWriter, attach
-from ganrt.runtime.sinks.specs import SinkContext, SinkKind, SinkSpec, build_sinks, parse_sinks
-from ganrt.runtime.sinks.files import NullSink
 from ganrt.runtime.sinks.ipc.sink import PipeFormat, PipeSink, ShmRingSink
+from ganrt.runtime.sinks.provenance import Provenance
+from ganrt.runtime.sinks.specs import SinkContext, SinkKind, SinkSpec, build_sinks, parse_sinks
 
 PROV = Provenance(model_sha="0123456789abcdef", artifact="tiny.onnx", backend="fake", profile="test")
 SPAWN = mp.get_context("spawn")

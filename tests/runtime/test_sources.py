@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from fakes import ManualClock
+
 from ganrt.runtime.errors import SourceError
 from ganrt.runtime.sources import open_source
 

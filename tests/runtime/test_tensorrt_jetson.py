@@ -9,16 +9,18 @@ import dataclasses
 import json
 import sys
 import threading
-import tomllib
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
-
+import tomllib
 from fake_tensorrt import FakeTensorRT
-from ganrt.runtime.backends.tensorrt import cuda_mem, probe as cuda_probe
+from test_tensorrt_logic import FakeContext, FakeCuda, FakeTrt, _runner, _x, bundle, manifest  # noqa: F401
+
 from ganrt.runtime.backends.ort_trt_ep import MIN_ORT_STRONGLY_TYPED, check_ort_for_trt_ep
+from ganrt.runtime.backends.tensorrt import cuda_mem
+from ganrt.runtime.backends.tensorrt import probe as cuda_probe
 from ganrt.runtime.backends.tensorrt.builder import BuildRequest, TensorRTBuilder, set_timing_cache
 from ganrt.runtime.backends.tensorrt.identity import (
     DeviceFacts,
@@ -33,7 +35,6 @@ from ganrt.runtime.cli import main
 from ganrt.runtime.errors import BackendUnavailable, ConfigError
 from ganrt.runtime.model.manifest import Manifest
 from ganrt.runtime.model.profiles import DeviceProfile
-from test_tensorrt_logic import FakeCuda, FakeContext, FakeTrt, _runner, _x, bundle, manifest  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIN = DeviceInfo("Orin", (8, 7), 16, 62841, False, True)
@@ -211,8 +212,9 @@ def test_profile_validate_refuses_dla_with_cuda_graphs(tmp_path, capsys):
 
 def test_runner_never_captures_a_dla_engine(manifest, tmp_path):
     cuda = FakeCuda()
-    from ganrt.runtime.backends.tensorrt.runner import TensorRTRunner
     from test_tensorrt_logic import FakeBuilder, FakeProbe
+
+    from ganrt.runtime.backends.tensorrt.runner import TensorRTRunner
 
     prof = _profile(dla_core=0, cuda_graphs=False, min_hw=[32, 32])
     r = TensorRTRunner(manifest, manifest.artifact("int8-trt"), prof, tmp_path / "c", cuda_graphs=True,
@@ -377,7 +379,7 @@ def test_pycuda_calls_work_on_a_worker_thread(monkeypatch):
         try:
             result.append(mem.alloc_device(64).ptr)
             result.append(len(drv.stack()))  # the context is popped again after the call
-        except Exception as exc:  # reported to the test thread
+        except Exception as exc:  # noqa: BLE001 reported to the test thread
             result.append(exc)
 
     t = threading.Thread(target=worker, name="ganrt-infer")
@@ -414,9 +416,10 @@ def test_shipped_jetson_profile_is_valid_and_keeps_dla_without_graphs():
 
 
 def test_build_notes_reach_engine_json_and_engine_info(manifest, tmp_path, capsys):
+    from test_tensorrt_logic import FakeBuilder, FakeProbe
+
     from ganrt.runtime.backends.tensorrt.builder import BuildOutput
     from ganrt.runtime.backends.tensorrt.load import load_or_build
-    from test_tensorrt_logic import FakeBuilder, FakeProbe
 
     class NotingBuilder(FakeBuilder):
         def build(self, request):

@@ -17,13 +17,11 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-
 from bundles import make_bundle
+
 from ganrt.runtime.backends.base import Backend
-from ganrt.runtime.backends.tensorrt.cuda_mem import CudaError, DeviceBuffer, PinnedBuffer
 from ganrt.runtime.backends.onnxruntime import tensorrt_ep_options
 from ganrt.runtime.backends.registry import select
-from ganrt.runtime.backends.tensorrt.runner import TensorRTRunner
 from ganrt.runtime.backends.tensorrt.builder import (
     BuildOutput,
     BuildRequest,
@@ -31,9 +29,14 @@ from ganrt.runtime.backends.tensorrt.builder import (
     check_tensorrt_version,
     parser_error_line,
 )
-from ganrt.runtime.backends.tensorrt.cache import ENGINE_FILE, META_FILE, EngineCache, atomic_write_bytes, default_cache_dir
-from ganrt.runtime.backends.tensorrt.load import load_or_build
-from ganrt.runtime.backends.tensorrt.reporting import make_progress_monitor
+from ganrt.runtime.backends.tensorrt.cache import (
+    ENGINE_FILE,
+    META_FILE,
+    EngineCache,
+    atomic_write_bytes,
+    default_cache_dir,
+)
+from ganrt.runtime.backends.tensorrt.cuda_mem import CudaError, DeviceBuffer, PinnedBuffer
 from ganrt.runtime.backends.tensorrt.identity import (
     IDENTITY_SCHEMA,
     DeviceFacts,
@@ -45,6 +48,9 @@ from ganrt.runtime.backends.tensorrt.identity import (
     make_identity,
     optimisation_profile,
 )
+from ganrt.runtime.backends.tensorrt.load import load_or_build
+from ganrt.runtime.backends.tensorrt.reporting import make_progress_monitor
+from ganrt.runtime.backends.tensorrt.runner import TensorRTRunner
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, EngineMismatch, ModelError
 from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
@@ -524,7 +530,7 @@ class FakeTrt:
     def nptype(dt):
         return dt
 
-    def Runtime(self, logger):  # noqa: N802 - the real API's name
+    def Runtime(self, logger):
         trt = self
 
         class Runtime:

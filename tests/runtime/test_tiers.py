@@ -9,21 +9,21 @@ import math
 
 import numpy as np
 import pytest
-
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest, make_frames
+from scenes import KeepSink
+
 from ganrt.runtime.errors import ConfigError
 from ganrt.runtime.frames import Frame, FrameResult, Outcome, Reason, Tier
-from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.sinks.overlay import label
-from ganrt.runtime.serve.pipeline import PipelineConfig, run
-from ganrt.runtime.serve.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.model.profiles import DeviceProfile
 from ganrt.runtime.records.record import Record, read_rows
 from ganrt.runtime.records.record_stats import RunMeter
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
+from ganrt.runtime.serve.policy import DeadlinePolicy, PolicyConfig
 from ganrt.runtime.serve.tiers import TierConfig, TierLadder
+from ganrt.runtime.sinks.overlay import label
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.trust.tone import ToneConfig
-from scenes import KeepSink
 
 MS = 1_000_000
 F, R, X = Tier.FULL, Tier.REDUCED, Tier.RAW

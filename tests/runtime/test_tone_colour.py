@@ -8,17 +8,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
+from scenes import MS, KeepSink
+
 from ganrt.export.guard_cal import local_lab_shift
 from ganrt.runtime.frames import Outcome, Reason
-from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.model.manifest import Manifest
 from ganrt.runtime.model.ops import Enhancer
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
+from ganrt.runtime.trust.guard import GuardConfig
 from ganrt.runtime.trust.tone import ToneCheck, ToneConfig, blend
-from scenes import MS, KeepSink
 
 MODELS = Path(__file__).resolve().parents[2] / "runtime" / "models"
 

@@ -11,15 +11,15 @@ from fakes import FakeRunner, FakeSource, ManualClock, fake_manifest
 from ganrt.runtime.backends.base import Backend
 from ganrt.runtime.backends.registry import select
 from ganrt.runtime.backends.triton.contract import Protocol, SharedMemory, TritonOptions
+from ganrt.runtime.cli.triton_options import apply_triton_args
 from ganrt.runtime.errors import ConfigError, RemoteUnavailable
 from ganrt.runtime.frames import Outcome, Reason
+from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
 from ganrt.runtime.model.ops import Enhancer
+from ganrt.runtime.model.profiles import DeviceProfile
+from ganrt.runtime.records.record import Record
 from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.serve.policy import PolicyConfig
-from ganrt.runtime.records.record import Record
-from ganrt.runtime.model.manifest import Manifest, bundled_model_dir
-from ganrt.runtime.model.profiles import DeviceProfile
-from ganrt.runtime.cli.triton_options import apply_triton_args
 
 BASE = {"name": "hub", "budget_ms": 40.0, "input_hw": [512, 512], "precision": "fp32"}
 

@@ -10,16 +10,16 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from pydicom.dataset import Dataset  # noqa: E402
-
 from bundles import make_bundle  # noqa: E402
+from pydicom.dataset import Dataset  # noqa: E402
+from scenes import ui_cine  # noqa: E402
+from test_dicom_io import PROV, _run, pydicom_file, read_all, write_dicom  # noqa: E402
+
 from ganrt.runtime.frames import Frame, FrameMeta, FrameResult, Outcome  # noqa: E402
-from ganrt.runtime.trust.region import RegionConfig, RegionMode, RegionTracker  # noqa: E402
 from ganrt.runtime.sinks.dicom.sink import DicomSink  # noqa: E402
 from ganrt.runtime.sources import open_source  # noqa: E402
+from ganrt.runtime.trust.region import RegionConfig, RegionMode, RegionTracker  # noqa: E402
 from ganrt.runtime.trust.us_regions import UsRegion, read_regions, tissue_boxes  # noqa: E402
-from scenes import ui_cine  # noqa: E402
-from test_dicom_io import PROV, pydicom_file, read_all, write_dicom, _run  # noqa: E402
 
 AUTO = RegionConfig(RegionMode.AUTO)
 

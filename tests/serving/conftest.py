@@ -10,10 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "runtime"))  # fakes.py
 
-from ganrt.benchmarks.triton_server import TritonServer, Unavailable, ensure_venv, prepare_backends  # noqa: E402
-from ganrt.export.triton_repo import RepoConfig, write_repository  # noqa: E402
-from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir  # noqa: E402
-
+from ganrt.benchmarks.triton_server import TritonServer, Unavailable, ensure_venv, prepare_backends
+from ganrt.export.triton_repo import RepoConfig, write_repository
+from ganrt.runtime.model.manifest import Manifest, Precision, bundled_model_dir
 
 MAX_BATCH = 4  # the test repository's max_batch_size
 QUEUE_DELAY_US = 50_000  # long enough that requests sent together are merged, even on a loaded machine

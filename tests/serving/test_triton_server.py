@@ -12,20 +12,19 @@ import time
 
 import numpy as np
 import pytest
+from fakes import FakeSource, make_frames
 
+from ganrt.benchmarks.triton_server import free_port
 from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner, Provider
-from ganrt.runtime.backends.triton.runner import TritonRunner
 from ganrt.runtime.backends.triton.contract import Protocol, SharedMemory, TritonOptions
+from ganrt.runtime.backends.triton.runner import TritonRunner
 from ganrt.runtime.cli import main
 from ganrt.runtime.errors import BackendUnavailable, ConfigError, ModelError, RemoteUnavailable
 from ganrt.runtime.frames import Outcome, Reason
 from ganrt.runtime.model.manifest import Precision
 from ganrt.runtime.model.ops import Enhancer
-from ganrt.runtime.serve.pipeline import PipelineConfig, run
 from ganrt.runtime.records.record import Record
-
-from fakes import FakeSource, make_frames
-from ganrt.benchmarks.triton_server import free_port
+from ganrt.runtime.serve.pipeline import PipelineConfig, run
 
 CINE = "runtime/assets/sim_cine_512.mp4"
 

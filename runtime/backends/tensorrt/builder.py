@@ -185,7 +185,7 @@ def set_timing_cache(config: Any, data: bytes | None) -> None:
     if data:
         try:
             cache = config.create_timing_cache(data)
-        except Exception:  # defensive: the bindings return None rather than raise
+        except Exception:  # noqa: BLE001 defensive: the bindings return None rather than raise
             cache = None
         if cache is None:
             log.warning("TensorRT timing cache unreadable (corrupt or from another TensorRT); starting a new one")
@@ -221,7 +221,7 @@ def _call(obj: Any, name: str, default: Any) -> Any:
     fn = getattr(obj, name, None)
     try:
         return fn() if callable(fn) else default
-    except Exception:
+    except Exception:  # noqa: BLE001 an optional attribute of this TensorRT build: the default stands
         return default
 
 

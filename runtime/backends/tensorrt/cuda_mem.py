@@ -105,7 +105,7 @@ class CudaPythonMem:
             self._bind()
         except CudaError:
             raise
-        except Exception as exc:  # the driver library itself is missing
+        except Exception as exc:  # noqa: BLE001 the driver library itself is missing
             raise CudaError(f"CUDA is not usable here ({exc.__class__.__name__}: {' '.join(str(exc).split())[:200]})") \
                 from None
 
@@ -292,7 +292,7 @@ class PyCudaMem:
     def close(self) -> None:
         try:
             self._ctx.detach()  # release the primary context reference taken in __init__
-        except Exception:  # already released / context gone
+        except Exception:  # noqa: BLE001 already released / context gone
             pass
 
 

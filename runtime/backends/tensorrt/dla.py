@@ -77,7 +77,7 @@ def inspect_layers(trt: Any, logger: Any, serialized: bytes, core: int) -> tuple
             return (), "engine inspector: the built engine could not be deserialized here"
         info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
         raw = json.loads(info).get("Layers", [])
-    except Exception as exc:  # TensorRT's own exception types; the engine itself is fine
+    except Exception as exc:  # noqa: BLE001 TensorRT's own exception types; the engine itself is fine
         return (), f"engine inspector unavailable ({exc.__class__.__name__}: {' '.join(str(exc).split())[:160]})"
     layers = tuple({"name": str(x.get("Name", "?")), "type": str(x.get("LayerType", "?"))} if isinstance(x, dict)
                    else {"name": str(x), "type": "?"} for x in raw)

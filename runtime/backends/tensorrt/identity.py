@@ -29,10 +29,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from ...errors import BackendUnavailable, ConfigError, ModelError
+from ...errors import ConfigError, ModelError
 
 #: Bump when the identity's layout or meaning changes: every older cache entry stops matching.
 IDENTITY_SCHEMA = 2  # 2: toolkit keys on TensorRT build + driver, not the helper's CUDA runtime
@@ -119,7 +120,7 @@ class EngineIdentity:
         return hashlib.sha256(self.canonical_json().encode("ascii")).hexdigest()
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EngineIdentity":
+    def from_dict(cls, d: dict[str, Any]) -> EngineIdentity:
         if not isinstance(d, dict):
             raise ValueError("engine identity must be a JSON object")
         if d.get("schema") != IDENTITY_SCHEMA:
@@ -141,7 +142,7 @@ class EngineIdentity:
             raise ValueError(f"malformed engine identity ({exc.__class__.__name__}: {exc})") from None
 
     @classmethod
-    def from_json(cls, text: str) -> "EngineIdentity":
+    def from_json(cls, text: str) -> EngineIdentity:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
@@ -161,7 +162,7 @@ class EngineIdentity:
                 out[f"{group}.{f.name}"] = getattr(obj, f.name)
         return out
 
-    def diff(self, other: "EngineIdentity") -> list[str]:
+    def diff(self, other: EngineIdentity) -> list[str]:
         """Dotted names of the fields that differ (empty when the identities are equal)."""
         a, b = self.flat(), other.flat()
         if a["profiles"] != b["profiles"]:
@@ -171,7 +172,7 @@ class EngineIdentity:
             return names + [k for k in a if a[k] != b.get(k)]
         return [k for k in a if a[k] != b.get(k)]
 
-    def describe_diff(self, other: "EngineIdentity", limit: int = 4) -> str:
+    def describe_diff(self, other: EngineIdentity, limit: int = 4) -> str:
         """One line: ``toolkit.tensorrt (cached 10.3.0, here 10.7.0), device.sm_count (…)``.
         ``self`` is the cached identity, ``other`` the one wanted here."""
         a, b = self.flat(), other.flat()

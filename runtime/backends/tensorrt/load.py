@@ -96,7 +96,7 @@ def _build(builder: EngineBuilder, cache: EngineCache, identity: EngineIdentity,
         out = builder.build(BuildRequest(identity, onnx, artifact.key, timing, progress))
     except (GanrtError, KeyboardInterrupt):
         raise
-    except Exception as exc:  # TensorRT's own exception types: one line, our class
+    except Exception as exc:  # noqa: BLE001 TensorRT's own exception types: one line, our class
         raise ModelError(f"building the TensorRT engine for artifact {artifact.key!r} failed "
                          f"({exc.__class__.__name__}: {' '.join(str(exc).split())[:300]})") from None
     seconds = time.perf_counter() - t0

@@ -73,7 +73,7 @@ def probe(device: int = 0) -> DeviceFacts:
         return _probe_cuda_python(rt, device)
     except BackendUnavailable:
         raise
-    except Exception as exc:  # cuda-python raises RuntimeError subclasses when libcuda.so is absent
+    except Exception as exc:  # noqa: BLE001 cuda-python raises RuntimeError subclasses when libcuda.so is absent
         raise BackendUnavailable(f"no usable CUDA GPU/driver ({_one_line(exc)})") from None
 
 
@@ -109,7 +109,7 @@ def _probe_cuda_python(rt, device: int) -> DeviceFacts:
     try:
         raw = bytes(p.uuid.bytes) if hasattr(p.uuid, "bytes") else b""
         uuid = raw.hex()
-    except Exception:  # the uuid is informative only
+    except Exception:  # noqa: BLE001 the uuid is informative only
         pass
     info = DeviceInfo(
         name=name.strip(),
@@ -124,7 +124,7 @@ def _probe_cuda_python(rt, device: int) -> DeviceFacts:
 
 
 def _probe_pycuda(device: int) -> DeviceFacts:
-    import pycuda.driver as cuda  # noqa: PLC0415 - the alternative to cuda-python
+    import pycuda.driver as cuda
 
     try:
         cuda.init()
@@ -145,7 +145,7 @@ def _probe_pycuda(device: int) -> DeviceFacts:
                            pci_bus_id=d.pci_bus_id(), via="pycuda")
     except BackendUnavailable:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 cuda-python raises RuntimeError subclasses when the driver is absent
         raise BackendUnavailable(f"no usable CUDA GPU/driver ({_one_line(exc)})") from None
 
 
@@ -162,7 +162,7 @@ def tensorrt_build_label(trt: Any) -> str:
     dists = []
     try:
         dists = md.packages_distributions().get(name, [])
-    except Exception:  # broken metadata in site-packages must not stop a build
+    except Exception:  # noqa: BLE001 broken metadata in site-packages must not stop a build
         dists = []
     for dist in sorted(set(dists), key=lambda d: (re.search(r"cu\d+", d) is None, d)):  # a -cuXX wheel first
         try:
@@ -183,7 +183,7 @@ def _driver_and_helper() -> tuple[str, str]:
         rt = _cuda_python_runtime()
     except ImportError:
         try:
-            import pycuda.driver as cuda  # noqa: PLC0415
+            import pycuda.driver as cuda
 
             cuda.init()
             major, minor, _ = cuda.get_version()
@@ -191,7 +191,7 @@ def _driver_and_helper() -> tuple[str, str]:
                     f"pycuda (built against CUDA {major}.{minor})")
         except ImportError:
             return "unknown (neither cuda-python nor pycuda is installed)", "not found (install ganrt[trt])"
-        except Exception as exc:  # no driver / no GPU
+        except Exception as exc:  # noqa: BLE001 no driver / no GPU
             return f"not usable ({_one_line(exc)})", "pycuda"
     try:
         err, driver = rt.cudaDriverGetVersion()
@@ -202,25 +202,25 @@ def _driver_and_helper() -> tuple[str, str]:
         if int(err) == 0 and driver and int(runtime) // 1000 > int(driver) // 1000:
             helper += " — newer than the driver: " + driver_mismatch_line(helper_label(), int(driver))
         return driver_line, helper
-    except Exception as exc:  # libcuda.so absent
+    except Exception as exc:  # noqa: BLE001 libcuda.so absent
         return f"not found ({_one_line(exc)})", helper_label()
 
 
 def environment() -> dict[str, str]:
     """TensorRT, CUDA driver, CUDA helper and ONNX Runtime as found here, one line each."""
     try:
-        import tensorrt as trt  # noqa: PLC0415
+        import tensorrt as trt
 
         tensorrt = f"{trt.__version__} [{tensorrt_build_label(trt)}]"
-    except Exception as exc:  # ImportError, or a broken install raising anything
+    except Exception as exc:  # noqa: BLE001 ImportError, or a broken install raising anything
         tensorrt = (f"not found ({_one_line(exc)}); on Jetson use JetPack's TensorRT through a venv made with "
                     f"--system-site-packages (docs/jetson.md)")
     driver, helper = _driver_and_helper()
     try:
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort
 
         ep = "TensorRT EP" if "TensorrtExecutionProvider" in ort.get_available_providers() else "no TensorRT EP"
         onnx_rt = f"{ort.__version__} ({ep})"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 a broken install raises anything: reported, not fatal
         onnx_rt = f"not found ({_one_line(exc)})"
     return {"TensorRT": tensorrt, "CUDA driver": driver, "CUDA helper": helper, "onnxruntime": onnx_rt}

@@ -17,19 +17,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from ...errors import BackendUnavailable, EngineMismatch, GanrtError, ModelError
 from ...lazy import lazy_import
 from ...model.manifest import Artifact, Manifest
-from . import cuda_mem
 from ..base import IOSpec, RunnerBase, one_line
+from . import cuda_mem
 from .builder import EngineBuilder, TensorRTBuilder
-from .load import LoadResult, load_or_build
 from .identity import Probe, ShapeProfile, check_trt_precision, probe_device
+from .load import LoadResult, load_or_build
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ class TensorRTRunner(RunnerBase):
             self._mem.stream_synchronize(self._stream)
         except GanrtError:
             raise
-        except Exception as exc:  # TensorRT / CUDA binding exceptions become one of ours
+        except Exception as exc:  # noqa: BLE001 TensorRT / CUDA binding exceptions become one of ours
             raise ModelError(f"TensorRT inference failed ({exc.__class__.__name__}: {one_line(exc)})") from None
         out = self._h_out.array[: self._out_bytes].view(self._out_dtype).reshape(self._out_shape).copy()
         return {self._out_name: out}
@@ -219,7 +220,7 @@ class TensorRTRunner(RunnerBase):
                 mem.memcpy_dtoh_async(self._h_out, self._d_out, self._out_bytes, stream)
             else:
                 why = "TensorRT's execute_async_v3 failed under capture (the engine has work that cannot be captured)"
-        except Exception as exc:  # CUDA / TensorRT binding errors while capturing
+        except Exception as exc:  # noqa: BLE001 CUDA / TensorRT binding errors while capturing
             why = f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}"
         if why:
             problems: list[str] = []

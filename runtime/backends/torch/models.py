@@ -22,9 +22,10 @@ only quantizes convs). ``scale`` = 1 is the original network, parameter for para
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 from ...errors import ModelError
 
@@ -47,7 +48,7 @@ class StudentConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], where: str = "student config") -> "StudentConfig":
+    def from_dict(cls, raw: Mapping[str, Any], where: str = "student config") -> StudentConfig:
         """Strict: unknown keys and non-positive integers are a ModelError naming ``where``."""
         if not isinstance(raw, Mapping):
             raise ModelError(f"{where}: must be a mapping of {', '.join(f.name for f in fields(cls))}")
@@ -64,7 +65,7 @@ class StudentConfig:
         return cls(**vals)
 
     @classmethod
-    def coerce(cls, cfg: "StudentConfig | Mapping[str, Any] | None") -> "StudentConfig":
+    def coerce(cls, cfg: StudentConfig | Mapping[str, Any] | None) -> StudentConfig:
         if cfg is None:
             return cls()
         if isinstance(cfg, cls):
@@ -72,7 +73,7 @@ class StudentConfig:
         return cls.from_dict(cfg)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def student_classes(torch: ModuleType) -> tuple[type, type]:
     """``(StudentGenerator, PlainBlock)`` built against ``torch`` (once per torch module)."""
     PlainBlock = _plain_block_class(torch)

@@ -31,7 +31,8 @@ import logging
 import math
 import os
 from collections import OrderedDict
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -191,7 +192,7 @@ class TorchRunner(RunnerBase):
         data = spec.artifact.verified_bytes()  # ModelError on a sha256 mismatch: nothing unverified is parsed
         try:
             state = st.load(data)
-        except Exception as exc:  # safetensors' own error types
+        except Exception as exc:  # noqa: BLE001 safetensors' own error types
             raise ModelError(f"weights {spec.artifact.path.name} are not a readable safetensors file "
                              f"({exc.__class__.__name__}: {exc})") from None
         cfg = spec.config
@@ -281,7 +282,7 @@ class TorchRunner(RunnerBase):
                 y = self._infer_cuda(x)
         except GanrtError:
             raise
-        except Exception as exc:  # torch / CUDA errors (out of memory ...) become one of ours
+        except Exception as exc:  # noqa: BLE001 torch / CUDA errors (out of memory ...) become one of ours
             raise ModelError(f"torch inference failed for input {'x'.join(map(str, x.shape))} "
                              f"({exc.__class__.__name__}: {one_line(exc)})") from None
         return {self._out_name: y}
@@ -345,7 +346,7 @@ class TorchRunner(RunnerBase):
             with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
                 self._compute(slot)
             slot.graph = graph
-        except Exception as exc:  # capture refused (unsupported op, driver): run eagerly from now on
+        except Exception as exc:  # noqa: BLE001 capture refused (unsupported op, driver): run eagerly from now on
             log.warning("torch runner: CUDA graph capture failed for %s (%s: %s); running without CUDA graphs",
                         "x".join(map(str, slot.shape)), exc.__class__.__name__, " ".join(str(exc).split())[:200])
             slot.graph = None

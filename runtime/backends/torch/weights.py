@@ -21,7 +21,7 @@ class WeightsSpec:
     config: StudentConfig
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest, precision: Precision = Precision.FP32) -> "WeightsSpec":
+    def from_manifest(cls, manifest: Manifest, precision: Precision = Precision.FP32) -> WeightsSpec:
         where = f"{manifest.root / 'manifest.json'}: {WEIGHTS_KEY}"
         raw = manifest.raw.get(WEIGHTS_KEY)
         if raw is None:

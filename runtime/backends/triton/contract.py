@@ -11,9 +11,10 @@ No tritonclient import here: profiles and the exporter's config writer load it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from ...errors import ConfigError, ModelError
 from ...model.manifest import Artifact, Manifest
@@ -44,7 +45,7 @@ class TritonOptions:
     backoff_ms: tuple[float, float] = (250.0, 5000.0)  # reconnect wait after a failure, doubling to the cap
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], where: str) -> "TritonOptions":
+    def from_dict(cls, raw: Mapping[str, Any], where: str) -> TritonOptions:
         allowed = {f.name for f in dataclasses.fields(cls)}
         for key in raw:
             if key not in allowed:

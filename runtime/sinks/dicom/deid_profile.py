@@ -17,7 +17,7 @@ to tags, which ``tag_actions`` uses), so it lives here.
 from __future__ import annotations
 
 from enum import Enum
-from functools import lru_cache
+from functools import cache
 
 
 class Action(Enum):
@@ -152,7 +152,7 @@ def resolve(keyword: str, code: str, type2: frozenset[str] | set[str] = frozense
     return Action.REMOVE if "X" in options else Action.EMPTY
 
 
-@lru_cache(maxsize=None)
+@cache
 def tag_actions(type2: frozenset[str]) -> dict[int, Action]:
     """The table by tag (pydicom's data dictionary maps the keywords), resolved for a derived
     series whose Type 2 attributes are ``type2``."""

@@ -21,14 +21,15 @@ pydicom is imported inside the functions (ganrt[dicom]).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from ... import __version__
+from ..provenance import Provenance
 from .deid import METHOD, METHOD_CODES, Deidentifier
 from .deid_profile import DERIVED_TYPE2
-from ..provenance import Provenance
 
 FRAME_TIME = 0x00181063
 FRAME_TIME_VECTOR = 0x00181065

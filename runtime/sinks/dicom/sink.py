@@ -21,15 +21,15 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 
-from .deid import Deidentifier
-from .series import LABELS, NO_SIGNAL_LABEL, DerivedSeries, ImagePixel
 from ...errors import ConfigError
-from ..outpaths import check_output, make_dir, open_exclusive, protect
 from ...frames import Frame, FrameResult
 from ...lazy import lazy_import
+from ..files import SinkBase
+from ..outpaths import check_output, make_dir, open_exclusive, protect
 from ..overlay import for_display
 from ..provenance import Provenance
-from ..files import SinkBase
+from .deid import Deidentifier
+from .series import LABELS, NO_SIGNAL_LABEL, DerivedSeries, ImagePixel
 
 log = logging.getLogger(__name__)
 

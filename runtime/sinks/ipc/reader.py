@@ -18,14 +18,35 @@ import re
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from .ring import (DTYPES, FIXED_HEADER, FLAG_CLOSED, FLAG_CRC, FRAME_HEADER, FRAME_MAGIC, H_FLAGS, H_FPS,
-                       H_MAGIC, H_META_BYTES, H_WRITE_COUNT, H_WRITER_PID, MAGIC, OUTCOMES, PIPE_MAGIC, S_OUTCOME,
-                       SLOT_HEADER, SLOT_LATE, VERSION, RingGeometry, attach)
+from .ring import (
+    DTYPES,
+    FIXED_HEADER,
+    FLAG_CLOSED,
+    FLAG_CRC,
+    FRAME_HEADER,
+    FRAME_MAGIC,
+    H_FLAGS,
+    H_FPS,
+    H_MAGIC,
+    H_META_BYTES,
+    H_WRITE_COUNT,
+    H_WRITER_PID,
+    MAGIC,
+    OUTCOMES,
+    PIPE_MAGIC,
+    S_OUTCOME,
+    SLOT_HEADER,
+    SLOT_LATE,
+    VERSION,
+    RingGeometry,
+    attach,
+)
 
 READ_TRIES = 64  # seqlock retries before giving up on one slot (the writer keeps lapping it)
 
@@ -187,7 +208,7 @@ class ShmRingReader:
             self._shm.close()
             self._shm = None  # type: ignore[assignment]
 
-    def __enter__(self) -> "ShmRingReader":
+    def __enter__(self) -> ShmRingReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

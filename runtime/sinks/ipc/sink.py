@@ -30,10 +30,10 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...frames import Frame, FrameResult, Outcome
+from ..files import SinkBase
 from ..overlay import for_display
 from ..provenance import Provenance
 from .ring import FRAME_HEADER, FRAME_MAGIC, PIPE_MAGIC, PIPE_VERSION, ShmRingWriter
-from ..files import SinkBase
 
 log = logging.getLogger(__name__)
 
