@@ -12,7 +12,7 @@ OUT ?= out
 
 help:
 	@echo "make demo    bundled ultrasound cine -> bundled student -> $(OUT)/ (video, record, report)"
-	@echo "make test    full test suite (installs dev deps, CPU torch)"
+	@echo "make test    ruff, then the full test suite (installs dev deps, CPU torch)"
 	@echo "make bundle  retrain + export the bundled us-enhance student (about 20-30 min on 2 cores)"
 	@echo "make bench   every committed benchmark result, plot and the README table (about 10 min on 2 cores)"
 	@echo "make bench-quick  a tiny version of make bench into $(OUT)/bench-quick (README untouched)"
@@ -36,6 +36,7 @@ demo: $(RUNTIME_STAMP)
 	$(VENV)/bin/ganrt demo --out $(OUT)
 
 test: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 test-fast: $(DEV_STAMP)
