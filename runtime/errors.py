@@ -58,7 +58,7 @@ class OutputError(GanrtError):
 #: Exit status after SIGHUP, SIGINT (Ctrl-C), SIGTERM: the run finished its outputs first.
 SIGNAL_EXIT = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}
 
-#: Documented exit codes (README, `ganrt --help`).
+#: Documented exit codes (docs/cli.md, `ganrt --help`).
 EXIT_CODES: dict[str, int] = {
     "ok": 0,
     GanrtError.__name__: GanrtError.exit_code,
