@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip install -q --disable-pip-version-check
+# -q keeps errors and real warnings; setuptools' notice that every editable install of this layout gets
+# (a meta path finder, not a .pth) is filtered by its exact text.
+PIP := PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q --disable-pip-version-check
 RUNTIME_STAMP := $(VENV)/.ganrt-runtime
 DEV_STAMP := $(VENV)/.ganrt-dev
 OUT ?= out
@@ -14,26 +16,29 @@ help:
 	@echo "make demo    bundled ultrasound cine -> bundled student -> $(OUT)/ (video, record, report)"
 	@echo "make test    ruff, then the full test suite (installs dev deps, CPU torch)"
 	@echo "make bundle  retrain + export the bundled us-enhance student (about 20-30 min on 2 cores)"
-	@echo "make bench   every committed benchmark result, plot and the README table (about 10 min on 2 cores)"
-	@echo "make bench-quick  a tiny version of make bench into $(OUT)/bench-quick (README untouched)"
+	@echo "make bench   every committed benchmark result, plot and docs/benchmarks.md (about 10 min on 2 cores)"
+	@echo "make bench-quick  a tiny version of make bench into $(OUT)/bench-quick (docs untouched)"
 	@echo "make bench-realscan  students vs filters on the real ultrasound scans -> benchmarks/results/realscan (a few min)"
 
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) --upgrade pip
+	@echo "creating $(VENV) (first run only)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip
 
 # Runtime only: numpy, opencv, onnx, onnxruntime (no torch on the cart) + pydicom for the echo cine.
 $(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e '.[dicom]'
-	touch $@
+	@echo "installing the runtime into $(VENV)"
+	@$(PIP) -e '.[dicom]'
+	@touch $@
 
 # Everything for tests and export, with torch pinned to the CPU build.
 $(DEV_STAMP): pyproject.toml requirements/cpu-dev.txt | $(VENV)/bin/python
-	$(PIP) -c requirements/cpu-dev.txt -e '.[dev]'
-	touch $@ $(RUNTIME_STAMP)
+	@echo "installing the dev dependencies into $(VENV) (CPU torch)"
+	@$(PIP) -c requirements/cpu-dev.txt -e '.[dev]'
+	@touch $@ $(RUNTIME_STAMP)
 
 demo: $(RUNTIME_STAMP)
-	$(VENV)/bin/ganrt demo --out $(OUT)
+	@$(VENV)/bin/ganrt demo --out $(OUT)
 
 test: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

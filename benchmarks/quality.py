@@ -67,7 +67,7 @@ def frame_change(frames: np.ndarray, mask: np.ndarray) -> float:
 
 
 def flicker(fn: FrameFn | None, c: Cine) -> dict[str, float]:
-    """Temporal flicker (DESIGN.md): the output's mean abs frame-to-frame change minus the input's.
+    """Temporal flicker (docs/benchmarks.md, Metrics): the output's mean abs frame-to-frame change minus the input's.
     Negative: steadier than the input. The target's change is the part real motion explains."""
     inp = frame_change(outputs(lambda u8: u8, c.inputs), c.sector)  # the uint8 frames every method sees
     out = frame_change(outputs(fn, c.inputs), c.sector) if fn is not None else inp

@@ -1,10 +1,10 @@
-"""The README's results section, generated from the committed result files (never typed by hand).
+"""The results section of docs/benchmarks.md, generated from the committed result files (never typed by hand).
 
-    python -m ganrt.benchmarks.readme_table            # rewrite the block in README.md
-    python -m ganrt.benchmarks.readme_table --check    # exit 1 when README.md is out of date
+    python -m ganrt.benchmarks.readme_table            # rewrite the block in docs/benchmarks.md
+    python -m ganrt.benchmarks.readme_table --check    # exit 1 when docs/benchmarks.md is out of date
 
 The block sits between ``<!-- bench:begin -->`` and ``<!-- bench:end -->``; everything else in the
-README is left alone. A missing result file leaves its part out and says which file is missing.
+page is left alone. Its links are relative to docs/. A missing result file leaves its part out and says which file is missing.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-README = REPO / "README.md"
+DOC = REPO / "docs" / "benchmarks.md"
+LINK = "../benchmarks/results"  # the result files as docs/benchmarks.md links them
 
 COMPARE_1, COMPARE_2 = "compare_cpu_run1.json", "compare_cpu_run2.json"
 REPEAT, PIPELINE, ROOFLINE = "compare_cpu_repeatability.json", "pipeline_cpu.json", "roofline.json"
@@ -158,10 +159,10 @@ def render(results: Path = RESULTS) -> str:
     for p in parts:
         lines += p + [""]
     if (results / SCATTER).is_file():
-        lines += [f"![quality vs latency of the student, the teacher and classic filters](benchmarks/results/{SCATTER})", ""]
+        lines += [f"![quality vs latency of the student, the teacher and classic filters]({LINK}/{SCATTER})", ""]
     plots = [n for n in PLOTS if (results / n).is_file()]
     if plots:
-        lines.append("Plots: " + ", ".join(f"[`{n}`](benchmarks/results/{n})" for n in plots) + ".")
+        lines.append("Plots: " + ", ".join(f"[`{n}`]({LINK}/{n})" for n in plots) + ".")
     if missing:
         lines.append("Not yet measured (file missing): " + ", ".join(f"`{m}`" for m in missing) + ".")
     return "\n".join(lines).rstrip() + "\n"
@@ -169,7 +170,7 @@ def render(results: Path = RESULTS) -> str:
 
 def replace_block(text: str, block: str) -> str:
     if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ValueError(f"README must contain exactly one {BEGIN} ... {END} block")
+        raise ValueError(f"the page must contain exactly one {BEGIN} ... {END} block")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{BEGIN}\n{block}{END}{tail}"
@@ -182,24 +183,24 @@ def current_block(text: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--readme", type=Path, default=README)
-    ap.add_argument("--check", action="store_true", help="exit 1 when the README block is out of date")
+    ap.add_argument("--doc", "--readme", dest="doc", type=Path, default=DOC)
+    ap.add_argument("--check", action="store_true", help="exit 1 when the results block is out of date")
     ap.add_argument("--print", action="store_true", help="print the block instead of writing it")
     a = ap.parse_args(argv)
     block = render(a.results)
     if a.print:
         print(block)
         return 0
-    text = a.readme.read_text()
+    text = a.doc.read_text()
     new = replace_block(text, block)
     if a.check:
         if new != text:
-            print(f"{a.readme}: results block is out of date; run python -m ganrt.benchmarks.readme_table", file=sys.stderr)
+            print(f"{a.doc}: results block is out of date; run python -m ganrt.benchmarks.readme_table", file=sys.stderr)
             return 1
         return 0
     if new != text:
-        a.readme.write_text(new)
-        print(f"updated {a.readme}")
+        a.doc.write_text(new)
+        print(f"updated {a.doc}")
     return 0
 
 

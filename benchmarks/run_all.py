@@ -1,7 +1,7 @@
-"""Regenerate every committed benchmark result, plot and the README results table in one command.
+"""Regenerate every committed benchmark result, plot and the results table of docs/benchmarks.md in one command.
 
-    python -m ganrt.benchmarks.run_all                 # = make bench; writes benchmarks/results/, README.md
-    python -m ganrt.benchmarks.run_all --quick         # tiny version into out/bench-quick/ (README untouched)
+    python -m ganrt.benchmarks.run_all                 # = make bench; writes benchmarks/results/, docs/benchmarks.md
+    python -m ganrt.benchmarks.run_all --quick         # tiny version into out/bench-quick/ (docs untouched)
 
 Steps (each writes JSON with its environment block, plus Markdown and PNGs):
   cpu_peak                sustained fp32/int8 conv rates and memory bandwidth of this CPU (ORT)
@@ -41,7 +41,7 @@ class RunAllConfig:
     model: Path
     profile: str = DEFAULT_PROFILE
     teacher: Path | None = None
-    readme: Path | None = None  # None: leave the README alone
+    readme: Path | None = None  # None: leave docs/benchmarks.md alone
     plots: bool = True
     quick: bool = False
 
@@ -229,7 +229,7 @@ def _readme(cfg: RunAllConfig) -> None:
         new = readme_table.replace_block(text, block)
         if new != text:
             cfg.readme.write_text(new)
-        print(f"README results block updated: {cfg.readme}")
+        print(f"results block updated: {cfg.readme}")
     else:
         print(block)
 
@@ -279,10 +279,10 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher", type=Path, default=None,
                     help="teacher ONNX (default: runs/<task>/teacher_fp32.onnx when it exists; not with --quick)")
     ap.add_argument("--no-teacher", action="store_true")
-    ap.add_argument("--readme", type=Path, default=REPO / "README.md")
-    ap.add_argument("--no-readme", action="store_true", help="print the results block instead of writing README.md")
+    ap.add_argument("--readme", type=Path, default=REPO / "docs" / "benchmarks.md", help="the page with the results block")
+    ap.add_argument("--no-readme", action="store_true", help="print the results block instead of writing docs/benchmarks.md")
     ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes and counts, into out/bench-quick; README untouched")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and counts, into out/bench-quick; docs untouched")
     a = ap.parse_args(argv)
     try:
         manifest = Manifest.load(a.model)

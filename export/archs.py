@@ -3,7 +3,7 @@
 Teacher: the pix2pix/CycleGAN ResNet generator (9 blocks, ngf=64: ~11 M params,
 the size GAN Compression starts from) and a 70x70 PatchGAN discriminator.
 Student: a real-time generator whose body works at 1/down resolution after
-pixel-unshuffle (the cheapest lever on a CPU, see DESIGN.md's cost model), with
+pixel-unshuffle (the cheapest lever on a CPU, see the cost model in docs/bundle-and-export.md), with
 pixel-shuffle back up, a global residual and a clamped output. The student is defined once,
 in ``ganrt.runtime.backends.torch.models`` (the runtime's torch runner loads the same network),
 and re-exported here.

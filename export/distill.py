@@ -1,4 +1,4 @@
-"""Student distillation (GAN Compression / OMGD recipe, see DESIGN.md).
+"""Student distillation (GAN Compression / OMGD recipe, see docs/bundle-and-export.md, Distillation).
 
 Loss = L1(target) + L1(teacher) + w * (1 - SSIM) + feature distillation
 (MSE, normalised by the teacher activation energy, through 1x1 adapters from the student's body to the teacher's 1/4-resolution

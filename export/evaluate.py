@@ -1,4 +1,4 @@
-"""Quality metrics on paired sets: PSNR, SSIM, gCNR, speckle SNR (DESIGN.md, Metrics)."""
+"""Quality metrics on paired sets: PSNR, SSIM, gCNR, speckle SNR (docs/benchmarks.md, Metrics)."""
 
 from __future__ import annotations
 

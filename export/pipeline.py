@@ -351,7 +351,7 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
 def _quantize_gated(fp32: Path, dst: Path, prec: Precision, calib_x: np.ndarray, x_eval: np.ndarray,
                     fp32_out: np.ndarray, y_eval: np.ndarray, ranges=None) -> tuple[gating.GateResult, QuantRecipe]:
     """Fully quantized first (both calibrations); if the gate fails, keep the convs int8 hurts most
-    in float, most sensitive first, until it passes (DESIGN: first/last conv in higher precision)."""
+    in float, most sensitive first, until it passes (docs/bundle-and-export.md, Quantization recipes)."""
     sem = GATE_SEMANTICS[prec]
     tried: list[tuple[float, QuantRecipe, gating.GateResult]] = []
     for recipe in recipes_for(prec, fp32, ranges):

@@ -1,4 +1,4 @@
-"""FP16 and explicit-Q/DQ INT8 artifacts from the fp32 ONNX (recipes in DESIGN.md).
+"""FP16 and explicit-Q/DQ INT8 artifacts from the fp32 ONNX (recipes in docs/bundle-and-export.md).
 
 - fp16: weights and compute in half, I/O kept float32 (TensorRT strongly typed path).
 - int8-trt: symmetric s8 activations, per-channel symmetric s8 weights, zero points 0,

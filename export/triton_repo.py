@@ -151,7 +151,7 @@ def parse_config(text: str, where: str):
 
 
 def _default_precisions(manifest: Manifest) -> tuple[Precision, ...]:
-    # int8-trt on onnxruntime's CPU kernels saturates (see the README): only TensorRT should run it
+    # int8-trt on onnxruntime's CPU kernels saturates (docs/bundle-and-export.md): only TensorRT should run it
     return tuple(a.precision for a in manifest.artifacts.values() if a.precision is not Precision.INT8_TRT)
 
 

@@ -61,7 +61,7 @@ SIGNAL_EXIT = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}
 #: A bug, not a user mistake (BSD sysexits' EX_SOFTWARE): one line unless --debug.
 INTERNAL_ERROR = 70
 
-#: Documented exit codes (README, `ganrt --help`), in the order `--help` lists them.
+#: Documented exit codes (docs/cli.md, `ganrt --help`), in the order `--help` lists them.
 EXIT_CODES: dict[str, int] = {
     "ok": 0,
     GanrtError.__name__: GanrtError.exit_code,

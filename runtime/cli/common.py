@@ -97,4 +97,4 @@ def print_report(report: Report, args: argparse.Namespace, title: str) -> None:
         why = ", ".join(f"{k} {v}" for k, v in checked.items() if v)
         print(f"note: {sum(checked.values())} of {report.frames_out} frames were shown raw by the output checks "
               f"({why}): the model would have moved the local brightness, invented structure, or was given a "
-              f"frame unlike its training data; see README 'Trust checks'")
+              f"frame unlike its training data; see docs/trust.md")

@@ -18,7 +18,7 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """perf_counter_ns: monotonic, the finest host clock (DESIGN: time with perf_counter_ns)."""
+    """perf_counter_ns: monotonic, the finest host clock (docs/design.md, Principles)."""
 
     def now_ns(self) -> int:
         return time.perf_counter_ns()

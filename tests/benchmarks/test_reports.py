@@ -1,4 +1,4 @@
-"""Repeatability maths, the README block generator (against the committed results) and resources."""
+"""Repeatability maths, the docs/benchmarks.md block generator (against the committed results) and resources."""
 
 from __future__ import annotations
 
@@ -45,9 +45,9 @@ def test_replace_block_touches_only_the_block():
 
 
 def test_readme_block_matches_the_committed_results():
-    """The README's results block is what the generator makes of benchmarks/results/ (run
+    """The results block of docs/benchmarks.md is what the generator makes of benchmarks/results/ (run
     `python -m ganrt.benchmarks.readme_table` after changing any result file)."""
-    readme = readme_table.README.read_text()
+    readme = readme_table.DOC.read_text()
     assert readme_table.current_block(readme) == readme_table.render(readme_table.RESULTS)
 
 

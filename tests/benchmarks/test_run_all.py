@@ -33,5 +33,5 @@ def test_quick_run_writes_every_file(tmp_path: Path, capsys):
             assert set(ENV_FIELDS) <= set(data["environment"]), name  # every JSON says where it was measured
     rep = json.loads((out / "compare_cpu_repeatability.json").read_text())
     assert rep["total"] == 4  # 2 precisions x 2 sizes, in both runs
-    assert readme_table.render(out) in printed  # --quick prints the block instead of writing the README
+    assert readme_table.render(out) in printed  # --quick prints the block instead of writing docs/benchmarks.md
     assert "Not yet measured" not in readme_table.render(out)

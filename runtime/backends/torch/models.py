@@ -2,7 +2,7 @@
 
 ``ganrt.export`` trains, distils and exports this network; ``ganrt.runtime``'s torch runner
 loads the bundle's ``student.safetensors`` into it. The runtime may not import the export
-(DESIGN.md), so the one definition lives here and ``ganrt.export.archs`` re-exports it.
+(docs/design.md, Principles), so the one definition lives here and ``ganrt.export.archs`` re-exports it.
 
 No torch at module level: the module classes are created on first use by
 ``student_classes(torch)`` (cached per torch module). ``StudentGenerator`` and ``PlainBlock``
