@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from test_import_rules import BLOCK
 
 import ganrt.runtime as api
-from test_import_rules import BLOCK
 
 
 def test_every_public_name_is_its_module_object():
