@@ -141,11 +141,12 @@ def _guard(args: argparse.Namespace) -> int:
 
 
 def _triton(args: argparse.Namespace) -> int:
-    from ganrt.runtime.model.manifest import Manifest, Precision
+    from ganrt.runtime.cli.common import parse_precision
+    from ganrt.runtime.model.manifest import Manifest
 
     from .triton_repo import Instances, RepoConfig, write_repository
 
-    cfg = RepoConfig(precisions=tuple(Precision.parse(p) for p in args.precision or ()), max_batch=args.max_batch,
+    cfg = RepoConfig(precisions=tuple(parse_precision(p) for p in args.precision or ()), max_batch=args.max_batch,
                      instances=Instances.parse(args.instances), version=args.version, engine=args.engine,
                      name=args.name)
     for model_dir in write_repository(Manifest.load(args.bundle), args.out, cfg):

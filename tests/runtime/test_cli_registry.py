@@ -36,6 +36,14 @@ def test_unknown_precision_is_a_bad_option(tmp_path, capsys, argv):
     assert not out.exists()
 
 
+def test_unknown_precision_of_a_triton_repository_is_a_bad_option(tmp_path, capsys):
+    bundle = make_bundle(tmp_path / "bundle")
+    rc = main(["export", "triton", str(bundle), "--out", str(tmp_path / "repo"), "--precision", "foo"])
+    assert rc == ConfigError.exit_code == 2
+    _one_line_error(capsys.readouterr().err, "unknown precision 'foo' (choose from fp32")
+    assert not (tmp_path / "repo").exists()
+
+
 def test_internal_error_is_in_the_table_and_listed_once():
     assert EXIT_CODES["internal error"] == INTERNAL_ERROR == 70
     assert list(EXIT_CODES.values()).count(70) == 1
