@@ -1,14 +1,18 @@
 """Can one us-sr2x student beat bicubic on real scans and keep its simulated quality? A probe.
 
-    python -m ganrt.benchmarks.sr_real_probe --out benchmarks/results
+    python -m ganrt.benchmarks.sr_real_probe --out benchmarks/results [--pairs resolution]
 
 Not the export. A fresh student of the bundle's architecture, with a bicubic instead of a bilinear
 base (the bundle's ``_base``), learns the 2x real-reference task on the real *tuning* cine only
 (examples_ybr_color.dcm: area-downsampled frame -> frame, scale-jittered 0.6-1.4 so the grain
-varies), mixed with a fraction of the export's simulated us-sr2x training pairs. Each mixture is
-scored on (1) the 2x real-reference check of the real-scan benchmark (benchmarks/realscan.py
-``sr_check``: PSNR over the annotated imaging area, luma) on every acquisition that is *not* tuned
-on, and (2) the export's simulated held-out set (seeds 900000.., 256^2; export/evaluate.quality).
+varies), mixed with a fraction of simulated us-sr2x pairs (export/data/us_domain.py), either
+``restoration`` pairs (the point-of-care render reduced 2x -> the cart render: resolution, speckle,
+noise and clutter at once; the us-sr2x pairs until the resolution-only redefinition) or
+``resolution`` pairs (the cart render reduced 2x -> itself: what the task's pairs are now). Each
+mixture is scored on (1) the 2x real-reference check of the real-scan benchmark
+(benchmarks/realscan.py ``sr_check``: PSNR over the annotated imaging area, luma) on every
+acquisition that is *not* tuned on, and (2) the held-out set of the same simulated pairs (seeds
+900000.., 256^2; export/evaluate.quality).
 
 The tuning split is stricter than export/realscans.py's: examples_jpeg2k.dcm is the same GE scene
 as the reported examples_rgb_color.dcm at twice the size, so it is left out of the tuning here.
@@ -29,6 +33,16 @@ TUNE = ("echo-ybr",)  # annotation names (benchmarks/realscan_annotations.json)
 NOT_REPORTED = ("echo-ybr", "ge-doppler-j2k")  # tuned on, or the same scene as a reported acquisition
 EVAL_SEED0, EVAL_FRAMES, SIM_TRAIN = 900_000, 64, 300
 PATCH = 48  # low-resolution patch side
+
+
+def sim_pairs(kind: str, seeds: range):
+    """Simulated us-sr2x pairs at 256^2: ``restoration`` or ``resolution`` (see the module docstring)."""
+    from ganrt.export.data.simulator import SimConfig
+    from ganrt.export.data.us_domain import render_domain_pair
+    from ganrt.export.tasks import pair_set
+
+    cfg = SimConfig(out_hw=(256, 256))
+    return pair_set([render_domain_pair(s, cfg, 2, resolution_only=kind == "resolution") for s in seeds])
 
 
 def _student(torch, bundle: Path, fresh: bool):
@@ -174,11 +188,12 @@ def to_markdown(r: dict) -> str:
     env = r["environment"]
     lines = ["# us-sr2x real-scan probe (benchmarks/sr_real_probe.py)", "",
              f"Fresh bicubic-base students of the bundle's architecture, {r['steps']} steps each (lr {r['lr']}), "
-             f"on the real tuning cine ({', '.join(TUNE)}) mixed with a fraction of simulated us-sr2x pairs. "
+             f"on the real tuning cine ({', '.join(TUNE)}) mixed with a fraction of simulated us-sr2x "
+             f"{r.get('pairs', 'restoration')} pairs. "
              f"{r['seconds']} s on {env.get('cpu')} {env.get('cpu_flags')} (load {env.get('load_avg')}). "
              "Not a bundle: fp32 torch, no teacher, no QAT.", "",
              f"Reported acquisitions (never tuned on): {', '.join(r['reported'])}. "
-             "Simulated: the export's held-out set (64 x 256^2).", "",
+             f"Simulated: the held-out set of the same {r.get('pairs', 'restoration')} pairs (64 x 256^2).", "",
              "| student | 2x real check: gain over bicubic, mean / min over reported (dB) | per acquisition (dB) "
              "| simulated PSNR / SSIM / gCNR |", "|---|---|---|---|"]
     for name, s in r["students"].items():
@@ -194,8 +209,6 @@ def to_markdown(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from ganrt.export.tasks import get_task
-
     from .env import environment, save_result
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,14 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--sim-fractions", type=float, nargs="+", default=[0.0, 0.15, 0.5])
+    ap.add_argument("--pairs", choices=("restoration", "resolution"), default="restoration")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     frames = _luma_frames(())
-    task = get_task("us-sr2x")
-    held = task.make_pairs(range(EVAL_SEED0, EVAL_SEED0 + EVAL_FRAMES), (256, 256))
-    sim = task.make_pairs(range(0, SIM_TRAIN), (256, 256))
+    held = sim_pairs(a.pairs, range(EVAL_SEED0, EVAL_SEED0 + EVAL_FRAMES))
+    sim = sim_pairs(a.pairs, range(0, SIM_TRAIN))
     bic = type("Bicubic", (torch.nn.Module,), {"forward": lambda self, x: torch.clamp(
         torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False), 0, 1)})()
     students = {"bundled us-sr2x (bilinear base)": _summary(torch, _student(torch, a.bundle, False).eval(), frames, held)}
@@ -219,11 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         model = _student(torch, a.bundle, True)
         train(torch, model, _Patches(frames[TUNE[0]], sim, frac, seed=1), a.steps, a.lr)
         students[f"bicubic base, {frac:.0%} simulated pairs"] = _summary(torch, model, frames, held)
-    result = {"probe": "us-sr2x real", "steps": a.steps, "lr": a.lr, "tune": list(TUNE),
+    result = {"probe": "us-sr2x real", "pairs": a.pairs, "steps": a.steps, "lr": a.lr, "tune": list(TUNE),
               "reported": [k for k in frames if k not in NOT_REPORTED], "students": students,
               "bicubic_simulated_held_out": sim_quality(torch, bic, held),
               "seconds": round(time.perf_counter() - t0, 1), "environment": environment()}
-    print(save_result(a.out, "sr_real_probe", result, to_markdown))
+    stem = "sr_real_probe" if a.pairs == "restoration" else f"sr_real_probe_{a.pairs}"
+    print(save_result(a.out, stem, result, to_markdown))
     return 0
 
 

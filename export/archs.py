@@ -12,7 +12,7 @@ Both generators map [0,1] images to [0,1] images, so their ONNX exports share on
 I/O contract. Both expose ``features(x)`` (mid-body activations at 1/4
 resolution) for feature distillation. With ``scale`` > 1 (super-resolution) both return an
 image ``scale`` times the input's size: the teacher through extra up-stages, the
-student through a larger pixel-shuffle over a bilinear base.
+student through a larger pixel-shuffle over a bilinear or bicubic base.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganrt.runtime.backends.torch.models import StudentConfig, student_classes  # noqa: F401 (re-export)
+from ganrt.runtime.backends.torch.models import BASES, StudentConfig, student_classes  # noqa: F401 (re-export)
 
 
 class ResBlock(nn.Module):
@@ -54,6 +54,7 @@ class TeacherConfig:
     # > 0: structure-preserving output, input (or its bilinear upsample) + a residual whose local mean
     # (a box of this width, twice, as the student's) is removed; 0: the original output
     lowpass: int = 0
+    base: str = "bilinear"  # super-resolution: the fixed upsample the output corrects (the student's BASES)
 
     def __post_init__(self) -> None:
         if self.scale not in (1, 2, 4):
@@ -62,6 +63,8 @@ class TeacherConfig:
             raise ValueError(f"teacher upsample must be 'resize' or 'transpose' (got {self.upsample!r})")
         if self.lowpass < 0 or (self.lowpass and self.lowpass % 2 == 0):
             raise ValueError(f"teacher lowpass must be 0 or odd (got {self.lowpass})")
+        if self.base not in BASES:
+            raise ValueError(f"teacher base must be one of {', '.join(BASES)} (got {self.base!r})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,15 +104,15 @@ class ResnetGenerator(nn.Module):
         if self.lowpass is not None:  # structure-preserving: detail only, the local mean stays the input's
             r = self.up(h)
             r = r - self.lowpass(self.lowpass(r))
-            base = x if self.cfg.scale == 1 else F.interpolate(x, scale_factor=self.cfg.scale, mode="bilinear",
+            base = x if self.cfg.scale == 1 else F.interpolate(x, scale_factor=self.cfg.scale, mode=self.cfg.base,
                                                                align_corners=False)
             return torch.clamp(base + r, 0.0, 1.0), feats
         if self.cfg.scale == 1:
             return (self.up(h) + 1.0) * 0.5, feats
-        # Super-resolution: a correction on top of the bilinear upsample. Without this global residual
+        # Super-resolution: a correction on top of the fixed upsample. Without this global residual
         # the teacher had to synthesise every pixel, and in 400 steps it left the scan-conversion
         # surround (rarely in its crops) at mid-grey: 10.6 dB on whole frames, below bicubic.
-        base = F.interpolate(x, scale_factor=self.cfg.scale, mode="bilinear", align_corners=False)
+        base = F.interpolate(x, scale_factor=self.cfg.scale, mode=self.cfg.base, align_corners=False)
         return torch.clamp(base + self.up(h), 0.0, 1.0), feats
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

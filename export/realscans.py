@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 TUNE = ("examples_ybr_color.dcm", "examples_jpeg2k.dcm")  # echo cine (30 frames), one abdominal still
 REPORT = ("examples_rgb_color.dcm", "examples_palette.dcm")  # GE power Doppler, Philips OB still
+# Training frames for us-sr2x (tasks._us_sr2x_train_pairs). Stricter than TUNE: the JPEG 2000 still is
+# the reported GE power Doppler frame at twice the size, so a model trained on it has seen that scene.
+SR_TUNE = ("examples_ybr_color.dcm",)
 MAX_FRAMES = 30
 
 
@@ -46,6 +49,18 @@ def _frames(name: str) -> list:
         while len(frames) < MAX_FRAMES and (f := src.read()) is not None:
             frames.append(f)
     return frames
+
+
+def tuning_luma(names: tuple[str, ...]) -> list[np.ndarray]:
+    """Every decoded frame (up to MAX_FRAMES each) of ``names`` as 8-bit grey; empty without pydicom.
+    (The SR tuning cine is 8-bit; a 16-bit frame would be scaled as full-range 16-bit.)"""
+    try:
+        import pydicom  # noqa: F401  (the acquisitions ship with it)
+    except ImportError:
+        return []
+    from ganrt.runtime.trust.region import luma_u8
+
+    return [luma_u8(f.pixels) for n in names for f in _frames(n)]
 
 
 def run_bundle(model_dir: Path, names: tuple[str, ...] = TUNE, artifact: str = "fp32",

@@ -69,7 +69,8 @@ def _stack(samples, name: str, dtype) -> np.ndarray:
     return np.stack([getattr(s, name) for s in samples]).astype(dtype)
 
 
-def _pair_set(samples) -> PairSet:
+def pair_set(samples) -> PairSet:
+    """Samples (input, target and the four masks as attributes) stacked into one PairSet."""
     return PairSet(
         inputs=_stack(samples, "input", np.float32),
         targets=_stack(samples, "target", np.float32),
@@ -86,19 +87,51 @@ def _us_pairs(seeds: Sequence[int], hw: tuple[int, int], factor: int = 1) -> Pai
     from .data.us_domain import render_domain_pair
 
     cfg = SimConfig(out_hw=hw)
-    return _pair_set([render_domain_pair(int(s), cfg, factor) for s in seeds])
+    return pair_set([render_domain_pair(int(s), cfg, factor) for s in seeds])
 
 
 def _us_sr2x_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
+    """Resolution-only pairs: the simulated frame and its 2x area reduction (what the real-reference
+    2x check asks of the model). Speckle and noise are us-enhance's job: pairs that also asked for
+    them taught a student that lost 2-3 dB to bicubic on real scans (benchmarks/results/sr_real_probe.md)."""
+    from .data.simulator import SimConfig
+    from .data.us_domain import render_domain_pair
+
     TASKS["us-sr2x"].check_hw(hw)
-    return _us_pairs(seeds, hw, factor=2)
+    cfg = SimConfig(out_hw=hw)
+    return pair_set([render_domain_pair(int(s), cfg, factor=2, resolution_only=True) for s in seeds])
+
+
+REAL_SR_SHARE = 2  # every 2nd training pair of us-sr2x is a tile of a real tuning scan
+
+
+def _us_sr2x_train_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
+    """Simulated resolution-only pairs (odd seeds) and tiles of the real tuning cine with their 2x
+    reduction (even seeds, data/real_sr_pairs.py), simulated first (training samples at random)."""
+    from .data.real_sr_pairs import RealSrConfig, render_real_sr_pair
+    from .realscans import SR_TUNE, tuning_luma
+
+    frames = tuning_luma(SR_TUNE)
+    if not frames:
+        raise ConfigError("us-sr2x training needs pydicom's bundled echo cine (ganrt[dicom])")
+    cfg = RealSrConfig(out_hw=hw)
+    return _interleaved(seeds, REAL_SR_SHARE, lambda ss: _us_sr2x_pairs(ss, hw),
+                        lambda s: render_real_sr_pair(s, frames, cfg))
+
+
+def _interleaved(seeds: Sequence[int], share: int, simulated: Callable[[list[int]], PairSet],
+                 render_real: Callable[[int], object]) -> PairSet:
+    """Simulated pairs for the seeds not divisible by ``share``, real ones for the rest; simulated first."""
+    sim = simulated([int(s) for s in seeds if s % share])
+    real = pair_set([render_real(int(s)) for s in seeds if not s % share])
+    return PairSet(**{k: np.concatenate([getattr(sim, k), getattr(real, k)]) for k in vars(sim)})
 
 
 def _endoscopy_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
     from .data.endoscopy import EndoConfig, render_pair
 
     cfg = EndoConfig(out_hw=hw)
-    return _pair_set([render_pair(int(s), cfg) for s in seeds])
+    return pair_set([render_pair(int(s), cfg) for s in seeds])
 
 
 PHOTO_SHARE = 2  # every 2nd training pair of intraop-enhance is a real photograph
@@ -113,10 +146,9 @@ def _intraop_train_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
     photos = list(load_all(TUNE).values())
     if not photos:
         raise ConfigError("intraop-enhance training needs scikit-image's bundled photographs (ganrt[export])")
-    endo = _endoscopy_pairs([s for s in seeds if s % PHOTO_SHARE], hw)
     cfg = PhotoPairConfig(out_hw=hw)
-    photo = _pair_set([render_photo_pair(int(s), photos, cfg) for s in seeds if not s % PHOTO_SHARE])
-    return PairSet(**{k: np.concatenate([getattr(endo, k), getattr(photo, k)]) for k in vars(endo)})
+    return _interleaved(seeds, PHOTO_SHARE, lambda ss: _endoscopy_pairs(ss, hw),
+                        lambda s: render_photo_pair(s, photos, cfg))
 
 
 def _us_cine(seed: int, n: int, hw: tuple[int, int], fps: float, factor: int = 1):
@@ -180,14 +212,20 @@ TASKS: dict[str, Task] = {
         scale=2,
         size_multiple=2,
         make_pairs=_us_sr2x_pairs,
+        make_train_pairs=_us_sr2x_train_pairs,
         make_cine=_us_sr2x_cine,
-        teacher=replace(_US_TEACHER, scale=2),
+        # bicubic bases: bilinear started the models ~2 dB below bicubic on real scans
+        teacher=replace(_US_TEACHER, scale=2, base="bicubic"),
         # body at 1/2 of the input = 1/4 of the output, like us-enhance's: 1.6 GMAC per 512^2 output
-        student=StudentConfig(width=32, n_blocks=5, down=2, scale=2, lowpass=_US_LOWPASS),
-        # cut like us-enhance's (was 600 / 500 / 300 steps, teacher patch 64) to fit the shared cores
+        student=StudentConfig(width=32, n_blocks=5, down=2, scale=2, lowpass=_US_LOWPASS, base="bicubic"),
         teacher_train=TeacherTrainConfig(steps=100, batch=2, patch=48, checkpoint_every=50),
-        distill=DistillConfig(steps=160, adv_steps=40, batch=8, patch=48, checkpoint_every=40),
-        finetune=FinetuneConfig(steps=80, qat_start=30, batch=8, patch=48, lesion_batch=6, checkpoint_every=40),
+        # The student learns mostly from the targets: a 100-step teacher is a weak guide for a
+        # correction on top of bicubic. Student steps are cheap (batch 16 of 48^2 in ~0.1 s), so
+        # distillation runs long; no adversarial phase (texture losses invent speckle).
+        distill=DistillConfig(steps=1500, adv_steps=0, batch=16, patch=48, lr=3e-4, w_teacher=0.1, w_feat=0.1,
+                              checkpoint_every=250),
+        finetune=FinetuneConfig(steps=300, qat_start=100, batch=16, patch=48, lesion_batch=6, lr=1e-4,
+                                w_teacher=0.1, checkpoint_every=100),
     ),
     "intraop-enhance": Task(
         name="intraop-enhance",

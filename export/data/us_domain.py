@@ -99,13 +99,22 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 
 def render_domain_pair(seed: int, base: SimConfig = SimConfig(), factor: int = 1,
-                       dom: DomainConfig = DomainConfig()) -> Sample:
-    """One tone-neutral pair from a randomly drawn scanner; the input reduced by ``factor`` (SR)."""
+                       dom: DomainConfig = DomainConfig(), resolution_only: bool = False) -> Sample:
+    """One tone-neutral pair from a randomly drawn scanner; the input reduced by ``factor`` (SR).
+
+    ``resolution_only`` (SR): the input is the target itself reduced by ``factor``, so the pair
+    differs in resolution alone, as a real frame and its 2x reduction do (the real-reference 2x
+    check); a drawn JPEG then compresses the target, as a stored cine is compressed before anyone
+    reduces it. Otherwise the input is the point-of-care render (noise, clutter, coarser PSF)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
     s = render_pair(seed, scanner(rng, base, dom))
     inp, tgt = s.input.copy(), match_local_mean(s.target, s.input)
     if rng.random() < dom.text_prob:
         _burn_in(rng, (inp, tgt), s.sector)
+    if resolution_only and factor > 1:
+        if rng.random() < dom.jpeg_prob:
+            tgt = _jpeg(tgt, int(rng.integers(*dom.jpeg_quality)))
+        return replace(s, input=downsample(tgt, factor), target=tgt)
     if factor > 1:
         inp = downsample(inp, factor)
     if rng.random() < dom.jpeg_prob:

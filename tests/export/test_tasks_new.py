@@ -135,11 +135,11 @@ def test_sr_task_pairs_shapes_determinism_and_baseline():
     assert ps.lesion.any() and ps.background.any()
     bicubic = np.stack([cv2.resize(x, (128, 128), interpolation=cv2.INTER_CUBIC) for x in ps.inputs])
     p = [psnr(np.clip(b, 0, 1), t) for b, t in zip(bicubic, ps.targets)]
-    # the speckle of two probes differs (tone-neutral pairs share the tone: bicubic lands at ~22-26 dB, not
-    # near the target); the anatomy (smoothed at ~3 px) is shared
+    # resolution-only pairs: the input is the target reduced 2x, so bicubic recovers the anatomy (smoothed at
+    # ~3 px) almost exactly but not the finest speckle, which is what is left to learn (26-35 dB here)
     sm = lambda a: cv2.GaussianBlur(a, (0, 0), 3.0)  # noqa: E731
     c = [_corr(sm(b)[s], sm(t)[s]) for b, t, s in zip(bicubic, ps.targets, ps.sector)]
-    assert max(p) < 30.0 and min(c) > 0.5, (p, c)
+    assert 20.0 < min(p) and max(p) < 40.0 and min(c) > 0.99, (p, c)
     with pytest.raises(ConfigError, match="multiple of 4"):
         task.make_pairs([0], (130, 128))
     with pytest.raises(ValueError, match="multiple"):

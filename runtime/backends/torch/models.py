@@ -15,8 +15,9 @@ Parameter names (what ``student.safetensors`` holds; ``load_state_dict(strict=Tr
 
 ``scale`` > 1 makes it a super-resolution network (output ``scale`` times the input's H and W):
 the tail predicts ``(down * scale)^2`` sub-pixels per body location and the global residual is a
-fixed bilinear upsample of the input (ONNX ``Resize``, left in float by the int8 quantizer, which
-only quantizes convs). ``scale`` = 1 is the original network, parameter for parameter.
+fixed upsample of the input, bilinear or bicubic (``base``; ONNX ``Resize``, left in float by the
+int8 quantizer, which only quantizes convs). ``scale`` = 1 is the original network, parameter for
+parameter.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from ...errors import ModelError
 
 STUDENT_ARCH = "StudentGenerator"  # manifest["weights"]["arch"]
+BASES = ("bilinear", "bicubic")  # the super-resolution student's fixed upsample (torch / ONNX Resize modes)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class StudentConfig:
     # width, applied twice, subtracted) before it is added, so the model can remove speckle and sharpen
     # edges but cannot move the local brightness. 0 (older manifests): the plain residual.
     lowpass: int = 0
+    # super-resolution only: the fixed upsample the residual corrects. "bicubic" starts a student where
+    # the real 2x check's baseline is (bilinear is about 2 dB below it on real scans); "bilinear" is the
+    # value of manifests written before the field existed.
+    base: str = "bilinear"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,8 +62,13 @@ class StudentConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ModelError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
-        vals = {}
+        vals: dict[str, Any] = {}
         for k, v in raw.items():
+            if k == "base":
+                if v not in BASES:
+                    raise ModelError(f"{where}: base must be one of {', '.join(BASES)} (got {v!r})")
+                vals[k] = v
+                continue
             low = 0 if k == "lowpass" else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < low or (k == "lowpass" and v and v % 2 == 0):
                 raise ModelError(f"{where}: {k} must be {'0 or an odd' if low == 0 else 'a positive'} integer (got {v!r})")
@@ -122,11 +133,11 @@ def _generator_class(torch: ModuleType, PlainBlock: type) -> type:
             self.lowpass = nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False) if k else None
 
         def _base(self, x):
-            """The global residual: the input itself, or its fixed bilinear upsample (SR)."""
+            """The global residual: the input itself, or its fixed upsample (SR, ``cfg.base``)."""
             s = self.cfg.scale
             if s == 1:
                 return x
-            return torch.nn.functional.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+            return torch.nn.functional.interpolate(x, scale_factor=s, mode=self.cfg.base, align_corners=False)
 
         def _run(self, x, keep: bool):
             h = self.head(self.unshuffle(x))

@@ -1,0 +1,130 @@
+"""us-sr2x as a resolution task: resolution-only simulated pairs, real tuning-scan pairs, and the
+bicubic base of the super-resolution networks (torch, ONNX, int8)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from ganrt.export.archs import ResnetGenerator, StudentConfig, StudentGenerator, TeacherConfig
+from ganrt.export.data.real_sr_pairs import SURROUND_MAX, RealSrConfig, render_real_sr_pair
+from ganrt.export.data.simulator import SimConfig
+from ganrt.export.data.us_domain import DomainConfig, render_domain_pair
+from ganrt.export.onnx_export import export_onnx, parity_db
+from ganrt.export.quantize import QuantRecipe, quantize_int8
+from ganrt.export.tasks import get_task
+from ganrt.runtime.errors import ModelError
+from ganrt.runtime.model.manifest import Precision
+
+HW = (128, 128)
+
+
+def _area2(img: np.ndarray) -> np.ndarray:
+    return cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
+def _bicubic(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+
+
+def test_resolution_only_pairs_differ_only_in_resolution():
+    dom = DomainConfig(text_prob=1.0, jpeg_prob=1.0)
+    s = render_domain_pair(4, SimConfig(out_hw=HW), factor=2, dom=dom, resolution_only=True)
+    assert s.input.shape == (64, 64) and s.target.shape == HW
+    np.testing.assert_array_equal(s.input, _area2(s.target))  # the JPEG is in the target, before reduction
+    again = render_domain_pair(4, SimConfig(out_hw=HW), factor=2, dom=dom, resolution_only=True)
+    np.testing.assert_array_equal(again.target, s.target)
+    # the restoration pair of the same seed asks for more than resolution: its input is not the target's
+    restore = render_domain_pair(4, SimConfig(out_hw=HW), factor=2, dom=dom)
+    assert np.abs(restore.input - _area2(restore.target)).mean() > 0.01
+
+
+def _echo_like(seed: int, hw=(150, 200)) -> np.ndarray:
+    """A grey frame with a black surround and speckle-like texture inside a disc."""
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(30, 220, hw, dtype=np.uint8), (0, 0), 1.5)
+    mask = np.zeros(hw, np.uint8)
+    cv2.circle(mask, (hw[1] // 2, 0), int(hw[0] * 0.9), 1, -1)
+    return img * mask
+
+
+def test_real_pairs_are_a_tile_and_its_area_reduction():
+    frames = [_echo_like(0), _echo_like(1)]
+    cfg = RealSrConfig(out_hw=(64, 96))
+    seen_scales = set()
+    for seed in range(6):
+        p = render_real_sr_pair(seed, frames, cfg)
+        assert p.target.shape == (64, 96) and p.input.shape == (32, 48)
+        assert p.input.dtype == p.target.dtype == np.float32
+        np.testing.assert_array_equal(p.input, _area2(p.target))
+        # the surround (black) is not training area; tissue is
+        t8 = (p.target * 255).round().astype(np.uint8)
+        assert not p.sector[cv2.blur(t8, (5, 5)) <= SURROUND_MAX].any()
+        assert not p.lesion.any() and not p.background.any()
+        seen_scales.add(round(float(p.target.mean()), 3))
+    np.testing.assert_array_equal(render_real_sr_pair(3, frames, cfg).target, render_real_sr_pair(3, frames, cfg).target)
+    assert len(seen_scales) > 3  # seeds draw different frames, scales and tiles
+
+
+def test_real_pairs_pad_a_frame_smaller_than_the_tile():
+    p = render_real_sr_pair(0, [_echo_like(2, hw=(40, 50))], RealSrConfig(out_hw=(96, 96), rescale=(1.0, 1.0)))
+    assert p.target.shape == (96, 96)
+    assert p.target[60:, :].max() == 0 and not p.sector[60:, :].any()  # padding is black surround
+
+
+def test_us_sr2x_trains_on_real_tuning_tiles_and_simulated_resolution_pairs():
+    pytest.importorskip("pydicom", reason="the tuning cine ships with pydicom (ganrt[dicom])")
+    task = get_task("us-sr2x")
+    ps = task.make_train_pairs(range(0, 6), (128, 128))
+    assert ps.inputs.shape == (6, 64, 64) and ps.targets.shape == (6, 128, 128)
+    for x, y in zip(ps.inputs, ps.targets):
+        np.testing.assert_array_equal(x, _area2(y))
+    # odd seeds simulated (lesion masks), even seeds real (none)
+    assert [bool(m.any()) for m in ps.lesion[3:]] == [False] * 3
+    held = task.make_pairs(range(900_000, 900_002), (128, 128))
+    np.testing.assert_array_equal(held.inputs[0], _area2(held.targets[0]))
+
+
+def test_base_config_validation_and_older_manifests():
+    assert StudentConfig.from_dict({"base": "bicubic"}).base == "bicubic"
+    assert StudentConfig.from_dict({"width": 8}).base == "bilinear"  # manifests from before the field
+    for bad in ("nearest", 3, None):
+        with pytest.raises(ModelError):
+            StudentConfig.from_dict({"base": bad})
+    with pytest.raises(ValueError):
+        TeacherConfig(scale=2, base="area")
+    t = get_task("us-sr2x")
+    assert t.student.base == t.teacher.base == "bicubic"
+
+
+def test_bicubic_base_is_the_starting_point_of_both_networks():
+    x = 0.2 + 0.6 * torch.rand(1, 1, 24, 32)
+    s = StudentGenerator(StudentConfig(width=8, n_blocks=1, down=2, scale=2, lowpass=7, base="bicubic")).eval()
+    t = ResnetGenerator(TeacherConfig(ngf=8, n_blocks=1, feature_blocks=(0,), scale=2, upsample="resize",
+                                      lowpass=7, base="bicubic")).eval()
+    with torch.no_grad():
+        s.tail.weight.zero_()
+        s.tail.bias.zero_()
+        t.up[-2].weight.zero_()
+        t.up[-2].bias.zero_()
+        want = torch.clamp(_bicubic(x), 0, 1)
+        torch.testing.assert_close(s(x), want, atol=1e-6, rtol=0)
+        torch.testing.assert_close(t(x), want, atol=1e-6, rtol=0)
+
+
+def test_bicubic_base_exports_as_a_float_cubic_resize(tmp_path):
+    s = StudentGenerator(StudentConfig(width=8, n_blocks=1, down=2, scale=2, lowpass=7, base="bicubic")).eval()
+    fp32 = export_onnx(s, tmp_path / "s.onnx", 1, scale=2)
+    resize = [n for n in onnx.load(str(fp32)).graph.node if n.op_type == "Resize"]
+    assert len(resize) == 1
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in resize[0].attribute}
+    assert attrs["mode"] == b"cubic" and attrs["coordinate_transformation_mode"] == b"half_pixel"
+    frames = np.random.default_rng(0).random((2, 1, 24, 40), np.float32)
+    assert parity_db(s, fp32, frames) > 60  # ONNX Runtime's cubic is torch's (a = -0.75, half-pixel)
+    q = quantize_int8(fp32, tmp_path / "q.onnx", frames, QuantRecipe(Precision.INT8_TRT, op_types=("Conv",)))
+    g = onnx.load(str(q)).graph
+    producers = {o: n.op_type for n in g.node for o in n.output}
+    assert all(producers.get(n.input[0]) != "DequantizeLinear" for n in g.node if n.op_type == "Resize")
