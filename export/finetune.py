@@ -44,6 +44,7 @@ class FinetuneConfig:
     w_ssim: float = 1.0
     w_contrast: float = 0.5
     w_consistency: float = 2.0
+    w_mse: float = 0.0  # MSE on the target (see DistillConfig.w_mse); w_teacher = 0 skips the teacher
     seed: int = 2
     checkpoint_every: int = 100
 
@@ -52,8 +53,8 @@ class FinetuneConfig:
 
 
 def _task_loss(out, y, t_out, cfg: FinetuneConfig):
-    return (cfg.w_target * F.l1_loss(out, y) + cfg.w_teacher * F.l1_loss(out, t_out)
-            + cfg.w_ssim * (1.0 - ssim(out, y)))
+    loss = cfg.w_target * F.l1_loss(out, y) + cfg.w_ssim * (1.0 - ssim(out, y)) + cfg.w_mse * F.mse_loss(out, y)
+    return loss if t_out is None else loss + cfg.w_teacher * F.l1_loss(out, t_out)
 
 
 def finetune_student(bank: PairBank, teacher: ResnetGenerator, student: StudentGenerator, run_dir: Path,
@@ -95,7 +96,7 @@ def finetune_student(bank: PairBank, teacher: ResnetGenerator, student: StudentG
             x_np, y_np = bank.batch(rng, cfg.batch, cfg.patch)
             x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
             with torch.no_grad():
-                t_out = teacher(x)
+                t_out = teacher(x) if cfg.w_teacher else None
             lb = bank.lesion_batch(rng, cfg.lesion_batch, cfg.patch)
             qat.set_quantize(Q, in_qat)
             out = Q(x)

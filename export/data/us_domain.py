@@ -104,16 +104,14 @@ def render_domain_pair(seed: int, base: SimConfig = SimConfig(), factor: int = 1
 
     ``resolution_only`` (SR): the input is the target itself reduced by ``factor``, so the pair
     differs in resolution alone, as a real frame and its 2x reduction do (the real-reference 2x
-    check); a drawn JPEG then compresses the target, as a stored cine is compressed before anyone
-    reduces it. Otherwise the input is the point-of-care render (noise, clutter, coarser PSF)."""
+    check). No JPEG: a compressed target would teach the model to draw block edges. Otherwise the
+    input is the point-of-care render (noise, clutter, coarser PSF), sometimes JPEG-compressed."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
     s = render_pair(seed, scanner(rng, base, dom))
     inp, tgt = s.input.copy(), match_local_mean(s.target, s.input)
     if rng.random() < dom.text_prob:
         _burn_in(rng, (inp, tgt), s.sector)
     if resolution_only and factor > 1:
-        if rng.random() < dom.jpeg_prob:
-            tgt = _jpeg(tgt, int(rng.integers(*dom.jpeg_quality)))
         return replace(s, input=downsample(tgt, factor), target=tgt)
     if factor > 1:
         inp = downsample(inp, factor)

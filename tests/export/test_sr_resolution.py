@@ -34,7 +34,7 @@ def test_resolution_only_pairs_differ_only_in_resolution():
     dom = DomainConfig(text_prob=1.0, jpeg_prob=1.0)
     s = render_domain_pair(4, SimConfig(out_hw=HW), factor=2, dom=dom, resolution_only=True)
     assert s.input.shape == (64, 64) and s.target.shape == HW
-    np.testing.assert_array_equal(s.input, _area2(s.target))  # the JPEG is in the target, before reduction
+    np.testing.assert_array_equal(s.input, _area2(s.target))  # no JPEG in either: resolution alone
     again = render_domain_pair(4, SimConfig(out_hw=HW), factor=2, dom=dom, resolution_only=True)
     np.testing.assert_array_equal(again.target, s.target)
     # the restoration pair of the same seed asks for more than resolution: its input is not the target's
@@ -128,3 +128,23 @@ def test_bicubic_base_exports_as_a_float_cubic_resize(tmp_path):
     g = onnx.load(str(q)).graph
     producers = {o: n.op_type for n in g.node for o in n.output}
     assert all(producers.get(n.input[0]) != "DequantizeLinear" for n in g.node if n.op_type == "Resize")
+
+
+def test_unweighted_teacher_is_not_run_and_mse_counts():
+    from ganrt.export.distill import DistillConfig, _teacher_terms
+    from ganrt.export.finetune import FinetuneConfig, _task_loss
+
+    class Exploding(torch.nn.Module):
+        def forward_features(self, x):
+            raise AssertionError("the teacher ran")
+
+    x, out = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 16, 16)
+    l_tch, l_feat = _teacher_terms(Exploding(), torch.nn.ModuleList(), x, out, [], DistillConfig(w_teacher=0.0, w_feat=0.0))
+    assert float(l_tch) == float(l_feat) == 0.0
+    with pytest.raises(AssertionError, match="teacher ran"):
+        _teacher_terms(Exploding(), torch.nn.ModuleList(), x, out, [], DistillConfig(w_teacher=0.1, w_feat=0.0))
+    y = torch.rand(2, 1, 16, 16)
+    plain = float(_task_loss(out, y, None, FinetuneConfig(w_teacher=0.0)))
+    with_mse = float(_task_loss(out, y, None, FinetuneConfig(w_teacher=0.0, w_mse=10.0)))
+    assert with_mse == pytest.approx(plain + 10.0 * float(torch.nn.functional.mse_loss(out, y)), rel=1e-5)
+    assert float(_task_loss(out, y, out, FinetuneConfig(w_teacher=1.0))) == pytest.approx(plain, rel=1e-5)
