@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     sim = sim_pairs(a.pairs, range(0, SIM_TRAIN))
     bic = type("Bicubic", (torch.nn.Module,), {"forward": lambda self, x: torch.clamp(
         torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False), 0, 1)})()
-    students = {"bundled us-sr2x (bilinear base)": _summary(torch, _student(torch, a.bundle, False).eval(), frames, held)}
+    base = json.loads((a.bundle / "manifest.json").read_text())["weights"]["config"].get("base", "bilinear")
+    students = {f"bundled us-sr2x ({base} base)": _summary(torch, _student(torch, a.bundle, False).eval(), frames, held)}
     for frac in a.sim_fractions:
         torch.manual_seed(0)
         model = _student(torch, a.bundle, True)

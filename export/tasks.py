@@ -206,8 +206,8 @@ TASKS: dict[str, Task] = {
     ),
     "us-sr2x": Task(
         name="us-sr2x",
-        description="Ultrasound B-mode 2x super-resolution (half-resolution point-of-care frame -> "
-        "cart-quality image at full resolution)",
+        description="Ultrasound B-mode 2x super-resolution (a frame at half resolution -> the same frame at "
+        "full resolution; speckle and noise are left to us-enhance)",
         channels=1,
         scale=2,
         size_multiple=2,
@@ -219,6 +219,9 @@ TASKS: dict[str, Task] = {
         # body at 1/2 of the input = 1/4 of the output, like us-enhance's: 1.6 GMAC per 512^2 output
         student=StudentConfig(width=32, n_blocks=5, down=2, scale=2, lowpass=_US_LOWPASS, base="bicubic"),
         teacher_train=TeacherTrainConfig(steps=100, batch=2, patch=48, checkpoint_every=50),
+        data_note=("Trained on simulated pseudo-B-mode ultrasound (ganrt's physics simulator) and on tiles of one real "
+                   "echo cine that ships with pydicom (examples_ybr_color.dcm), each with its own 2x reduction; not "
+                   "validated on patient data and not a diagnostic device."),
         # The student learns from the targets alone: the 100-step teacher ends level with bicubic, so it
         # has nothing to teach a correction on top of bicubic (and is not run). L1 + MSE, no SSIM term:
         # the check is PSNR, and with SSIM (whose loss is ~5x the others here) the student only tied
