@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ganrt.runtime.backends.torch.models import FIXED_CONV_SCOPE
 from ganrt.runtime.model.manifest import Precision
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,17 @@ def to_fp16(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _learned(node) -> bool:
+    """A conv with trained weights (quantizable); the bicubic base's fixed conv stays float."""
+    return node.op_type in ("Conv", "ConvTranspose") and FIXED_CONV_SCOPE not in node.name
+
+
 def conv_node_names(path: Path) -> list[str]:
-    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    return [n.name for n in onnx.load(str(path)).graph.node if _learned(n)]
+
+
+def fixed_conv_names(path: Path) -> list[str]:
+    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv" and FIXED_CONV_SCOPE in n.name]
 
 
 def quantize_int8(src: Path, dst: Path, frames: np.ndarray, recipe: QuantRecipe) -> Path:
@@ -105,7 +115,7 @@ def quantize_int8(src: Path, dst: Path, frames: np.ndarray, recipe: QuantRecipe)
             weight_type=QuantType.QInt8,
             per_channel=True,
             calibrate_method=CalibrationMethod.Percentile if recipe.calib is CalibMethod.PERCENTILE else CalibrationMethod.MinMax,
-            nodes_to_exclude=list(recipe.keep_float),
+            nodes_to_exclude=list(recipe.keep_float) + fixed_conv_names(pre),
             op_types_to_quantize=list(recipe.op_types) if recipe.op_types else None,
             extra_options=extra,
         )
@@ -115,7 +125,7 @@ def quantize_int8(src: Path, dst: Path, frames: np.ndarray, recipe: QuantRecipe)
 
 def _range_overrides(model_path: Path, ranges) -> dict[str, list[dict]]:
     """ORT tensor overrides: each conv's input and output tensor gets its learned [rmin, rmax]."""
-    convs = [n for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv"]
+    convs = [n for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv" and _learned(n)]
     if len(convs) != len(ranges):
         raise ValueError(f"{len(ranges)} learned ranges for {len(convs)} Conv nodes: the model and ranges differ")
     out: dict[str, list[dict]] = {}

@@ -115,19 +115,38 @@ def test_bicubic_base_is_the_starting_point_of_both_networks():
         torch.testing.assert_close(t(x), want, atol=1e-6, rtol=0)
 
 
-def test_bicubic_base_exports_as_a_float_cubic_resize(tmp_path):
+def test_bicubic_base_is_a_fixed_conv_equal_to_interpolate():
+    s = StudentGenerator(StudentConfig(width=8, n_blocks=1, down=2, scale=2, lowpass=7, base="bicubic")).eval()
+    assert s.bicubic is not None and not list(s.bicubic.parameters())
+    assert not any("bicubic" in k for k in s.state_dict())  # nothing new in student.safetensors
+    for shape in ((1, 1, 24, 32), (2, 1, 5, 7)):  # also frames narrower than the padding reaches
+        x = torch.rand(*shape)
+        torch.testing.assert_close(s.bicubic(x), _bicubic(x), atol=1e-6, rtol=0)
+
+
+def test_bicubic_base_exports_as_a_float_conv_the_quantizers_leave_alone(tmp_path):
+    from ganrt.export.gate import lint_qdq_for_tensorrt
+    from ganrt.export.quantize import conv_node_names, fixed_conv_names
+
     s = StudentGenerator(StudentConfig(width=8, n_blocks=1, down=2, scale=2, lowpass=7, base="bicubic")).eval()
     fp32 = export_onnx(s, tmp_path / "s.onnx", 1, scale=2)
-    resize = [n for n in onnx.load(str(fp32)).graph.node if n.op_type == "Resize"]
-    assert len(resize) == 1
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in resize[0].attribute}
-    assert attrs["mode"] == b"cubic" and attrs["coordinate_transformation_mode"] == b"half_pixel"
+    nodes = onnx.load(str(fp32)).graph.node
+    assert not [n for n in nodes if n.op_type == "Resize"]  # ONNX Runtime's cubic Resize is the slow path
+    assert fixed_conv_names(fp32) == ["/bicubic/Conv"] and "/bicubic/Conv" not in conv_node_names(fp32)
     frames = np.random.default_rng(0).random((2, 1, 24, 40), np.float32)
-    assert parity_db(s, fp32, frames) > 60  # ONNX Runtime's cubic is torch's (a = -0.75, half-pixel)
-    q = quantize_int8(fp32, tmp_path / "q.onnx", frames, QuantRecipe(Precision.INT8_TRT, op_types=("Conv",)))
-    g = onnx.load(str(q)).graph
-    producers = {o: n.op_type for n in g.node for o in n.output}
-    assert all(producers.get(n.input[0]) != "DequantizeLinear" for n in g.node if n.op_type == "Resize")
+    assert parity_db(s, fp32, frames) > 60
+    learned = len(conv_node_names(fp32))
+    for prec in (Precision.INT8_TRT, Precision.INT8_CPU):
+        # learned ranges are one per trained conv: the fixed conv takes none
+        q = quantize_int8(fp32, tmp_path / f"q_{prec.value}.onnx", frames,
+                          QuantRecipe(prec, op_types=("Conv",), ranges=((0.0, 1.0, -1.0, 1.0),) * learned))
+        g = onnx.load(str(q)).graph
+        producers = {o: n.op_type for n in g.node for o in n.output}
+        weights_from = {n.name: producers.get(n.input[1], "initializer") for n in g.node if n.op_type == "Conv"}
+        assert weights_from.pop("/bicubic/Conv") == "initializer"  # float weights, float input
+        assert set(weights_from.values()) == {"DequantizeLinear"}  # every trained conv is int8
+        if prec is Precision.INT8_TRT:
+            assert lint_qdq_for_tensorrt(q) == []
 
 
 def test_unweighted_teacher_is_not_run_and_mse_counts():

@@ -15,8 +15,8 @@ Parameter names (what ``student.safetensors`` holds; ``load_state_dict(strict=Tr
 
 ``scale`` > 1 makes it a super-resolution network (output ``scale`` times the input's H and W):
 the tail predicts ``(down * scale)^2`` sub-pixels per body location and the global residual is a
-fixed upsample of the input, bilinear or bicubic (``base``; ONNX ``Resize``, left in float by the
-int8 quantizer, which only quantizes convs). ``scale`` = 1 is the original network, parameter for
+fixed upsample of the input, bilinear (ONNX ``Resize``) or bicubic (``base``; for 2x a fixed conv,
+``Bicubic2x``), left in float by the int8 quantizers. ``scale`` = 1 is the original network, parameter for
 parameter.
 """
 
@@ -88,10 +88,53 @@ class StudentConfig:
 def student_classes(torch: ModuleType) -> tuple[type, type]:
     """``(StudentGenerator, PlainBlock)`` built against ``torch`` (once per torch module)."""
     PlainBlock = _plain_block_class(torch)
-    StudentGenerator = _generator_class(torch, PlainBlock)
-    for cls in (PlainBlock, StudentGenerator):  # importable by name (pickle, repr, docs)
+    Bicubic2x = _bicubic_class(torch)
+    StudentGenerator = _generator_class(torch, PlainBlock, Bicubic2x)
+    for cls in (PlainBlock, Bicubic2x, StudentGenerator):  # importable by name (pickle, repr, docs)
         cls.__module__, cls.__qualname__ = __name__, cls.__name__
     return StudentGenerator, PlainBlock
+
+
+FIXED_CONV_SCOPE = "/bicubic/"  # ONNX node-name scope of the fixed (weight-free) bicubic conv: never quantized
+
+
+def _keys_cubic(d: float, a: float = -0.75) -> float:
+    """Keys' cubic convolution kernel at distance ``d`` (a = -0.75: PyTorch's and ONNX Runtime's)."""
+    d = abs(d)
+    if d <= 1:
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+    return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a if d < 2 else 0.0
+
+
+# 5 taps over input offsets -2..2 for each output phase of a 2x enlargement with half-pixel centres:
+# output pixel 2i samples the input at i - 0.25, output pixel 2i + 1 at i + 0.25.
+_PHASE_TAPS = ([_keys_cubic(d) for d in (1.75, 0.75, 0.25, 1.25)] + [0.0],
+               [0.0] + [_keys_cubic(d) for d in (1.25, 0.25, 0.75, 1.75)])
+
+
+def _bicubic_class(torch: ModuleType) -> type:
+    nn = torch.nn
+
+    class Bicubic2x(nn.Module):
+        """``F.interpolate(x, scale_factor=2, mode="bicubic")`` as edge padding, one fixed depthwise 5x5 conv
+        per output phase and a pixel shuffle. ONNX Runtime's cubic Resize took ~85 ms for a 1024^2 output on
+        2 cores (the model's whole int8 budget three times over); this conv takes a few. The weights are a
+        non-persistent buffer: nothing in ``student.safetensors``, and the int8 quantizers leave the conv
+        (scope ``FIXED_CONV_SCOPE``) in float, where the whole image passes through it."""
+
+        def __init__(self, channels: int) -> None:
+            super().__init__()
+            rows = torch.tensor(_PHASE_TAPS, dtype=torch.float32)  # (2, 5)
+            k = torch.einsum("pi,qj->pqij", rows, rows).reshape(4, 1, 5, 5)  # phase (p, q) -> channel 2p + q
+            self.register_buffer("weight", k.repeat(channels, 1, 1, 1), persistent=False)
+            self.channels = channels
+
+        def forward(self, x):
+            f = torch.nn.functional
+            y = f.conv2d(f.pad(x, (2, 2, 2, 2), mode="replicate"), self.weight, groups=self.channels)
+            return f.pixel_shuffle(y, 2)
+
+    return Bicubic2x
 
 
 def _plain_block_class(torch: ModuleType) -> type:
@@ -112,7 +155,7 @@ def _plain_block_class(torch: ModuleType) -> type:
     return PlainBlock
 
 
-def _generator_class(torch: ModuleType, PlainBlock: type) -> type:
+def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type) -> type:
     nn = torch.nn
 
     class StudentGenerator(nn.Module):
@@ -131,12 +174,15 @@ def _generator_class(torch: ModuleType, PlainBlock: type) -> type:
             self.shuffle = nn.PixelShuffle(d * s)
             k = cfg.lowpass  # AvgPool, not a conv: no weights, left in float by the int8 quantizer
             self.lowpass = nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False) if k else None
+            self.bicubic = Bicubic2x(c) if cfg.base == "bicubic" and s == 2 else None
 
         def _base(self, x):
             """The global residual: the input itself, or its fixed upsample (SR, ``cfg.base``)."""
             s = self.cfg.scale
             if s == 1:
                 return x
+            if self.bicubic is not None:
+                return self.bicubic(x)
             return torch.nn.functional.interpolate(x, scale_factor=s, mode=self.cfg.base, align_corners=False)
 
         def _run(self, x, keep: bool):
