@@ -2,8 +2,8 @@
 
     python -m ganrt.benchmarks.sr_real_probe --out benchmarks/results [--pairs resolution]
 
-Not the export. A fresh student of the bundle's architecture, with a bicubic instead of a bilinear
-base (the bundle's ``_base``), learns the 2x real-reference task on the real *tuning* cine only
+Not the export. A fresh student of the bundle's architecture with a bicubic base (``StudentConfig.base``)
+learns the 2x real-reference task on the real *tuning* cine only
 (examples_ybr_color.dcm: area-downsampled frame -> frame, scale-jittered 0.6-1.4 so the grain
 varies), mixed with a fraction of simulated us-sr2x pairs (export/data/us_domain.py), either
 ``restoration`` pairs (the point-of-care render reduced 2x -> the cart render: resolution, speckle,
@@ -24,7 +24,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-from types import MethodType
 
 import cv2
 import numpy as np
@@ -51,15 +50,11 @@ def _student(torch, bundle: Path, fresh: bool):
     from ganrt.runtime.backends.torch.models import build_student
 
     man = json.loads((bundle / "manifest.json").read_text())
-    model = build_student(torch, man["weights"]["config"])
     if not fresh:
+        model = build_student(torch, man["weights"]["config"])
         model.load_state_dict(load_file(str(bundle / man["weights"]["file"])))
         return model
-
-    def bicubic_base(self, x):
-        return torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
-
-    model._base = MethodType(bicubic_base, model)
+    model = build_student(torch, {**man["weights"]["config"], "base": "bicubic"})
     # start at the bicubic enlargement: a near-zero tail (the residual is then ~0)
     torch.nn.init.normal_(model.tail.weight, std=1e-3)
     torch.nn.init.zeros_(model.tail.bias)
