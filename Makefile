@@ -3,9 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# -q keeps errors and real warnings; setuptools' notice that every editable install of this layout gets
+# -qq keeps errors only: a machine's pip config (an index folder that is not there) otherwise prints a warning
+# per package on every install, which is not ganrt's to fix; setuptools' notice that every editable install of this layout gets
 # (a meta path finder, not a .pth) is filtered by its exact text.
-PIP := PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q --disable-pip-version-check
+PIP := PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -qq --disable-pip-version-check
 RUNTIME_STAMP := $(VENV)/.ganrt-runtime
 DEV_STAMP := $(VENV)/.ganrt-dev
 OUT ?= out
