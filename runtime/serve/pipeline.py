@@ -29,7 +29,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class PipelineConfig:
     realtime: bool | None = None  # None: follow the source (camera / realtime replay -> live)
     queue_depth: int = 1  # live: frames that may wait; more wait -> the oldest is dropped
     prefetch: int = 0  # offline: frames decoded ahead in a thread (0 = synchronous, deterministic)
-    warmup: int = 2  # untimed inferences on the first frame (first calls allocate; they would teach
+    warmup: int = 2  # untimed inferences per new model input shape (first calls allocate; they would teach
     #                  the predictor that the model is slow and show raw frames for the first second)
     guard: GuardConfig = field(default_factory=GuardConfig)  # imaging region, fidelity, temporal filter, PHI
 
@@ -152,9 +152,10 @@ RAW_AT_ONCE = (Reason.BACKOFF, Reason.PREDICTED_MISS)  # raw without waiting for
 
 
 def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: int, tiers: TierConfig) -> None:
-    """Run the model on the first frame without recording it; with tiers, once more at the reduced
-    tier's size (a new input size allocates too). Failures are only logged: the per-frame path
-    deals with a broken backend (and a stuck warm-up leaves the worker busy)."""
+    """Run the model on ``frame`` (what it will be given: the region's crop) without recording it;
+    with tiers, once more at the reduced tier's size (a new input size allocates too). Failures are
+    only logged: the per-frame path deals with a broken backend (and a stuck warm-up leaves the
+    worker busy)."""
     try:
         enhancer.check(frame)
         for _ in range(runs):
@@ -163,6 +164,21 @@ def _warm_up(frame: Frame, enhancer: Enhancer, worker: InferenceWorker, runs: in
             worker.call(frame, StageTimes(), tiers.factor, timeout_s=WARMUP_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001
         log.warning("warm-up inference failed: %s: %s", type(exc).__name__, exc)
+
+
+def _model_input(guard: Guard, frame: Frame) -> Frame | None:
+    """What the model will be given for ``frame``: the crop of its region; None while an auto region
+    is still being collected (no inference runs then) or when no region fits the frame. Asking for the
+    region here is what the frame's own check does next (the tracker collects each frame once)."""
+    try:
+        region = guard.region_for(frame)
+    except Exception:  # noqa: BLE001 - the frame's own check reports it
+        return None
+    if region is None:
+        return None
+    if region.full:
+        return frame
+    return replace(frame, pixels=frame.pixels[region.crop_box(guard.multiple).slices])
 
 
 def _record_skipped(source, record: Record) -> None:
@@ -186,6 +202,7 @@ class _Loop:
     def __init__(self, ctx: StreamContext, record: Record, source, live: bool, warmup: int, tiers: TierConfig) -> None:
         self.ctx, self.record, self.source, self.live = ctx, record, source, live
         self.warmup, self.tiers = warmup, tiers
+        self.warmed: set[tuple[int, ...]] = set()  # model input shapes run untimed already
         self.outputs = _Outputs()
         self.opened = False  # the sinks have written a frame
         self.interrupted = False
@@ -220,10 +237,7 @@ class _Loop:
 
     def _one(self, frame: Frame) -> None:
         ctx, clock = self.ctx, self.ctx.clock
-        if self.warmup and not frame.signal_lost:
-            _warm_up(frame, ctx.enhancer, ctx.worker, self.warmup, self.tiers)
-            ctx.policy.calibrate_wake()
-            self.warmup = 0
+        self.warm(frame)
         t_deq = clock.now_ns()
         origin = frame.t_capture_ns if self.live else t_deq  # budget origin: see the module docstring
         result = enhance_or_passthrough(ctx, frame, origin)
@@ -237,6 +251,21 @@ class _Loop:
             self.outputs.write(shown, result)
         finally:  # recorded even when a sink raises a user error that ends the run
             self._record(frame, result, origin, t_deq, t_out, t_sink)
+
+    def warm(self, frame: Frame) -> None:
+        """Warm-up runs (``_warm_up``) on each new model input shape before it is timed: the first
+        frame's crop, and the crop of an auto region on the frame that completes its detection (the
+        pending frames before it ran no model)."""
+        if not self.warmup or frame.signal_lost:
+            return
+        model_in = _model_input(self.ctx.guard, frame)
+        if model_in is None or model_in.pixels.shape in self.warmed:
+            return
+        first = not self.warmed
+        self.warmed.add(model_in.pixels.shape)
+        _warm_up(model_in, self.ctx.enhancer, self.ctx.worker, self.warmup, self.tiers)
+        if first:
+            self.ctx.policy.calibrate_wake()
 
     def _record(self, frame: Frame, result: FrameResult, origin: int, t_deq: int, t_out: int, t_sink: int) -> None:
         """The frame's output time and lateness into its row; the policy learns what output costs."""
@@ -277,12 +306,14 @@ def run(source, enhancer: Enhancer, sinks: Sequence[Sink] = (), config: Pipeline
     first frames read ahead (a file opened twice): auto region detection starts from them."""
     record = record if record is not None else Record.for_enhancer(enhancer)
     live = config.realtime if config.realtime is not None else bool(getattr(source, "live", False))
-    policy = DeadlinePolicy(config.policy)
+    policy = DeadlinePolicy(config.policy, live=live)
     guard = _guard_for(source, enhancer, config, record, lookahead)
     worker = InferenceWorker(enhancer.enhance)
     feed = _Feed(source, live, config, record.add_dropped)
     ctx = StreamContext(enhancer, guard, policy, worker, clock, Once(log), share)
     loop = _Loop(ctx, record, source, live, config.warmup, config.policy.tiers)
+    if len(lookahead):  # warmed before the capture starts: a live source's first frames would queue behind it
+        loop.warm(Frame(0, clock.now_ns(), np.ascontiguousarray(lookahead[0])))
     t_start = clock.now_ns()
     try:
         loop.serve(feed, sinks, stop)

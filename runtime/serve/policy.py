@@ -78,13 +78,16 @@ class PolicyConfig:
 
 
 class DeadlinePolicy:
-    def __init__(self, config: PolicyConfig = PolicyConfig()) -> None:
+    def __init__(self, config: PolicyConfig = PolicyConfig(), *, live: bool = False) -> None:
+        """``live``: frames arrive at the source's rate (a camera, a replay); with tiers the stream then
+        starts at the reduced tier (runtime.tiers)."""
         self.config = config
         self._budget_ns = int(round(config.budget_ms * 1e6))
         self._tier_ms = {t: collections.deque(maxlen=config.history) for t in (Tier.FULL, Tier.REDUCED)}
         self._process_ms = self._tier_ms[Tier.FULL]  # the single-tier policy's history
-        self.ladder = TierLadder(config.tiers, config.probe_every)
-        self._running = Tier.FULL  # the tier of the last inference started
+        start = Tier.REDUCED if live and config.tiers.enabled else Tier.FULL
+        self.ladder = TierLadder(config.tiers, config.probe_every, start)
+        self._running = start  # the tier of the last inference started
         self._probe_left_ms: float | None = None  # set while that inference is a tier probe
         self._frames = 0  # frames the tiers were chosen for
         self._sampled_at = {Tier.FULL: 0, Tier.REDUCED: 0}  # the frame of each tier's newest time

@@ -20,6 +20,11 @@ viewer never sees the picture flip between tiers from one frame to the next:
   ``MAX_HOLD_DOUBLINGS`` times): on a machine whose stalls the higher tier cannot absorb, each
   try costs a raw frame, so tries get rarer; a stay up as long as that wait forgets it.
 
+A live stream starts at the reduced tier and moves up through a probe like any other stay there:
+before its first frame nothing says what the full tier costs with the checks and the sinks, and a
+wrong first guess is a raw frame between enhanced ones (a file read as fast as possible, or a still,
+starts at full resolution: it has no frame period to miss).
+
 A probe that finishes in time without the margin is still shown (one frame of the higher tier:
 better than raw). ``DeadlinePolicy`` adds one thing the ladder does not see: a frame that already
 queued behind a stall runs a tier lower (or raw) by itself, without moving the level.
@@ -92,9 +97,9 @@ class TierLadder:
     ``fits_up(tier)`` whether it would even at its worst, with ``up_margin`` to spare (both True
     when nothing is known about it yet)."""
 
-    def __init__(self, config: TierConfig, probe_every: int) -> None:
+    def __init__(self, config: TierConfig, probe_every: int, start: Tier = Tier.FULL) -> None:
         self.config, self.probe_every = config, probe_every
-        self.level = Tier.FULL
+        self.level = start  # a live stream starts a tier down (DeadlinePolicy): up is earned by a probe
         self.held = 0  # frames at this level since the last switch
         self.went_up = False  # the last switch was up: within the hold only a real miss moves down
         self.up_hold = config.hold_frames  # frames at a lower tier before probing up (doubles per failed try)

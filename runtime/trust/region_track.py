@@ -31,12 +31,13 @@ class _Collector:
         self.sq = np.zeros(hw, np.float32)
         self.n = 0
         self.last: np.ndarray | None = None
+        self.last_index: int | None = None
 
-    def add(self, gray: np.ndarray, pixels: np.ndarray) -> None:
+    def add(self, gray: np.ndarray, pixels: np.ndarray, index: int | None = None) -> None:
         cv2.accumulate(gray, self.sum)
         cv2.accumulateSquare(gray, self.sq)
         self.n += 1
-        self.last = pixels
+        self.last, self.last_index = pixels, index
 
     @property
     def done(self) -> bool:
@@ -159,13 +160,15 @@ class RegionTracker:
 
     def _collect(self, index: int, pixels: np.ndarray, hw: tuple[int, int]) -> Region | None:
         c = self._collector
+        if c is not None and c.hw == hw and c.last_index == index:
+            return None  # asked twice for one frame (the warm-up looks ahead): collected once
         if c is None or c.hw != hw:
             need = self.config.frames
             if self.expected:  # a short file: collect what it has
                 need = max(1, min(need, self.expected - index))
             c = self._collector = _Collector(hw, need, index)
         gray = luma_u8(pixels, self.bits)
-        c.add(gray, pixels)
+        c.add(gray, pixels, index)
         if not c.done:
             return None
         self._collector = None
