@@ -65,6 +65,9 @@ def _add_pipeline(kinds: Any) -> None:
     bp.add_argument("--no-checks", action="store_true",
                     help="time the bare loop: no region, local-mean, domain or fidelity check (default: the checks "
                          "`ganrt run` applies to the bundle)")
+    bp.add_argument("--no-lookahead", action="store_true",
+                    help="start as from a camera: an auto region is collected from the stream (frames raw meanwhile) "
+                         "instead of read ahead from the file as `ganrt run` does")
     _add_output_args(bp)
     bp.set_defaults(func=pipeline)
 
@@ -162,7 +165,7 @@ def pipeline(args: argparse.Namespace) -> int:
     sink = BenchSink(args.sink)
     cfg = PipelineBenchConfig(source=args.source, frames=args.frames, modes=modes, sink_fast=sink, sink_realtime=sink,
                               budget_ms=args.budget_ms, bare=not args.no_bare,
-                              checks=not args.no_checks)
+                              checks=not args.no_checks, lookahead=not args.no_lookahead)
     precision = Precision.parse(args.precision) if args.precision else None
     result = run_pipeline_bench(manifest, profile, cfg, args.backend, precision)
     _emit(result, args, to_markdown(result))

@@ -47,6 +47,7 @@ from ganrt.runtime.serve.tiers import TierConfig
 from ganrt.runtime.sinks.files import NullSink, VideoCodec, VideoSink
 from ganrt.runtime.sources import open_source
 from ganrt.runtime.trust.guard import GuardConfig
+from ganrt.runtime.trust.region import RegionMode
 
 MEASURED = {
     "capture_to_output_ms": "from Frame.t_capture_ns (the source has just returned the decoded frame) to the "
@@ -83,6 +84,7 @@ class PipelineBenchConfig:
     bare: bool = True
     keep_per_frame: bool = True
     checks: bool = True  # the run command's default checks for the bundle; False: the bare loop
+    lookahead: bool = True  # an auto region read ahead from the file, as `ganrt run` does; False: a camera's start
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -146,6 +148,16 @@ def _for_time(d: dict, rows) -> dict:
             "time_switches": timing.switches, "min_run_between_time_switches": timing.shortest}
 
 
+def _lookahead(cfg: PipelineBenchConfig, guard: GuardConfig) -> list:
+    """The frames `ganrt run` reads ahead from a file source under an auto region (serve.stream.read_ahead),
+    so the region is known from the first frame; none with ``lookahead`` off: the region is collected
+    from the stream, as from a camera, and those frames are shown raw (``region-pending``)."""
+    if not (cfg.lookahead and guard.region.mode is RegionMode.AUTO):
+        return []
+    with open_source(cfg.source, max_frames=guard.region.frames) as src:
+        return [f.pixels for f in iter(src.read, None) if not f.signal_lost]
+
+
 def _sink(kind: BenchSink, tmp: Path, fps: float):
     return NullSink() if kind is BenchSink.NULL else VideoSink(tmp / "bench.mp4", fps or 30.0, VideoCodec.MP4V)
 
@@ -156,18 +168,20 @@ def _one_mode(mode: Mode, cfg: PipelineBenchConfig, enhancer: Enhancer, budget_m
     source = open_source(cfg.source, realtime=realtime, loop=True, max_frames=cfg.frames)
     sink_kind = cfg.sink_realtime if realtime else cfg.sink_fast
     rec = Record.for_enhancer(enhancer)
+    ahead = _lookahead(cfg, guard)
     meter = ResourceMeter()
     with meter:
         t0 = time.perf_counter()
         rep = run(source, enhancer, [_sink(sink_kind, tmp, source.fps)],
-                  PipelineConfig.with_budget(budget_ms, tiers, guard=guard), record=rec)
+                  PipelineConfig.with_budget(budget_ms, tiers, guard=guard), record=rec, lookahead=ahead)
         wall = time.perf_counter() - t0
     d = rep.to_dict()
     out = {
-        "mode": mode.value, "sink": sink_kind.value, "source_fps": source.fps,
+        "mode": mode.value, "sink": sink_kind.value, "source_fps": source.fps, "lookahead_frames": len(ahead),
         "frames_in": d["frames_in"], "frames_out": d["frames_out"], "enhanced": d["enhanced"],
         "passthrough": d["passthrough"], "passthrough_by_reason": d["passthrough_by_reason"],
         "dropped": d["dropped"], "dropped_by_reason": d["dropped_by_reason"],
+        "raw_or_dropped": (d["passthrough"] + d["dropped"]) / max(d["frames_in"], 1),  # for any reason
         "late": d["late"], "deadline_miss_rate": d["deadline_miss_rate"], "budget_ms": budget_ms,
         "fps": d["fps"], "wall_s": d["wall_s"], "wall_per_frame_ms": 1000 * wall / max(d["frames_out"], 1),
         **_for_time(d, rec.rows), "latency_ms": d["latency_ms"], "frame_cost_ms": _frame_cost(rec.rows),
@@ -246,6 +260,8 @@ def to_markdown(r: dict) -> str:
                   f"{' ' + str(m['passthrough_by_reason']) if m['passthrough'] else ''}, dropped {m['dropped']}"
                   f"{' ' + str(m['dropped_by_reason']) if m['dropped'] else ''}; deadline misses "
                   f"{100 * m['deadline_miss_rate']:.1f}% ({m['late']} frames over {m['budget_ms']:g} ms).",
+                  f"Raw or dropped for any reason: {100 * m['raw_or_dropped']:.1f}% "
+                  f"(region read ahead from {m.get('lookahead_frames', 0)} frames).",
                   f"Tiers shown: {m['tiers']}; raw for time ({', '.join(TIME_REASONS)}) or dropped "
                   f"{100 * m['raw_or_dropped_for_time']:.1f}% ({m['raw_or_dropped_for_time_frames']} frames; "
                   f"{100 * m['raw_or_dropped_for_time_after_startup']:.1f}% after the {m['startup_frames']} start-up "

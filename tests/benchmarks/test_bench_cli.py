@@ -260,3 +260,16 @@ def test_tiers_ab_alternates_the_arms_and_records_the_load():
         assert x["load_avg_1m_before"] >= 0 and 0.0 <= x["raw_or_dropped_for_time"] <= 1.0
     assert all("reduced" not in x["tiers"] for x in r["runs"] if x["arm"] == "single")
     assert "| 1 | single |" in to_markdown(r)
+
+
+def test_pipeline_bench_reads_an_auto_region_ahead_as_the_run_command_does(tmp_path):
+    from ganrt.benchmarks.pipeline_bench import PipelineBenchConfig, _lookahead
+    from ganrt.runtime.trust.guard import GuardConfig
+    from ganrt.runtime.trust.region import RegionConfig, RegionMode
+
+    src = str(_video(tmp_path / "in.avi", n=20))
+    auto = GuardConfig(region=RegionConfig(RegionMode.AUTO, frames=12))
+    ahead = _lookahead(PipelineBenchConfig(source=src), auto)
+    assert len(ahead) == 12 and ahead[0].shape[:2] == (40, 48)
+    assert _lookahead(PipelineBenchConfig(source=src, lookahead=False), auto) == []  # a camera's start
+    assert _lookahead(PipelineBenchConfig(source=src), GuardConfig(region=RegionConfig(RegionMode.FULL))) == []
