@@ -59,6 +59,7 @@ bench-quick: $(DEV_STAMP)
 
 bench-realscan: $(DEV_STAMP)
 	$(VENV)/bin/ganrt bench realscan --out benchmarks/results/realscan > /dev/null
+	$(PY) -m ganrt.benchmarks.despeckle_frontier --out benchmarks/results/realscan > /dev/null
 
 clean:
 	rm -rf $(OUT) runs .pytest_cache

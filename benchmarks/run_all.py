@@ -12,6 +12,7 @@ Steps (each writes JSON with its environment block, plus Markdown and PNGs):
   <task>_baselines        student (each precision), teacher, classic filters: quality and speed
   <task>_student_vs_teacher   the export's student-vs-teacher comparison (needs the teacher)
   realscan/               `ganrt bench realscan`: the bundled students on the real ultrasound scans installed
+  realscan/despeckle_frontier   us-enhance vs filter strength sweeps and blends at equal EPI (real scans)
   roofline                MACs/bytes per frame and floors here and on Jetson Orin (estimates)
 About 6-10 minutes on 2 cores with the teacher; the teacher is optional (--teacher, default
 runs/<task>/teacher_fp32.onnx when it exists).
@@ -186,6 +187,18 @@ def _realscan(ctx: _Ctx) -> dict:
     return write(RealscanConfig(out=ctx.out / "realscan", profile=ctx.cfg.profile, **quick))[0]
 
 
+def _despeckle_frontier(ctx: _Ctx) -> dict:
+    """us-enhance against bilateral and NLM swept in strength and blended, at equal EPI, on the real scans."""
+    from ganrt.benchmarks import despeckle_frontier as df
+
+    names = ("ge-doppler",) if ctx.cfg.quick else ()
+    r = df.run(ctx.cfg.profile, names)
+    out = ctx.out / "realscan"
+    _json(out / "despeckle_frontier.json", r)
+    (out / "despeckle_frontier.md").write_text(df.to_markdown(r))
+    return r
+
+
 def _student_vs_teacher(ctx: _Ctx) -> dict:
     """The export's student-vs-teacher comparison (needs the teacher)."""
     from ganrt.benchmarks import student_vs_teacher
@@ -261,6 +274,7 @@ def run(cfg: RunAllConfig) -> int:
     step("pipeline_nochecks", lambda: _pipeline(ctx, checks=False))
     step("baselines", lambda: _baselines(ctx))
     step("realscan", lambda: _realscan(ctx))
+    step("despeckle_frontier", lambda: _despeckle_frontier(ctx))
     svt = None
     if cfg.teacher is not None and not cfg.quick:
         svt = step("student vs teacher", lambda: _student_vs_teacher(ctx))

@@ -15,7 +15,8 @@ EXPECTED = ("cpu_peak.json", "compare_cpu_run1.json", "compare_cpu_run1.md", "co
             "compare_cpu_repeatability.json", "compare_cpu_repeatability.md", "pipeline_cpu.json", "pipeline_cpu.md",
             "pipeline_cpu_nochecks.json", "pipeline_cpu_nochecks.md",
             "us-enhance_baselines.json", "us-enhance_baselines.md", "roofline.json", "roofline.md",
-            "realscan/realscan.json", "realscan/realscan.md")
+            "realscan/realscan.json", "realscan/realscan.md", "realscan/despeckle_frontier.json",
+            "realscan/despeckle_frontier.md")
 
 
 def test_quick_run_writes_every_file(tmp_path: Path, capsys):
