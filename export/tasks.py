@@ -173,10 +173,8 @@ def _endoscopy_cine(seed: int, n: int, hw: tuple[int, int], fps: float):
         yield (cv2.cvtColor(to_uint8(s.input), cv2.COLOR_RGB2BGR), cv2.cvtColor(to_uint8(s.target), cv2.COLOR_RGB2BGR))
 
 
-# The new tasks' budgets fit 2 CPU cores: teacher <= ~15 min, distillation and fine-tune <= ~12 min
-# each. Estimated from step times on 2 pinned AVX-512 cores x 1.9 (how much slower us-enhance's own
-# stages ran on the shared 2-core build machine): us-sr2x 13 / 10.5 / 8.5 min, intraop-enhance
-# 14 / 10 / 9.5 min (teacher / distill / fine-tune), plus 1-3 min of data and export.
+# Every task's budget fits 2 CPU cores: a whole export takes 10-15 min (us-sr2x 12, intraop-enhance 11; the latter on
+# a 2-core AVX2 machine: data 2-3 min, teacher 2.5, distillation 3.5, fine-tune 2, export and gates 3).
 # The ultrasound models are structure-preserving (output = input + residual without its local mean) and
 # upsample without checkerboards; the low-pass is the one the pairs' targets are matched with.
 _US_LOWPASS = 7
