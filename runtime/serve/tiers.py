@@ -20,12 +20,10 @@ viewer never sees the picture flip between tiers from one frame to the next:
   ``MAX_HOLD_DOUBLINGS`` times): on a machine whose stalls the higher tier cannot absorb, each
   try costs a raw frame, so tries get rarer; a stay up as long as that wait forgets it.
 
-A live stream starts at the reduced tier and moves up through a probe: before its first frame
-nothing says what the full tier costs with the checks and the sinks, and a wrong first guess is a
-raw frame between enhanced ones (a file read as fast as possible, or a still, starts at full
-resolution: it has no frame period to miss). Nothing was seen to miss at the start, so the first
-probe comes after ``START_PROBE_AFTER`` frames rather than after the hold: on a machine where full
-fits, three frames run reduced.
+A live stream starts at the reduced tier and moves up through a probe like any other stay there:
+before its first frame nothing says what the full tier costs with the checks and the sinks, and a
+wrong first guess is a raw frame between enhanced ones (a file read as fast as possible, or a still,
+starts at full resolution: it has no frame period to miss).
 
 A probe that finishes in time without the margin is still shown (one frame of the higher tier:
 better than raw). ``DeadlinePolicy`` adds one thing the ladder does not see: a frame that already
@@ -49,7 +47,6 @@ from ..frames import Tier
 MAX_HOLD_DOUBLINGS = 5  # 10 frames -> at most 320 (about 10 s at 30 fps) between tries up
 MAX_FACTOR = 4  # beyond 4x fewer pixels per side the model's output is too coarse to call enhanced
 LADDER = (Tier.FULL, Tier.REDUCED, Tier.RAW)  # best first
-START_PROBE_AFTER = 3  # a stream started low tries the tier above after this many frames (their times are its estimate)
 
 
 @dataclass(frozen=True)
@@ -103,9 +100,7 @@ class TierLadder:
     def __init__(self, config: TierConfig, probe_every: int, start: Tier = Tier.FULL) -> None:
         self.config, self.probe_every = config, probe_every
         self.level = start  # a live stream starts a tier down (DeadlinePolicy): up is earned by a probe
-        # frames at this level since the last switch; a start below full is no switch down: nothing was seen
-        # to miss, so the first try up comes after START_PROBE_AFTER frames, not after the hold
-        self.held = 0 if start is Tier.FULL else max(0, config.hold_frames - START_PROBE_AFTER)
+        self.held = 0  # frames at this level since the last switch
         self.went_up = False  # the last switch was up: within the hold only a real miss moves down
         self.up_hold = config.hold_frames  # frames at a lower tier before probing up (doubles per failed try)
         self.switches = 0
