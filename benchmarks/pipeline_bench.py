@@ -123,7 +123,7 @@ def _frame_cost(rows) -> dict:
 
 # raw because of time, not because of a check; backoff: the model still busy with an earlier call that
 # timed out (or backing off after failures: counted here too, to err on the side of more raw frames)
-TIME_REASONS = ("predicted-miss", "timeout", "late", "backoff")
+TIME_REASONS = ("predicted-miss", "timeout", "late", "backoff", "probe")
 
 
 def _for_time(d: dict, rows) -> dict:

@@ -40,6 +40,7 @@ class Reason(Enum):
     MEAN_SHIFT = "mean-shift"  # the output moved the local mean in too much of the region (runtime.tone)
     OUT_OF_DISTRIBUTION = "out-of-distribution"  # the input lies outside the model's declared domain (runtime.domain)
     REMOTE_UNAVAILABLE = "remote-unavailable"  # the inference server is down, unreachable or slow (triton runner)
+    PROBE = "probe"  # a try of the reduced tier from raw that did not earn the move up: run, shown raw (runtime.tiers)
 
 
 class Tier(Enum):

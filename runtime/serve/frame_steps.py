@@ -203,8 +203,10 @@ def settle(ctx: StreamContext, work: _Work) -> None:
     policy, result, reason = ctx.policy, work.result, work.reason
     model_ms = work.times.total_ms + work.finish_ns / 1e6
     if reason is None:
-        result.outcome, result.tier = Outcome.ENHANCED, work.tier
-        policy.succeeded(model_ms)
+        if policy.succeeded(model_ms):
+            result.outcome, result.tier = Outcome.ENHANCED, work.tier
+        else:  # a try from raw that stays raw
+            result.pixels, work.reason = None, Reason.PROBE
     elif reason in (Reason.FIDELITY, Reason.MEAN_SHIFT) or work.came_late:
         # the model ran (late or unfaithful): learn its time
         result.pixels = None

@@ -226,9 +226,12 @@ class DeadlinePolicy:
         self._misses = 0
         return None
 
-    def succeeded(self, process_ms: float, *, late: bool = False) -> None:
-        """The model ran on the chosen tier in ``process_ms`` (``late``: its result came after the deadline)."""
+    def succeeded(self, process_ms: float, *, late: bool = False) -> bool:
+        """The model ran on the chosen tier in ``process_ms`` (``late``: its result came after the deadline).
+        False: the result is not to be shown -- a probe from raw that did not move the level up (one enhanced
+        frame between raw ones is the flicker the ladder's hysteresis is there to prevent)."""
         tier, samples = self._running, self._tier_ms[self._running]
+        show = True
         total_ms = process_ms + (self.predicted_output_ms() or 0.0)
         if self._probing and total_ms <= self.config.budget_ms:
             samples.clear()  # the machine calmed down: forget the slow past
@@ -237,6 +240,7 @@ class DeadlinePolicy:
             with_margin = not late and process_ms <= self.config.tiers.up_margin * self._probe_left_ms
             if with_margin:
                 samples.clear()  # the times from before the switch down are from another load
+            show = with_margin or self.ladder.level is not Tier.RAW
             self.ladder.probed(tier, with_margin)
         elif late and self.config.tiers.enabled:
             self.ladder.missed(tier)
@@ -244,6 +248,7 @@ class DeadlinePolicy:
         self._add_sample(tier, process_ms)
         self._failures = 0
         self._backoff_level = 0
+        return show
 
     def failed(self, reason: Reason, waited_ms: float | None = None) -> None:
         """The model failed (``reason``); a TIMEOUT after ``waited_ms``. A timeout is a matter of time, not

@@ -25,8 +25,10 @@ before its first frame nothing says what the full tier costs with the checks and
 wrong first guess is a raw frame between enhanced ones (a file read as fast as possible, or a still,
 starts at full resolution: it has no frame period to miss).
 
-A probe that finishes in time without the margin is still shown (one frame of the higher tier:
-better than raw). ``DeadlinePolicy`` adds one thing the ladder does not see: a frame that already
+A probe that finishes in time without the margin is still shown when it tries full from the
+reduced tier (one frame of the higher tier, both enhanced); from raw it is shown raw (reason
+``probe``): one enhanced frame between raw ones every ``probe_every`` frames is the very flicker the
+hysteresis is there to prevent. ``DeadlinePolicy`` adds one thing the ladder does not see: a frame that already
 queued behind a stall runs a tier lower (or raw) by itself, without moving the level.
 
 ``TierLadder`` is the state machine only (no clock, no measurements): ``DeadlinePolicy`` asks it

@@ -368,3 +368,23 @@ def test_reduced_enhancement_has_the_full_output_size(channels, scale):
         assert out.shape[:2] == (50 * scale, 62 * scale) and out.ndim == px.ndim
         full = enh.enhance(Frame(0, 0, px))
         assert full.shape == out.shape
+
+
+def test_a_probe_from_raw_that_does_not_move_up_is_shown_raw_not_as_a_one_frame_blip():
+    # both tiers too slow at first (the level goes raw); later the reduced tier finishes in time, but without
+    # the margin a move up needs: its tries every 15 frames run and are shown raw (reason `probe`)
+    n_reduced = [0]
+
+    def latency(i, hw):
+        if hw[0] >= HW[0]:
+            return 45.0
+        n_reduced[0] += 1
+        return 45.0 if n_reduced[0] <= 3 else 29.0
+
+    report, rec, runner = stream(latency, n=120)
+    t = tiers_of(rec)
+    probes = [i for i, r in enumerate(rec.rows) if r.reason is Reason.PROBE]
+    assert len(probes) >= 3 and all(t[i] is X for i in probes)  # tried, measured, not shown
+    assert all(r.outcome is not Outcome.ENHANCED for r in rec.rows[10:])  # raw from the level's fall on
+    assert report.to_dict()["min_run_between_switches"] is None or report.to_dict()["min_run_between_switches"] >= 10
+    assert runner.calls > 3 + len(probes) - 1  # the probes did call the model
