@@ -194,6 +194,8 @@ class DeadlinePolicy:
         while tier is not Tier.RAW and not self._fits(tier, left_ms):
             tier = Tier.REDUCED if tier is Tier.FULL else Tier.RAW
         if tier is Tier.RAW:
+            if self.ladder.level is Tier.REDUCED:  # raw by itself: a miss of the last tier before raw, so that
+                self.ladder.missed(Tier.REDUCED)  # frequent ones give a raw stretch, not raw frames between enhanced
             return Tier.RAW, Reason.PREDICTED_MISS
         self._running = tier
         return tier, None

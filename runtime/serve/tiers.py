@@ -15,7 +15,9 @@ viewer never sees the picture flip between tiers from one frame to the next:
   a slower one doubles the wait;
 - a real miss (a timed-out or late result) moves the full tier down at once; the reduced tier,
   the last before raw, only at its second real miss within ``hold_frames`` frames (one stall of
-  the machine is one raw frame, not a raw stretch);
+  the machine is one raw frame, not a raw stretch). A frame the policy sends raw by itself at the
+  reduced level (it queued behind a stall) counts as such a miss: two within the hold would be raw
+  frames between enhanced ones, so the level goes raw instead;
 - a real miss at a tier reached by moving up doubles the wait before the next probe up (up to
   ``MAX_HOLD_DOUBLINGS`` times): on a machine whose stalls the higher tier cannot absorb, each
   try costs a raw frame, so tries get rarer; a stay up as long as that wait forgets it.

@@ -388,3 +388,18 @@ def test_a_probe_from_raw_that_does_not_move_up_is_shown_raw_not_as_a_one_frame_
     assert all(r.outcome is not Outcome.ENHANCED for r in rec.rows[10:])  # raw from the level's fall on
     assert report.to_dict()["min_run_between_switches"] is None or report.to_dict()["min_run_between_switches"] >= 10
     assert runner.calls > 3 + len(probes) - 1  # the probes did call the model
+
+
+def test_at_the_reduced_tier_frames_that_go_raw_by_themselves_count_as_misses_the_second_gives_a_raw_stretch():
+    # one queued frame raw is one raw frame; two within the hold would flicker: the level goes raw instead
+    p = DeadlinePolicy(PolicyConfig(budget_ms=33.0, tiers=TierConfig(hold_frames=10)))
+    p.choose(0, 0)
+    p.failed(Reason.TIMEOUT, waited_ms=31.0)  # full missed: the level is reduced
+    assert p.choose(0, 0) == (R, None)
+    p.succeeded(10.0)
+    assert p.choose(0, 30 * MS) == (X, Reason.PREDICTED_MISS) and p.ladder.level is R  # isolated: stays
+    for _ in range(3):
+        assert p.choose(0, 0) == (R, None)
+        p.succeeded(10.0)
+    assert p.choose(0, 30 * MS) == (X, Reason.PREDICTED_MISS) and p.ladder.level is X  # the second: raw
+    assert [p.choose(0, 0)[0] for _ in range(10)] == [X] * 10  # held, not flipping back next frame
