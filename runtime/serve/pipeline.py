@@ -29,7 +29,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -174,11 +174,7 @@ def _model_input(guard: Guard, frame: Frame) -> Frame | None:
         region = guard.region_for(frame)
     except Exception:  # noqa: BLE001 - the frame's own check reports it
         return None
-    if region is None:
-        return None
-    if region.full:
-        return frame
-    return replace(frame, pixels=frame.pixels[region.crop_box(guard.multiple).slices])
+    return None if region is None else guard.cut(frame, region)
 
 
 def _record_skipped(source, record: Record) -> None:
@@ -203,6 +199,7 @@ class _Loop:
         self.ctx, self.record, self.source, self.live = ctx, record, source, live
         self.warmup, self.tiers = warmup, tiers
         self.warmed: set[tuple[int, ...]] = set()  # model input shapes run untimed already
+        self._warmed_for = None  # the region whose crop was warmed last
         self.outputs = _Outputs()
         self.opened = False  # the sinks have written a frame
         self.interrupted = False
@@ -256,9 +253,12 @@ class _Loop:
         """Warm-up runs (``_warm_up``) on each new model input shape before it is timed: the first
         frame's crop, and the crop of an auto region on the frame that completes its detection (the
         pending frames before it ran no model)."""
-        if not self.warmup or frame.signal_lost:
-            return
+        current = self.ctx.guard.regions.current
+        if not self.warmup or frame.signal_lost or (current is not None and current is self._warmed_for
+                                                    and current.hw == frame.hw):
+            return  # the region in use was warmed: no look at the frame (the common case, every frame)
         model_in = _model_input(self.ctx.guard, frame)
+        self._warmed_for = self.ctx.guard.regions.current
         if model_in is None or model_in.pixels.shape in self.warmed:
             return
         first = not self.warmed

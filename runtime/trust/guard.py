@@ -99,9 +99,14 @@ class Guard:
                                         region.mask_in(box))
             if outside:
                 raise Rejected(Reason.OUT_OF_DISTRIBUTION, "input outside the model's domain: " + "; ".join(outside))
+        return self.cut(frame, region, box), box
+
+    def cut(self, frame: Frame, region: Region, box: Box | None = None) -> Frame:
+        """The part of ``frame`` the model is given for ``region`` (no checks): its grown box, or the frame."""
         if region.full:
-            return frame, box
-        return replace(frame, pixels=frame.pixels[box.slices]), box
+            return frame
+        box = box if box is not None else region.crop_box(self.multiple)
+        return replace(frame, pixels=frame.pixels[box.slices])
 
     # --- 2. after inference -------------------------------------------------------------------
     def _compose(self, shown: np.ndarray, box: Box, enhanced: np.ndarray, mask: np.ndarray) -> None:
