@@ -61,8 +61,13 @@ def test_check_scores_a_bicubic_model_as_bicubic_and_a_blur_below_it():
 def test_fresh_student_starts_at_the_bicubic_enlargement():
     if not (BUNDLE / "manifest.json").is_file():
         pytest.skip("no bundled us-sr2x")
+    torch.manual_seed(0)  # the body's init is random: seeded so the bound is checked on one known draw
     model = probe._student(torch, BUNDLE, fresh=True).eval()
     x = torch.rand(1, 1, 32, 40)
     with torch.no_grad():
-        diff = (model(x) - _bicubic(x)).abs().max().item()
-    assert diff < 0.02  # the near-zero tail: the residual is small, not learned yet
+        near_zero = (model(x) - _bicubic(x)).abs()
+        model.tail.reset_parameters()  # the same body with a default-initialised tail
+        default = (model(x) - _bicubic(x)).abs()
+    # the near-zero tail keeps the residual small (max ~0.01-0.02 over seeds; a default tail gives ~0.3-0.6)
+    assert near_zero.max().item() < 0.05
+    assert near_zero.mean().item() < 0.1 * default.mean().item()
