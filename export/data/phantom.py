@@ -26,6 +26,7 @@ class Structure(Enum):
     HYPER_LESION = 4
     VESSEL = 5
     POINT_TARGET = 6
+    CALCIFICATION = 7  # a strong reflector (stone, calcification, bone edge) casting a shadow
 
 
 LESION_KINDS = frozenset({Structure.CYST, Structure.HYPO_LESION, Structure.HYPER_LESION})
@@ -105,6 +106,25 @@ class Tube:
 
 
 @dataclass(frozen=True)
+class Shadow:
+    """An acoustic shadow: the beams through angles |th - th_c| < half_width lose ``atten_db``
+    of echo intensity beyond depth ``r_start`` (behind a strong reflector). It follows the beam
+    lines (angle from the apex), softened over ``edge`` rad at its sides and 1 mm at its start."""
+
+    th_c: float
+    half_width: float
+    r_start: float
+    atten_db: float
+    edge: float
+
+    def factor(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        r, th = np.sqrt(x * x + y * y), np.arctan2(x, y)
+        side = np.clip((self.half_width + self.edge - np.abs(th - self.th_c)) / (2.0 * self.edge), 0.0, 1.0)
+        deep = np.clip(r - self.r_start, 0.0, 1.0)
+        return (10.0 ** (-self.atten_db * side * deep / 10.0)).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class Phantom:
     echogenicity: np.ndarray  # float32 (n_r, n_theta) polar-grid map, 1.0 = normal tissue
     labels: np.ndarray  # int8 (n_r, n_theta): 0 normal tissue, else Structure.value
@@ -120,6 +140,7 @@ class Phantom:
     point_db: float = 24.0  # point-target peak over normal-tissue rms (cart probe)
     homogeneous: tuple[float, float, float] = (0.0, 50.0, 5.0)  # disk cx, cy, radius (mm)
     kinds: frozenset[Structure] = frozenset()
+    shadows: tuple[Shadow, ...] = ()
 
     # ---- analytic evaluation in tissue coordinates -------------------------------------
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +168,9 @@ class Phantom:
         background = ring & ~near & (lab == 0)
         cx, cy, rad = self.homogeneous
         homog = ((x - cx) ** 2 + (y - cy) ** 2 < rad * rad) & (lab == 0)
+        for sh in self.shadows:  # contrast and speckle are measured outside acoustic shadows
+            lit = sh.factor(x, y) > 0.9
+            lesion, background, homog = lesion & lit, background & lit, homog & lit
         return lesion, background, homog
 
 
@@ -206,6 +230,8 @@ def _evaluate(ph: Phantom, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
             le = np.log(np.maximum(echo[m], ANECHOIC))
             echo[m] = np.exp(le * (1.0 - w[m]) + math.log(max(e.echo, ANECHOIC)) * w[m])
         lab = np.where(rho < 1.0, np.int8(e.kind.value), lab)
+    for sh in ph.shadows:
+        echo = echo * sh.factor(x, y)
     return echo.astype(np.float32, copy=False), lab
 
 

@@ -19,8 +19,13 @@ Pipeline (numpy + OpenCV only, so the runtime could replay it):
    as the TGC amplifies it), random gain / TGC errors, ~42 dB display range.
    With ``tone_neutral`` the target shares the input's gain / TGC field and dynamic range (the
    us-* students' pairs, data/us_domain.py: only speckle, resolution, noise and clutter differ).
-5. Log compression to [0, 1] and sector scan conversion (cv2.remap) with a black surround;
-   both images use the same map, so they are pixel-aligned.
+5. Log compression to [0, 1] and scan conversion (cv2.remap) with a black surround: a phased
+   sector, a curvilinear fan or a linear rectangle (``ScanFormat``); both images use the same
+   map, so they are pixel-aligned.
+
+Optional artefacts (data/us_artefacts.py): acoustic shadowing behind strong reflectors (in the
+phantom, so both probes see it) and probe-fixed clutter, near-field haze and reverberation bands,
+which each probe shows by its ``clutter_db`` (the compounded cart probe 10 dB less).
 
 The polar grid is a little finer than the output (1.5x in depth, 1.25x in lines). At small
 outputs (256 px for 80 mm) the physical 7.5 MHz pulse is shorter than a grid cell, so every
@@ -35,11 +40,13 @@ import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 import cv2
 import numpy as np
 
 from .phantom import ANECHOIC, Phantom, Structure, add_chamber, make_phantom, polar_grid
+from .us_artefacts import add_shadow, clutter_scatterers, draw_clutter
 
 C_MM_PER_US = 1.54  # speed of sound, 1540 m/s
 ATTEN_DB_CM_MHZ = 0.5  # soft-tissue attenuation (one way)
@@ -58,6 +65,7 @@ class ProbeConfig:
     gain_jitter_db: float = 0.0  # random overall gain (std)
     tgc_error_db: float = 0.0  # random linear depth-gain error (max, over the full depth)
     lateral_ripple_db: float = 0.0  # random smooth gain variation across scan lines (amplitude)
+    clutter_db: float = 0.0  # how strongly this probe shows probe-fixed clutter (haze, reverberation)
 
     @property
     def wavelength_mm(self) -> float:
@@ -81,11 +89,21 @@ class ProbeConfig:
 
 
 # Cart-based scanner: 7.5 MHz, 0.5 mm beam, 5-angle compounding, 60 dB, clean.
+# Compounding averages clutter over angles: it shows 10 dB less of it.
 CART_PROBE = ProbeConfig(f0_mhz=7.5, bandwidth=0.6, lateral_fwhm_mm=0.5, n_compound=5, steer_step_deg=7.0,
-                         dynamic_range_db=60.0, noise_db=-35.0)
+                         dynamic_range_db=60.0, noise_db=-35.0, clutter_db=-10.0)
 # Low-cost point-of-care probe: 3.5 MHz, wide beam, single angle, noisy, 42 dB, gain errors.
 POC_PROBE = ProbeConfig(f0_mhz=3.5, bandwidth=0.5, lateral_fwhm_mm=1.2, n_compound=1, dynamic_range_db=42.0,
                         noise_db=-10.0, gain_db=-1.0, gain_jitter_db=1.5, tgc_error_db=3.0, lateral_ripple_db=1.5)
+
+
+class ScanFormat(Enum):
+    """How the beam grid (depth x scan lines) is laid out on screen. The beams themselves are
+    rendered alike; the format decides the shape of the image and how the grain fans out."""
+
+    PHASED = "phased"  # a sector from a point apex (cardiac, abdominal phased arrays)
+    CURVILINEAR = "curvilinear"  # a fan from a curved face: apex ``apex_mm`` above the skin line
+    LINEAR = "linear"  # parallel lines: a rectangle (vascular, small parts, MSK)
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,10 @@ class SimConfig:
     # in the tone map (which differs on every real scanner).
     tone_neutral: bool = False
     chamber_prob: float = 0.0  # chance of a large anechoic chamber (faint blood speckle, bright wall)
+    shadow_prob: float = 0.0  # chance of a bright reflector with an acoustic shadow behind it
+    clutter_prob: float = 0.0  # chance of near-field haze and reverberation bands (probe-fixed clutter)
+    scan_format: ScanFormat = ScanFormat.PHASED
+    apex_mm: float = 40.0  # curvilinear: radius of the probe face
 
     def grid_shape(self) -> tuple[int, int]:
         h, w = self.out_hw
@@ -226,26 +248,44 @@ def _kernel_spectra(p: ProbeConfig, g: _Geom) -> tuple[tuple[np.ndarray, ...], f
     return tuple(spectra), peak
 
 
+def _display_to_beam(cfg: SimConfig, g: _Geom, x: np.ndarray, y: np.ndarray):
+    """Display mm (x lateral from the centre, y down from the top of the field) -> beam depth r
+    and line angle th of the beam grid."""
+    if cfg.scan_format is ScanFormat.LINEAR:  # lines dl apart at every depth (dl: lateral unit)
+        return y, x * np.float32(g.dth / g.dl)
+    apex = float(cfg.apex_mm) if cfg.scan_format is ScanFormat.CURVILINEAR else 0.0
+    ya = y + np.float32(apex * math.cos(g.half))  # y from the virtual apex
+    return np.sqrt(x * x + ya * ya) - np.float32(apex), np.arctan2(x, ya)
+
+
+def _display_extent(cfg: SimConfig, g: _Geom) -> tuple[float, float]:
+    """Width and height (mm) of the imaged field on screen."""
+    D, half = g.depth, min(g.half, math.pi / 2)
+    if cfg.scan_format is ScanFormat.LINEAR:
+        return g.n_t * g.dl, D
+    apex = float(cfg.apex_mm) if cfg.scan_format is ScanFormat.CURVILINEAR else 0.0
+    return 2.0 * (apex + D) * math.sin(half), apex + D - apex * math.cos(half)
+
+
 @functools.lru_cache(maxsize=8)
 def _scan_maps(cfg: SimConfig):
     """cv2.remap maps from output pixels to polar-grid cells, the sector mask, and the tissue
-    (x, y) mm of every output pixel. Apex at the top centre, sector fitted into the image."""
+    (x, y) mm of every output pixel. The field is centred at the top and fitted into the image."""
     g = _geometry(cfg)
     H, W = cfg.out_hw
-    D, half = g.depth, g.half
-    width = 2.0 * D * math.sin(min(half, math.pi / 2))
-    height = D * (1.0 - 0.0)
+    width, height = _display_extent(cfg, g)
     px = max(width / W, height / H)
     y_off = (H * px - height) / 2.0
     jj, ii = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
     x = (jj + 0.5 - W / 2.0) * px
     y = (ii + 0.5) * px - y_off
-    r = np.sqrt(x * x + y * y)
-    th = np.arctan2(x, y)
-    sector = (r <= D) & (np.abs(th) <= half) & (y >= 0)
+    r, th = _display_to_beam(cfg, g, x, y)
+    sector = (r >= 0) & (r <= g.depth) & (np.abs(th) <= g.half)
     map_r = (r / g.dz - 0.5).astype(np.float32)
-    map_t = ((th + half) / g.dth - 0.5).astype(np.float32)
+    map_t = ((th + g.half) / g.dth - 0.5).astype(np.float32)
     map_x, map_y = cv2.convertMaps(map_t, map_r, cv2.CV_16SC2)
+    if cfg.scan_format is not ScanFormat.PHASED:  # the phantom's frame is the beam grid's (r, th)
+        x, y = r * np.sin(th), r * np.cos(th)
     for a in (sector, x, y):
         a.setflags(write=False)
     return map_x, map_y, sector, x.astype(np.float32), y.astype(np.float32)
@@ -404,22 +444,29 @@ class _Scene:
     gain_db: np.ndarray  # (n_r, n_t) POC gain field (dB), fixed per scene
     rng_noise: np.random.Generator
     rng_points: np.random.Generator
+    clutter: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # probe x, y (mm), amplitude
 
 
 def _make_scene(seed: int, cfg: SimConfig, margin_r_mm: float = 0.0, margin_deg: float = 0.0):
     g = _geometry(cfg)
     ss = np.random.SeedSequence(int(seed))
-    r_ph, r_sc, r_gain, r_noise, r_pts, r_mot = (np.random.default_rng(s) for s in ss.spawn(6))
+    r_ph, r_sc, r_gain, r_noise, r_pts, r_mot, r_art = (np.random.default_rng(s) for s in ss.spawn(7))
     ph = make_phantom(r_ph, (g.n_r, g.n_t), cfg.kinds, depth_mm=cfg.depth_mm, sector_deg=cfg.sector_deg)
     if cfg.chamber_prob > 0 and r_ph.random() < cfg.chamber_prob:
         ph = add_chamber(r_ph, ph, (g.n_r, g.n_t))
+    if cfg.shadow_prob > 0 and r_art.random() < cfg.shadow_prob:
+        ph = add_shadow(r_art, ph, (g.n_r, g.n_t))
+    clutter = None
+    if cfg.clutter_prob > 0 and r_art.random() < cfg.clutter_prob:
+        clutter = clutter_scatterers(r_art, draw_clutter(r_art, g.depth, g.half), g.depth, g.half, g.dz, g.dth,
+                                     cfg.scatterers_per_cell, R0_FRAC * g.depth)
     sc = _make_scatterers(r_sc, ph, g, cfg.scatterers_per_cell, margin_r_mm, margin_deg)
     p = cfg.probe_poc
     rr, tt = polar_grid((g.n_r, g.n_t), g.depth, math.degrees(2 * g.half))
     gain = (p.gain_db + r_gain.normal(0.0, 1.0) * p.gain_jitter_db
             + r_gain.uniform(-1, 1) * p.tgc_error_db * (rr / g.depth - 0.5)
             + p.lateral_ripple_db * np.sin(tt * r_gain.uniform(2, 6) / g.half + r_gain.uniform(0, 2 * math.pi)))
-    return _Scene(cfg, g, ph, sc, gain.astype(np.float32), r_noise, r_pts), r_mot
+    return _Scene(cfg, g, ph, sc, gain.astype(np.float32), r_noise, r_pts, clutter), r_mot
 
 
 def _noise(rng: np.random.Generator, p: ProbeConfig, g: _Geom) -> np.ndarray:
@@ -447,6 +494,11 @@ def _render(scene: _Scene, motion: _Motion) -> Sample:
     xp, yp = motion.forward(sc.x, sc.y)
     extra = _point_extra(ph, motion, g, 1.0 / peak_c)
     field_c, field_p = _splat(sc, xp, yp, g, (k2c, k2p), cfg.scatterers_per_cell, extra)
+    if scene.clutter is not None:  # fixed to the probe: no motion; each probe shows its share
+        cx, cy, camp = scene.clutter
+        cl_c, cl_p = _splat(_Scatterers(cx, cy, camp, sc.r0), cx, cy, g, (k2c, k2p), cfg.scatterers_per_cell)
+        field_c = field_c + cl_c * np.float32(10 ** (pc.clutter_db / 20.0))
+        field_p = field_p + cl_p * np.float32(10 ** (pp.clutter_db / 20.0))
 
     env_t = _envelopes(field_c, spec_c, g)
     if pc.noise_db > -80:  # the target's (weak) noise: add to the compounded envelope's power
@@ -526,6 +578,6 @@ def single_angle(cfg: SimConfig = SimConfig()) -> SimConfig:
 
 
 __all__ = [
-    "ANECHOIC", "CART_PROBE", "POC_PROBE", "ProbeConfig", "Sample", "SimConfig", "Structure", "cine", "gcnr",
+    "ANECHOIC", "CART_PROBE", "POC_PROBE", "ProbeConfig", "Sample", "ScanFormat", "SimConfig", "Structure", "cine", "gcnr",
     "render_dataset", "render_pair", "single_angle", "speckle_snr", "to_uint8",
 ]

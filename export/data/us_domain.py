@@ -9,7 +9,12 @@ local brightness and paints holes. So each pair here draws its own scanner:
   input and its target (``SimConfig.tone_neutral``), so the pair differs only in speckle,
   resolution, noise and clutter;
 - grain: a PSF / wavelength scale so the input speckle spans ~1-8 px, and the sector angle;
-- anatomy: a large anechoic chamber with faint blood speckle in ``chamber_prob`` of the scenes;
+- format: phased (sector), curvilinear (fan from a 20-60 mm face) or linear (rectangle);
+- a harmonic-imaging input in ``harmonic_prob`` of the pairs: receive at 2 f0, a narrower beam,
+  less clutter, noise rising faster with depth;
+- anatomy: a large anechoic chamber with faint blood speckle in ``chamber_prob`` of the scenes,
+  a strong reflector with its acoustic shadow in ``shadow_prob``, near-field haze and
+  reverberation bands in ``clutter_prob`` (data/us_artefacts.py);
 - storage: burned-in text and caliper marks (identical in input and target: the model must leave
   them alone) and JPEG compression of the input (a stored cine's blocks are noise to remove).
 
@@ -24,7 +29,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from .simulator import Sample, SimConfig, _geometry, render_pair
+from .simulator import ProbeConfig, Sample, ScanFormat, SimConfig, _geometry, render_pair
 from .us_sr import downsample
 
 # The students' low-pass (runtime/backends/torch/models.py, ``lowpass``): a box this wide, twice.
@@ -40,7 +45,12 @@ class DomainConfig:
     # multiples of the auto PSF scale (input grain ~1.3 px axially at 1x, wider laterally): ~1.3 .. ~8 px
     grain: tuple[float, ...] = (1.0, 1.0, 1.4, 2.0, 2.8, 4.0)
     sector_deg: tuple[float, ...] = (45.0, 60.0, 75.0, 90.0)
+    formats: tuple[ScanFormat, ...] = (ScanFormat.PHASED, ScanFormat.PHASED, ScanFormat.CURVILINEAR, ScanFormat.LINEAR)
+    apex_mm: tuple[float, float] = (20.0, 60.0)  # curvilinear face radius
+    harmonic_prob: float = 0.3
     chamber_prob: float = 0.6
+    shadow_prob: float = 0.3
+    clutter_prob: float = 0.5
     text_prob: float = 0.5
     jpeg_prob: float = 0.5
     jpeg_quality: tuple[int, int] = (30, 90)
@@ -51,10 +61,22 @@ def scanner(rng: np.random.Generator, base: SimConfig, dom: DomainConfig = Domai
     poc = replace(base.probe_poc, dynamic_range_db=float(rng.uniform(*dom.dynamic_range_db)),
                   gain_db=float(rng.uniform(*dom.gain_db)), gain_jitter_db=0.0,
                   tgc_error_db=float(rng.uniform(*dom.tgc_error_db)), noise_db=float(rng.uniform(*dom.noise_db)))
+    if rng.random() < dom.harmonic_prob:
+        poc = harmonic(poc)
+    fmt = dom.formats[int(rng.integers(len(dom.formats)))]
     cfg = replace(base, probe_poc=poc, sector_deg=float(rng.choice(dom.sector_deg)), tone_neutral=True,
-                  psf_scale=None, chamber_prob=dom.chamber_prob)
+                  psf_scale=None, chamber_prob=dom.chamber_prob, shadow_prob=dom.shadow_prob,
+                  clutter_prob=dom.clutter_prob, scan_format=fmt, apex_mm=round(float(rng.uniform(*dom.apex_mm)), 1))
     auto = _geometry(cfg).scale  # the sharpest PSF the grid resolves; grain grows from there
     return replace(cfg, psf_scale=round(auto * float(rng.choice(dom.grain)), 2))
+
+
+def harmonic(p: ProbeConfig) -> ProbeConfig:
+    """Tissue harmonic imaging with probe ``p``: the echo is received at 2 f0 in a narrow band
+    (similar axial grain, finer speckle phase), the beam is ~1.4x narrower, clutter is ~8 dB lower
+    and attenuation at 2 f0 lets noise rise twice as fast with depth (``_noise`` scales with f0)."""
+    return replace(p, f0_mhz=2.0 * p.f0_mhz, bandwidth=0.35, lateral_fwhm_mm=p.lateral_fwhm_mm / 1.4,
+                   clutter_db=p.clutter_db - 8.0)
 
 
 def _box2(img: np.ndarray) -> np.ndarray:
