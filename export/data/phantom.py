@@ -481,7 +481,7 @@ def add_chamber(rng: np.random.Generator, ph: Phantom, shape: tuple[int, int]) -
     cy = float(rng.uniform(0.35, 0.7)) * D
     cx = float(rng.uniform(-0.6, 0.6)) * cy * math.tan(half)
     chamber = Ellipse(Structure.VESSEL, cx, cy, a, b, float(rng.uniform(0, math.pi)),
-                      float(10 ** (rng.uniform(-3.0, -1.5))), 0.03, wall_echo=float(rng.uniform(1.5, 5.0)),
+                      float(10 ** (rng.uniform(-4.0, -1.5))), 0.03, wall_echo=float(rng.uniform(1.5, 5.0)),
                       wall_mm=float(rng.uniform(0.6, 1.5)) * s)
     out = replace(ph, ellipses=ph.ellipses + (chamber,))
     r, t = polar_grid(shape, D, ph.sector_deg)

@@ -15,6 +15,8 @@ local brightness and paints holes. So each pair here draws its own scanner:
 - anatomy: a large anechoic chamber with faint blood speckle in ``chamber_prob`` of the scenes,
   a strong reflector with its acoustic shadow in ``shadow_prob``, near-field haze and
   reverberation bands in ``clutter_prob`` (data/us_artefacts.py);
+- the scanner's own smoothing (speckle reduction, persistence) in ``smooth_prob`` of the pairs,
+  on both images: smoothed real frames are common, and undoing that smoothing is not the job;
 - storage: burned-in text and caliper marks (identical in input and target: the model must leave
   them alone) and JPEG compression of the input (a stored cine's blocks are noise to remove).
 
@@ -54,6 +56,9 @@ class DomainConfig:
     text_prob: float = 0.5
     jpeg_prob: float = 0.5
     jpeg_quality: tuple[int, int] = (30, 90)
+    # the scanner's own smoothing (speckle reduction, persistence): a Gaussian of this sigma (px) on both images
+    smooth_prob: float = 0.4
+    smooth_px: tuple[float, float] = (0.6, 2.5)
 
 
 def scanner(rng: np.random.Generator, base: SimConfig, dom: DomainConfig = DomainConfig()) -> SimConfig:
@@ -114,6 +119,13 @@ def _burn_in(rng: np.random.Generator, imgs: tuple[np.ndarray, ...], sector: np.
         img[on] = np.maximum(img[on], canvas[on].astype(np.float32) / 255.0)
 
 
+def _scanner_smoothing(imgs: tuple[np.ndarray, ...], sector: np.ndarray, sigma: float) -> tuple[np.ndarray, ...]:
+    """Every image through the same Gaussian, black outside the sector again. Scanners smooth their
+    output (speckle reduction, persistence) by a preset the user picks: like the tone map, a display
+    choice both images share, so a model meets already-smoothed frames and is not taught to undo it."""
+    return tuple((cv2.GaussianBlur(img, (0, 0), sigma) * sector).astype(np.float32) for img in imgs)
+
+
 def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8),
                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -130,7 +142,10 @@ def render_domain_pair(seed: int, base: SimConfig = SimConfig(), factor: int = 1
     input is the point-of-care render (noise, clutter, coarser PSF), sometimes JPEG-compressed."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
     s = render_pair(seed, scanner(rng, base, dom))
-    inp, tgt = s.input.copy(), match_local_mean(s.target, s.input)
+    inp, tgt = s.input.copy(), s.target
+    if rng.random() < dom.smooth_prob:
+        inp, tgt = _scanner_smoothing((inp, tgt), s.sector, float(rng.uniform(*dom.smooth_px)))
+    tgt = match_local_mean(tgt, inp)
     if rng.random() < dom.text_prob:
         _burn_in(rng, (inp, tgt), s.sector)
     if resolution_only and factor > 1:

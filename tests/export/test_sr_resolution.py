@@ -31,12 +31,12 @@ def _bicubic(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_resolution_only_pairs_differ_only_in_resolution():
-    dom = DomainConfig(text_prob=1.0, jpeg_prob=1.0)
+    dom = DomainConfig(text_prob=1.0, jpeg_prob=1.0, smooth_prob=0.0)
     s = render_domain_pair(4, SimConfig(out_hw=HW), factor=2, dom=dom, resolution_only=True)
     assert s.input.shape == (64, 64) and s.target.shape == HW
     np.testing.assert_array_equal(s.input, _area2(s.target))  # no JPEG in either: resolution alone
     again = render_domain_pair(4, SimConfig(out_hw=HW), factor=2, dom=dom, resolution_only=True)
-    np.testing.assert_array_equal(again.target, s.target)
+    np.testing.assert_allclose(again.target, s.target, rtol=0, atol=1e-5)  # threaded DFT: float32 rounding
     # the restoration pair of the same seed asks for more than resolution: its input is not the target's
     restore = render_domain_pair(4, SimConfig(out_hw=HW), factor=2, dom=dom)
     assert np.abs(restore.input - _area2(restore.target)).mean() > 0.01

@@ -17,7 +17,7 @@ from ganrt.runtime.errors import ModelError
 from ganrt.runtime.model.manifest import Precision
 
 HW = (128, 128)
-PLAIN = DomainConfig(text_prob=0.0, jpeg_prob=0.0, chamber_prob=0.0)
+PLAIN = DomainConfig(text_prob=0.0, jpeg_prob=0.0, chamber_prob=0.0, smooth_prob=0.0)
 
 
 def _inside(s, margin: int = 8) -> np.ndarray:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
 from ganrt.export.data.phantom import Structure
 from ganrt.export.data.simulator import POC_PROBE, ScanFormat, SimConfig, _geometry, _scan_maps, render_pair
 from ganrt.export.data.us_artefacts import Clutter
-from ganrt.export.data.us_domain import DomainConfig, harmonic, scanner
+from ganrt.export.data.us_domain import DomainConfig, harmonic, render_domain_pair, scanner
 
 
 def test_linear_is_a_rectangle_and_curvilinear_a_fan_with_a_curved_face():
@@ -127,3 +128,20 @@ def test_domain_draws_every_format_and_the_artefacts():
     dom = DomainConfig()
     assert all(c.shadow_prob == dom.shadow_prob and c.clutter_prob == dom.clutter_prob for c in cfgs)
     assert all(math.isfinite(c.apex_mm) and dom.apex_mm[0] <= c.apex_mm <= dom.apex_mm[1] for c in cfgs)
+
+
+def test_scanner_smoothing_applies_to_both_images_and_keeps_the_sector_black():
+    plain = DomainConfig(text_prob=0.0, jpeg_prob=0.0, smooth_prob=0.0)
+    smooth = replace(plain, smooth_prob=1.0, smooth_px=(2.0, 2.0))
+    a = render_domain_pair(5, SimConfig(out_hw=(128, 128)), dom=plain)
+    b = render_domain_pair(5, SimConfig(out_hw=(128, 128)), dom=smooth)
+    inner = cv2.erode(a.sector.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+
+    def detail(img):
+        return float(np.abs(img - cv2.GaussianBlur(img, (0, 0), 4))[inner].mean())
+
+    assert detail(b.input) < 0.7 * detail(a.input) and detail(b.target) < 0.7 * detail(a.target)
+    assert np.all(b.input[~b.sector] == 0)  # no blur leaks out of the sector
+    # still tone-neutral: the target's local mean is the (smoothed) input's
+    blur = cv2.GaussianBlur
+    assert float(np.abs(blur(b.target, (0, 0), 6) - blur(b.input, (0, 0), 6))[inner].mean()) < 0.01
