@@ -58,7 +58,8 @@ def test_an_invented_blob_scores_below_the_calibrated_threshold(pairs):
     assert np.nanmin(hallucinated) < cal.config.min_db
     assert np.mean(hallucinated < cal.config.min_db) >= 0.5
     # the recorded catch rate is the chosen scale's, the best of those tried
-    assert cal.catch_rate == max(c["blob_catch_rate"] for c in cal.candidates) > 0
+    best = max(c["blob_catch_rate"] for c in cal.candidates)  # the candidates record it to 3 decimals
+    assert best > 0 and cal.catch_rate == pytest.approx(best, abs=5e-4)
     chosen = [c for c in cal.candidates if c["min_db"] == cal.config.min_db
               and c["method"] == cal.config.method.value][0]
     assert chosen["min_db"] == cal.config.min_db and chosen["blob_catch_rate"] == pytest.approx(cal.catch_rate, abs=1e-3)
