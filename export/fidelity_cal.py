@@ -12,7 +12,10 @@ model ever does goes raw. How far is "further" depends on how disagreement is me
 residual and its detrending scale, or the unexplained structure and its window), so each setting
 in ``CANDIDATES`` is tried, with synthetic inventions (bright and dark blobs) added to the
 model's own held-out outputs, and the one whose threshold catches the most of them goes into the
-manifest with its measured catch rate.
+manifest with its measured catch rate. The reduced tier (the model on a downsampled crop, its output
+upsampled: runtime.serve.tiers) departs further from the re-degraded input, so the same setting gets a
+second threshold from that tier's own floor (``min_db_reduced``, never above ``min_db``), with the
+blobs' catch rate at it recorded.
 
 Real scans are never a premise here: how the model behaves on a real scanner's frames is what the
 checks are for, not something to calibrate them to pass. The bundle's outputs on the real tuning
@@ -32,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ganrt.runtime.serve.tiers import TierConfig
 from ganrt.runtime.trust.fidelity import CALIBRATION_MARGIN_DB, Degrade, FidelityConfig, FidelityMonitor, Method
 
 from .arrays import to_images, to_nchw
@@ -71,12 +75,16 @@ class FidelityCalibration:
     catch_rate: float  # share of synthetic blobs on the reference artifact's outputs that score below min_db
     candidates: tuple[dict, ...] = ()  # every setting tried: its threshold and catch rate
     real: dict | None = None  # the real tuning frames: names, frames, share the threshold sends raw
+    reduced_tier: dict | None = None  # the reduced tier's floor, threshold and blob catch rate (reduced_tier())
 
     def manifest_block(self) -> dict:
         """What the runtime reads (``FidelityConfig.from_manifest``)."""
         c = self.config
-        return {"min_db": round(c.min_db, 2), "degrade": c.degrade.value, "method": c.method.value,
-                "detrend_cells": c.detrend_cells, "window_cells": c.window_cells}
+        block = {"min_db": round(c.min_db, 2), "degrade": c.degrade.value, "method": c.method.value,
+                 "detrend_cells": c.detrend_cells, "window_cells": c.window_cells}
+        if c.min_db_reduced is not None:
+            block["min_db_reduced"] = round(c.min_db_reduced, 2)
+        return block
 
     def to_dict(self) -> dict:
         return {"frames": self.frames, "floor_db": round(self.floor_db, 2), "median_db": round(self.median_db, 2),
@@ -85,7 +93,7 @@ class FidelityCalibration:
                 "degrade": self.config.degrade.value, "method": self.config.method.value,
                 "detrend_cells": self.config.detrend_cells, "window_cells": self.config.window_cells,
                 "blob_catch_rate": round(self.catch_rate, 3), "candidates": list(self.candidates),
-                "real_tuning_frames": self.real,
+                "real_tuning_frames": self.real, "reduced_tier": self.reduced_tier,
                 "how": "every artifact on the held-out pairs through ganrt.runtime.trust.fidelity, 8-bit display form, "
                        "the imaging region as the mask; min_db = floor - margin; of the settings tried, the "
                        f"one whose threshold catches most synthetic blobs (amplitudes {list(BLOB_AMPLITUDES)}, "
@@ -166,6 +174,40 @@ def calibrate(outputs_by_artifact: Mapping[str, np.ndarray], pairs: PairSet, sca
     return replace(best, candidates=tuple(tried), real=meta)
 
 
+def reduced_tier(cal: FidelityCalibration, reduced_by_artifact: Mapping[str, np.ndarray], pairs: PairSet,
+                 scale: int, factor: int, reference: str | None = None) -> FidelityCalibration:
+    """``cal`` with the reduced tier's own threshold. ``reduced_by_artifact``: the outputs of the
+    reduced tier for ``pairs`` (the model on the input area-downsampled ``factor`` times, its output
+    upsampled back, as runtime.model.ops.Enhancer does). Same setting as the full tier; its floor
+    minus the margin, never above the full tier's threshold; the synthetic blobs are added to the
+    reduced reference outputs and the share caught is recorded beside it."""
+    cfg = cal.config
+    per = {k: frame_scores(v, pairs, scale, cfg) for k, v in reduced_by_artifact.items()}
+    judged = np.concatenate([v[~np.isnan(v)] for v in per.values()])
+    if judged.size == 0:
+        return cal
+    floor = float(judged.min())
+    min_db = min(math.floor((floor - cal.margin_db) * 10) / 10, cfg.min_db)
+    ref = reference or ("fp32" if "fp32" in reduced_by_artifact else next(iter(reduced_by_artifact)))
+    fake = np.concatenate([frame_scores(with_blobs(reduced_by_artifact[ref], pairs.sector, a, BLOB_SEED + k),
+                                        pairs, scale, cfg) for k, a in enumerate(BLOB_AMPLITUDES)])
+    caught = float(np.mean(fake[~np.isnan(fake)] < min_db)) if np.isfinite(fake).any() else 0.0
+    meta = {"factor": factor, "floor_db": round(floor, 2), "min_db": min_db, "blob_catch_rate": round(caught, 3),
+            "floor_by_artifact": {k: round(float(np.nanmin(v)), 2) for k, v in per.items()}}
+    return replace(cal, config=replace(cfg, min_db_reduced=min_db), reduced_tier=meta)
+
+
+def reduced_outputs(path: Path, inputs: np.ndarray, factor: int, scale: int, semantics) -> np.ndarray:
+    """One artifact's reduced-tier outputs for (N, h, w[, 3]) inputs, at full output size."""
+    from . import gate as gating
+
+    h, w = inputs.shape[1:3]
+    small = np.stack([cv2.resize(x, (w // factor, h // factor), interpolation=cv2.INTER_AREA) for x in inputs])
+    outs = to_images(gating.outputs(path, to_nchw(small), semantics))
+    return np.stack([np.clip(cv2.resize(o, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+                     for o in outs])
+
+
 def _real_rejected(real: Sequence[RealItem], config: FidelityConfig, scale: int) -> float | None:
     """Share of the real frames whose fidelity score falls below ``config.min_db`` (None: no frames)."""
     if not real:
@@ -204,10 +246,12 @@ def calibrate_bundle(model_dir: Path, frames: int | None = None) -> FidelityCali
     pairs = task.make_pairs(range(seed0, seed0 + n), hw)
     real = run_bundle(Path(model_dir)) if task.name in ULTRASOUND_TASKS else []
     x = to_nchw(pairs.inputs)
-    outs = {}
+    factor = TierConfig().factor
+    outs, reduced = {}, {}
     for name, art in m["artifacts"].items():
         sem = gating.Semantics.QDQ_REFERENCE if name == "int8-trt" else gating.Semantics.KERNELS
         outs[name] = to_images(gating.outputs(Path(model_dir) / art["file"], x, sem))
-    cal = calibrate(outs, pairs, task.scale, real=real)
+        reduced[name] = reduced_outputs(Path(model_dir) / art["file"], pairs.inputs, factor, task.scale, sem)
+    cal = reduced_tier(calibrate(outs, pairs, task.scale, real=real), reduced, pairs, task.scale, factor)
     write_into_manifest(path, cal)
     return cal

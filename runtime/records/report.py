@@ -151,8 +151,10 @@ class Report:
                          f"{tone['out_of_distribution']}")
         fid = q.get("fidelity")
         if fid and fid["checked"]:
+            reduced = fid.get("threshold_reduced_db")
+            at = f"; reduced tier {reduced:g} dB" if reduced is not None and reduced != fid["threshold_db"] else ""
             lines.append(f"fidelity: {fid['checked']} frames checked, {fid['rejected']} shown raw "
-                         f"(threshold {fid['threshold_db']:g} dB, worst {fid['worst_db']:.1f} dB, "
+                         f"(threshold {fid['threshold_db']:g} dB{at}, worst {fid['worst_db']:.1f} dB, "
                          f"median {fid['median_db']:.1f} dB)")
         ch = q.get("change_score")
         if ch and ch["n"]:
@@ -188,6 +190,7 @@ def _quality(st: RecordStats, fidelity: dict[str, Any] | None) -> dict[str, Any]
         "tone": tone,
         "fidelity": {"checked": fid.n, "rejected": st.fidelity_rejected,
                      "threshold_db": fidelity.get("min_db") if fidelity else None,
+                     "threshold_reduced_db": fidelity.get("min_db_reduced") if fidelity else None,
                      "worst_db": clean(fid.min) if fid.n else None,
                      "median_db": clean(fid.median) if fid.n else None},
         "change_score": {"n": change.n, **{k: clean(getattr(change, k)) for k in ("median", "p90", "max")}},

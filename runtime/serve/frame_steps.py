@@ -186,7 +186,8 @@ def finish(ctx: StreamContext, work: _Work) -> None:
     frame, once = work.frame, ctx.once
     t1 = ctx.clock.now_ns()
     try:
-        work.result.pixels = ctx.guard.finish(frame, work.region, work.box, work.enhanced, work.result)
+        work.result.pixels = ctx.guard.finish(frame, work.region, work.box, work.enhanced, work.result,
+                                              reduced=work.tier is Tier.REDUCED)
     except Rejected as exc:
         once("rejected", "frame %d shown raw: %s", frame.index, exc)
         work.reason = exc.reason

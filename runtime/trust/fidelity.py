@@ -86,6 +86,10 @@ class FidelityConfig:
     enabled: bool = True
     method: Method = Method.RESIDUAL
     window_cells: float = 1.0  # structure: the local correlation's Gaussian window (sigma, cells)
+    # The reduced tier's threshold (runtime.tiers: the model on a downsampled crop, its output upsampled).
+    # An upsampled output departs further from the re-degraded input than a full-resolution one, so it
+    # has its own calibrated floor; None: ``min_db``.
+    min_db_reduced: float | None = None
 
     def __post_init__(self) -> None:
         if self.grid < 2 or self.tile_cells < 1 or self.sigma_px < 0 or self.detrend_cells < 0 \
@@ -112,6 +116,7 @@ class FidelityConfig:
             kw["method"] = Method(kw["method"])
             for k in ("min_db", "sigma_px", "detrend_cells", "window_cells"):
                 kw[k] = float(kw[k])
+            kw["min_db_reduced"] = None if kw["min_db_reduced"] is None else float(kw["min_db_reduced"])
             for k in ("grid", "tile_cells"):
                 kw[k] = int(kw[k])
             kw["enabled"] = bool(kw["enabled"])
@@ -122,7 +127,11 @@ class FidelityConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"min_db": self.min_db, "degrade": self.degrade.value, "sigma_px": self.sigma_px, "grid": self.grid,
                 "tile_cells": self.tile_cells, "detrend_cells": self.detrend_cells, "enabled": self.enabled,
-                "method": self.method.value, "window_cells": self.window_cells}
+                "method": self.method.value, "window_cells": self.window_cells, "min_db_reduced": self.min_db_reduced}
+
+    def threshold(self, reduced: bool = False) -> float:
+        """The score a frame must reach: ``min_db_reduced`` for a reduced-tier frame when calibrated."""
+        return self.min_db_reduced if reduced and self.min_db_reduced is not None else self.min_db
 
 
 @dataclass(frozen=True)

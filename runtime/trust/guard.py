@@ -117,10 +117,11 @@ class Guard:
         if not np.shares_memory(out, roi):  # OpenCV made a new array instead: copy it back
             np.copyto(roi, out.reshape(roi.shape))
 
-    def finish(self, frame: Frame, region: Region, box: Box, enhanced: np.ndarray, result: FrameResult) -> np.ndarray:
+    def finish(self, frame: Frame, region: Region, box: Box, enhanced: np.ndarray, result: FrameResult,
+               reduced: bool = False) -> np.ndarray:
         """The frame to show: ``enhanced`` (the model's output for ``box``) inside the region, the raw
         frame everywhere else. Sets ``result.fidelity_db`` and ``result.change_score``; raises
-        ``Rejected`` when the fidelity check fails."""
+        ``Rejected`` when the fidelity check fails (at the reduced tier's threshold when ``reduced``)."""
         key = (id(region), box, enhanced.shape)
         if self.ema is not None:
             enhanced = self.ema(key, enhanced)
@@ -145,10 +146,11 @@ class Guard:
             raw_in = raw_crop if self.scale == 1 else luma_u8(frame.pixels[box.slices], self.enhancer.bits)
             score = self.fidelity.score(raw_in, shown_crop, region.mask_in(box), frame_hw=frame.hw)
             result.fidelity_db = score.worst_db
-            if not score.passes(self.fidelity.config.min_db):
+            limit = self.fidelity.config.threshold(reduced)
+            if not score.passes(limit):
                 if self.ema is not None:
                     self.ema.reset()
-                raise Rejected(Reason.FIDELITY, f"fidelity {score.worst_db:.1f} dB < {self.fidelity.config.min_db:g} dB")
+                raise Rejected(Reason.FIDELITY, f"fidelity {score.worst_db:.1f} dB < {limit:g} dB")
         result.change_score = mean_abs_diff(shown_crop, raw_crop, region.mask_in(box, self.scale))
         return shown
 

@@ -86,3 +86,25 @@ def test_written_into_the_manifest_beside_what_was_there(tmp_path, pairs):
     assert json.loads(path.read_text()) == m
     assert m["fidelity"]["min_db"] == cal.config.min_db and "gates" in m["metrics"]
     assert m["metrics"]["fidelity_calibration"]["frames"] == len(pairs.inputs)
+
+
+def test_reduced_tier_gets_its_own_floor_and_still_catches_blobs(pairs):
+    import cv2
+
+    from ganrt.export.fidelity_cal import reduced_tier
+
+    model = smooth(pairs.inputs)
+    cal = calibrate({"fp32": model}, pairs, scale=1)
+    # the reduced tier's stand-in: the same model at half resolution, upsampled back (softer, further from the input)
+    half = np.stack([cv2.resize(cv2.resize(x, (64, 64), interpolation=cv2.INTER_AREA), (128, 128),
+                                interpolation=cv2.INTER_LINEAR) for x in model])
+    red = reduced_tier(cal, {"fp32": half}, pairs, scale=1, factor=2)
+    floor = float(np.nanmin(frame_scores(half, pairs, 1, cal.config)))
+    assert red.reduced_tier["floor_db"] == pytest.approx(floor, abs=0.01)
+    assert red.config.min_db_reduced == min(red.config.min_db, red.reduced_tier["min_db"])
+    assert red.config.min_db_reduced <= floor - CALIBRATION_MARGIN_DB + 0.1
+    assert red.config.min_db == cal.config.min_db  # the full tier's threshold is left alone
+    # an invention on a reduced-tier frame still scores below the reduced threshold
+    faked = frame_scores(blob(half, pairs.sector), pairs, 1, red.config)
+    assert np.mean(faked < red.config.min_db_reduced) >= 0.5 and red.reduced_tier["blob_catch_rate"] > 0
+    assert red.manifest_block()["min_db_reduced"] == red.config.min_db_reduced

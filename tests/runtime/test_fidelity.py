@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -155,3 +156,43 @@ def test_manifest_selects_the_method():
     assert cfg.method is Method.STRUCTURE and cfg.window_cells == 1.5 and cfg.min_db == 30.0
     with pytest.raises(ModelError, match="fidelity"):
         FidelityConfig.from_manifest(type("M", (), {"raw": {"fidelity": {"method": "ssim"}}, "scale": 1})())
+
+
+def test_reduced_tier_frames_are_judged_at_their_own_calibrated_threshold(tmp_path):
+    from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner
+    from ganrt.runtime.frames import FrameResult
+    from ganrt.runtime.model.ops import Enhancer
+    from ganrt.runtime.trust.guard import Guard, Rejected
+
+    frames, _, _ = ui_cine(2)
+    man = bundle(tmp_path / "blob", blob_model(amp=1.0))
+    frame = Frame(0, 0, frames[0])
+    with OnnxRuntimeRunner(man.artifact("fp32"), intra_threads=1) as runner:
+        enh = Enhancer(runner, man)
+        out = enh.enhance(frame)
+        probe = Guard(GuardConfig(region=RegionConfig(RegionMode.FULL), fidelity=FidelityConfig(min_db=0.0)), enh)
+        region = probe.region_for(frame)
+        _, box = probe.crop(frame, region)
+        res = FrameResult(0, Outcome.ENHANCED)
+        probe.finish(frame, region, box, out, res)
+        score = res.fidelity_db  # the invention's score: the thresholds are set either side of it
+        cfg = FidelityConfig(min_db=score + 1.0, min_db_reduced=score - 1.0)
+        guard = Guard(GuardConfig(region=RegionConfig(RegionMode.FULL), fidelity=cfg), enh)
+        with pytest.raises(Rejected) as exc:
+            guard.finish(frame, region, box, out, FrameResult(0, Outcome.ENHANCED))
+        assert exc.value.reason is Reason.FIDELITY
+        guard.finish(frame, region, box, out, FrameResult(0, Outcome.ENHANCED), reduced=True)  # passes
+        # without a reduced threshold the reduced tier is held to the full one
+        plain = Guard(GuardConfig(region=RegionConfig(RegionMode.FULL), fidelity=replace(cfg, min_db_reduced=None)), enh)
+        with pytest.raises(Rejected):
+            plain.finish(frame, region, box, out, FrameResult(0, Outcome.ENHANCED), reduced=True)
+
+
+def test_manifest_reduced_threshold_round_trips(tmp_path):
+    man = bundle(tmp_path / "b", identity_model())
+    raw = json.loads((man.root / "manifest.json").read_text())
+    raw["fidelity"] = {"min_db": 45.0, "min_db_reduced": 39.5}
+    (man.root / "manifest.json").write_text(json.dumps(raw))
+    cfg = FidelityConfig.from_manifest(Manifest.load(man.root))
+    assert cfg.threshold() == 45.0 and cfg.threshold(reduced=True) == 39.5
+    assert FidelityConfig(min_db=45.0).threshold(reduced=True) == 45.0
