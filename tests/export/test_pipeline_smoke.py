@@ -84,8 +84,11 @@ def test_manifest_carries_a_fidelity_threshold_calibrated_on_its_own_outputs(exp
     assert set(cal["floor_by_artifact"]) == {"fp32", "fp16", "int8-trt", "int8-cpu"}
     assert cal["floor_db"] == min(cal["floor_by_artifact"].values())
     assert cal["floor_db"] - cal["margin_db"] - 0.1 <= cal["min_db"] <= cal["floor_db"] - cal["margin_db"]
+    red = cal["reduced_tier"]  # the reduced tier's own floor, at most the full threshold
+    assert red["factor"] == 2 and red["min_db"] <= cal["min_db"] and 0.0 <= red["blob_catch_rate"] <= 1.0
     assert m["fidelity"] == {"min_db": cal["min_db"], "degrade": "gaussian", "method": cal["method"],
-                             "detrend_cells": cal["detrend_cells"], "window_cells": cal["window_cells"]}
+                             "detrend_cells": cal["detrend_cells"], "window_cells": cal["window_cells"],
+                             "min_db_reduced": red["min_db"]}
     assert 0.0 <= cal["blob_catch_rate"] <= 1.0 and len(cal["candidates"]) == 6
     # the real tuning scans through the model are scored and reported, never part of the floor (pydicom is a
     # test dependency): the floor above is the simulated artifacts' own
