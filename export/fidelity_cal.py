@@ -137,15 +137,25 @@ def with_blobs(outputs: np.ndarray, regions: np.ndarray, amplitude: float, seed:
     return out
 
 
+def _blobbed(outputs_by_artifact: Mapping[str, np.ndarray], pairs: PairSet, reference: str | None) -> list[np.ndarray]:
+    """The reference artifact's outputs (default ``fp32`` or the first) with a blob of each amplitude."""
+    ref = reference or ("fp32" if "fp32" in outputs_by_artifact else next(iter(outputs_by_artifact)))
+    return [with_blobs(outputs_by_artifact[ref], pairs.sector, a, BLOB_SEED + k) for k, a in enumerate(BLOB_AMPLITUDES)]
+
+
+def _catch_rate(blobbed: Sequence[np.ndarray], pairs: PairSet, scale: int, cfg: FidelityConfig) -> float:
+    """Share of the blobbed outputs that score below ``cfg.min_db``."""
+    fake = np.concatenate([frame_scores(b, pairs, scale, cfg) for b in blobbed])
+    return float(np.mean(fake[~np.isnan(fake)] < cfg.min_db)) if np.isfinite(fake).any() else 0.0
+
+
 def calibrate(outputs_by_artifact: Mapping[str, np.ndarray], pairs: PairSet, scale: int,
               margin_db: float = CALIBRATION_MARGIN_DB, reference: str | None = None,
               real: Sequence[RealItem] = ()) -> FidelityCalibration:
     """``outputs_by_artifact``: name -> (N, H, W[, 3]) outputs in [0, 1] for ``pairs``' inputs;
     ``reference``: the artifact the synthetic blobs are added to (default: ``fp32`` or the first);
     ``real``: real frames through the model (realscans.run_bundle): only scored and reported."""
-    ref = reference or ("fp32" if "fp32" in outputs_by_artifact else next(iter(outputs_by_artifact)))
-    blobbed = [with_blobs(outputs_by_artifact[ref], pairs.sector, a, BLOB_SEED + k)
-               for k, a in enumerate(BLOB_AMPLITUDES)]
+    blobbed = _blobbed(outputs_by_artifact, pairs, reference)
     base = FidelityConfig(degrade=Degrade.DOWNSAMPLE if scale > 1 else Degrade.GAUSSIAN)
     best: FidelityCalibration | None = None
     tried = []
@@ -158,8 +168,7 @@ def calibrate(outputs_by_artifact: Mapping[str, np.ndarray], pairs: PairSet, sca
         floor = float(judged.min())
         cfg = replace(cfg, min_db=math.floor((floor - margin_db) * 10) / 10)
         real_rejected = _real_rejected(real, cfg, scale)
-        fake = np.concatenate([frame_scores(b, pairs, scale, cfg) for b in blobbed])
-        caught = float(np.mean(fake[~np.isnan(fake)] < cfg.min_db)) if np.isfinite(fake).any() else 0.0
+        caught = _catch_rate(blobbed, pairs, scale, cfg)
         tried.append({**{k: (v.value if isinstance(v, Method) else v) for k, v in cand.items()},
                       "min_db": cfg.min_db, "floor_db": round(floor, 2), "blob_catch_rate": round(caught, 3),
                       **({"real_rejected": round(real_rejected, 3)} if real_rejected is not None else {})})
@@ -188,10 +197,7 @@ def reduced_tier(cal: FidelityCalibration, reduced_by_artifact: Mapping[str, np.
         return cal
     floor = float(judged.min())
     min_db = min(math.floor((floor - cal.margin_db) * 10) / 10, cfg.min_db)
-    ref = reference or ("fp32" if "fp32" in reduced_by_artifact else next(iter(reduced_by_artifact)))
-    fake = np.concatenate([frame_scores(with_blobs(reduced_by_artifact[ref], pairs.sector, a, BLOB_SEED + k),
-                                        pairs, scale, cfg) for k, a in enumerate(BLOB_AMPLITUDES)])
-    caught = float(np.mean(fake[~np.isnan(fake)] < min_db)) if np.isfinite(fake).any() else 0.0
+    caught = _catch_rate(_blobbed(reduced_by_artifact, pairs, reference), pairs, scale, replace(cfg, min_db=min_db))
     meta = {"factor": factor, "floor_db": round(floor, 2), "min_db": min_db, "blob_catch_rate": round(caught, 3),
             "floor_by_artifact": {k: round(float(np.nanmin(v)), 2) for k, v in per.items()}}
     return replace(cal, config=replace(cfg, min_db_reduced=min_db), reduced_tier=meta)

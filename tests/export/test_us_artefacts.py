@@ -70,13 +70,9 @@ def test_shadow_darkens_the_beams_behind_its_reflector_in_input_and_target():
     assert ratio < 10 ** (-0.5), ratio
     assert Structure.CALCIFICATION.value in np.unique(s.phantom.labels)
     # the speckle and contrast measures leave shadowed pixels out
-    lit = sh.factor(*_tissue_xy(s)) > 0.9
+    _, _, _, x, y = _scan_maps(SimConfig(shadow_prob=1.0))  # the tissue (x, y) of every output pixel
+    lit = sh.factor(x, y) > 0.9
     assert not (s.homogeneous & ~lit).any() and not (s.lesion & ~lit).any()
-
-
-def _tissue_xy(s):
-    _, _, _, x, y = _scan_maps(SimConfig(shadow_prob=1.0))
-    return x, y
 
 
 def test_clutter_fills_an_anechoic_chamber_more_in_the_input_than_in_the_target():
