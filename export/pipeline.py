@@ -122,7 +122,7 @@ def _check_archs(task: Task, t_arch: TeacherConfig, s_arch: StudentConfig, cfg: 
     task.check_hw(cfg.train_hw)
     for name, patch in (("teacher_train", cfg.teacher_train.patch), ("distill", cfg.distill.patch),
                         ("finetune", cfg.finetune.patch)):
-        m = math.lcm(4, s_arch.down)  # the teacher halves twice; the student unshuffles by down
+        m = math.lcm(4, s_arch.size_multiple)  # the teacher halves twice; the student unshuffles (and pools)
         if patch % m or patch * task.scale > min(cfg.train_hw):
             raise ConfigError(f"{name}.patch {patch} must be a multiple of {m} and fit the "
                               f"{cfg.train_hw[0]}x{cfg.train_hw[1]} targets at scale {task.scale}")
@@ -264,7 +264,7 @@ def _io_block(task: Task, s_arch: StudentConfig) -> dict:
                   "range": [0.0, 1.0], "color_order": task.color_order},
         "output": {"name": OUTPUT, "channels": task.channels, "dtype": "float32", "layout": "NCHW",
                    "range": [0.0, 1.0], "color_order": task.color_order},
-        "size_multiple": math.lcm(task.size_multiple, s_arch.down),
+        "size_multiple": math.lcm(task.size_multiple, s_arch.size_multiple),
         "scale": task.scale,
         "dynamic_hw": True,
         "dynamic_batch": True,  # the ONNX batch axis is dynamic (onnx_export): TensorRT profiles may batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -290,7 +291,7 @@ def test_smoke_bundle_contract(exported):
     assert man.task == name and man.scale == task.scale
     assert man.input.channels == man.output.channels == task.channels
     assert man.input.color_order == task.color_order
-    assert man.size_multiple == task.size_multiple
+    assert man.size_multiple == math.lcm(task.size_multiple, task.student.size_multiple)  # coarse: its pooling
     raw = json.loads((out / "manifest.json").read_text())
     assert raw["weights"]["config"]["scale"] == task.scale
     assert raw["weights"]["config"]["channels"] == task.channels
@@ -319,11 +320,11 @@ def test_smoke_bundle_runs_in_the_runtime(exported):
     task = get_task(name)
     man = Manifest.load(out)
     rng = np.random.default_rng(0)
-    x = rng.random((1, task.channels, 36, 52), dtype=np.float32)
+    x = rng.random((1, task.channels, 40, 56), dtype=np.float32)  # a multiple of every task's size_multiple
     for prec in Precision:
         with OnnxRuntimeRunner(man.artifact_for(prec)) as r:
             y = r.infer({r.io.input_name: x})[r.io.output_name]
-        assert y.shape == (1, task.channels, 36 * task.scale, 52 * task.scale), prec
+        assert y.shape == (1, task.channels, 40 * task.scale, 56 * task.scale), prec
         assert np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
 
 
@@ -335,8 +336,10 @@ def test_int8_artifacts_leave_the_sr_upsample_in_float(exported):
         g = onnx.load(str(out / f)).graph
         producers = {o: n.op_type for n in g.node for o in n.output}
         resize = [n for n in g.node if n.op_type == "Resize"]
-        if get_task(name).scale == 1:
-            assert resize == []  # a same-size student's residual is the input itself
+        if get_task(name).scale == 1:  # a same-size student's residual is the input itself
+            # the one Resize allowed: the coarse branch's upsample, on its own features
+            assert len(resize) == (1 if get_task(name).student.coarse else 0), f
+            assert all(n.input[0] != g.input[0].name for n in resize), f
             continue
         if get_task(name).student.base == "bicubic":  # the fixed conv (Bicubic2x) in place of a Resize
             assert resize == [], f

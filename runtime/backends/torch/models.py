@@ -32,6 +32,7 @@ from ...errors import ModelError
 
 STUDENT_ARCH = "StudentGenerator"  # manifest["weights"]["arch"]
 BASES = ("bilinear", "bicubic")  # the super-resolution student's fixed upsample (torch / ONNX Resize modes)
+COARSE_FACTOR = 4  # the coarse branch's grid: the body's, average-pooled by this
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,22 @@ class StudentConfig:
     # the real 2x check's baseline is (bilinear is about 2 dB below it on real scans); "bilinear" is the
     # value of manifests written before the field existed.
     base: str = "bilinear"
+    # > 0: a frame-level context branch of this many hidden channels after the head. Global average
+    # pooling of the head's features, two 1x1 convs, added to every body location: a frame-wide view of
+    # exposure, noise and veil that a 3x3 body cannot gather locally. 0 (older manifests): none.
+    context: int = 0
+    # > 0: this many residual blocks on a coarse grid (the body's features average-pooled by
+    # COARSE_FACTOR), upsampled back and added after the head: the receptive field heavy noise and
+    # veils need, at 1/16 of a body block's cost per block. 0 (older manifests): none.
+    coarse: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def size_multiple(self) -> int:
+        """What the input's H and W must be a multiple of: the unshuffle, and the coarse branch's pooling."""
+        return self.down * (COARSE_FACTOR if self.coarse else 1)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], where: str = "student config") -> StudentConfig:
@@ -69,9 +83,10 @@ class StudentConfig:
                     raise ModelError(f"{where}: base must be one of {', '.join(BASES)} (got {v!r})")
                 vals[k] = v
                 continue
-            low = 0 if k == "lowpass" else 1
+            low = 0 if k in ("lowpass", "context", "coarse") else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < low or (k == "lowpass" and v and v % 2 == 0):
-                raise ModelError(f"{where}: {k} must be {'0 or an odd' if low == 0 else 'a positive'} integer (got {v!r})")
+                need = {"lowpass": "0 or an odd", "context": "a non-negative", "coarse": "a non-negative"}.get(k, "a positive")
+                raise ModelError(f"{where}: {k} must be {need} integer (got {v!r})")
             vals[k] = int(v)
         return cls(**vals)
 
@@ -169,6 +184,9 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type) -> ty
             c, w, d, s = cfg.channels, cfg.width, cfg.down, cfg.scale
             self.unshuffle = nn.PixelUnshuffle(d)
             self.head = nn.Sequential(nn.Conv2d(c * d * d, w, 3, padding=1), nn.ReLU(True))
+            # registered in the order they run: qat.conv_ranges pairs modules with the ONNX graph's Conv nodes
+            self.context = _context(nn, w, cfg.context) if cfg.context else None
+            self.coarse = _coarse(nn, PlainBlock, w, cfg.coarse) if cfg.coarse else None
             self.blocks = nn.ModuleList(PlainBlock(w) for _ in range(cfg.n_blocks))
             self.tail = nn.Conv2d(w, c * (d * s) ** 2, 3, padding=1)
             self.shuffle = nn.PixelShuffle(d * s)
@@ -187,6 +205,7 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type) -> ty
 
         def _run(self, x, keep: bool):
             h = self.head(self.unshuffle(x))
+            h = _add_branches(torch, h, self.context, self.coarse)
             feats = []
             for blk in self.blocks:
                 h = blk(h)
@@ -209,6 +228,37 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type) -> ty
             return [self.cfg.width] * self.cfg.n_blocks
 
     return StudentGenerator
+
+
+def _add_branches(torch: ModuleType, h, context, coarse):
+    """Context and coarse branches onto the head's features. The ReLU keeps every conv input non-negative,
+    as the int8 range overrides assume (qat.ConvRange starts inputs at 0)."""
+    if context is not None:
+        h = torch.relu(h + context(h))
+    if coarse is not None:
+        # a fixed scale, not the size of h: a Shape node on h's int8 data breaks TensorRT's Q/DQ rules
+        c = torch.nn.functional.interpolate(coarse(h), scale_factor=COARSE_FACTOR, mode="bilinear", align_corners=False)
+        h = torch.relu(h + c)
+    return h
+
+
+def _context(nn: ModuleType, width: int, hidden: int):
+    """Global pooling -> 1x1 conv -> ReLU -> 1x1 conv; the last conv starts at zero, so a fresh branch
+    adds nothing and training starts from the plain network."""
+    last = nn.Conv2d(hidden, width, 1)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(width, hidden, 1), nn.ReLU(True), last)
+
+
+def _coarse(nn: ModuleType, PlainBlock: type, width: int, n_blocks: int):
+    """Average pool by COARSE_FACTOR -> residual blocks -> a zero-initialised 1x1 conv, so a fresh branch adds
+    nothing. The body's size must be a multiple of COARSE_FACTOR (``StudentConfig.size_multiple``)."""
+    last = nn.Conv2d(width, width, 1)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    pool = nn.AvgPool2d(COARSE_FACTOR)
+    return nn.Sequential(pool, *(PlainBlock(width) for _ in range(n_blocks)), last)
 
 
 def build_student(torch: ModuleType, cfg: StudentConfig | Mapping[str, Any] | None = None):
