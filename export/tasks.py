@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from .archs import StudentConfig, TeacherConfig
 from .distill import DistillConfig
 from .finetune import FinetuneConfig
 from .train import TeacherTrainConfig
+
+if TYPE_CHECKING:
+    from .data.photo_pairs import PhotoPairConfig
 
 
 @dataclass
@@ -147,8 +151,20 @@ def _intraop_train_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
     if not photos:
         raise ConfigError("intraop-enhance training needs scikit-image's bundled photographs (ganrt[export])")
     cfg = PhotoPairConfig(out_hw=hw)
-    return _interleaved(seeds, PHOTO_SHARE, lambda ss: _endoscopy_pairs(ss, hw),
+    return _interleaved(seeds, PHOTO_SHARE, lambda ss: _recoloured(_endoscopy_pairs(ss, hw), ss, cfg),
                         lambda s: render_photo_pair(s, photos, cfg))
+
+
+def _recoloured(pairs: PairSet, seeds: Sequence[int], cfg: PhotoPairConfig) -> PairSet:
+    """The procedural endoscopy frames through the photographs' colour randomisation, one draw per pair
+    applied to input and target alike. Left in their one mucosa palette, they taught the student to add
+    red wherever it brightened a dark frame (+6 a* on a low-light cat photograph)."""
+    from .data.photo_pairs import Recolour
+
+    for i, s in enumerate(seeds):
+        rc = Recolour.draw(np.random.default_rng([int(s), 0xC01]), cfg.wb_gain, cfg.hue_deg)
+        pairs.inputs[i], pairs.targets[i] = rc(pairs.inputs[i]), rc(pairs.targets[i])
+    return pairs
 
 
 def _us_cine(seed: int, n: int, hw: tuple[int, int], fps: float, factor: int = 1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -49,3 +50,23 @@ def test_intraop_trains_on_endoscopy_and_tuning_photographs_but_is_held_out_on_e
     held = task.make_pairs(range(900_000, 900_002), (64, 64))
     assert held.lesion.any(axis=(1, 2)).all()  # the simulated held-out set is unchanged: endoscopy only
     assert not set(TUNE) & set(REPORT)
+
+
+def test_training_endoscopy_is_recoloured_alike_in_input_and_target():
+    """One colour draw per training pair, the same for its input and target; held-out frames keep their palette."""
+    from ganrt.export.data.photo_pairs import Recolour
+
+    task = get_task("intraop-enhance")
+    train = task.make_train_pairs(range(0, 8), (64, 64))  # endoscopy first: odd seeds 1, 3, 5, 7
+    plain = task.make_pairs(range(1, 8, 2), (64, 64))
+    hues = []
+    for i in range(4):
+        assert not np.array_equal(train.targets[i], plain.targets[i])
+        lab = [cv2.cvtColor(im, cv2.COLOR_RGB2Lab).reshape(-1, 3).mean(0) for im in (plain.targets[i], train.targets[i])]
+        hues.append(np.degrees(np.arctan2(lab[1][2], lab[1][1]) - np.arctan2(lab[0][2], lab[0][1])))
+        # the same transform on both: recolouring the plain input with the target's draw gives the training input
+        rc = Recolour.draw(np.random.default_rng([2 * i + 1, 0xC01]), PhotoPairConfig().wb_gain, PhotoPairConfig().hue_deg)
+        np.testing.assert_allclose(rc(plain.inputs[i]), train.inputs[i], atol=1e-6)
+        np.testing.assert_allclose(rc(plain.targets[i]), train.targets[i], atol=1e-6)
+    assert np.ptp(hues) > 5.0  # the mean hue moves by a different angle per pair
+
