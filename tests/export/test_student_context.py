@@ -11,6 +11,7 @@ import torch
 from ganrt.export.archs import StudentConfig, StudentGenerator, count_macs
 from ganrt.export.onnx_export import export_onnx
 from ganrt.export.quantize import QuantRecipe, quantize_int8
+from ganrt.export.tasks import get_task
 from ganrt.runtime.errors import ModelError
 from ganrt.runtime.model.manifest import Precision
 
@@ -111,6 +112,13 @@ def test_int8_quantizes_the_branch_convs(tmp_path):
     convs = [n for n in g.node if n.op_type == "Conv"]
     assert len(convs) == 2 + 2 * 1 + 2 + 2 + 1  # head, block, context (2), coarse block (2) + its 1x1, tail
     assert all(producers.get(n.input[1]) == "DequantizeLinear" for n in convs)
+
+
+def test_intraop_student_has_frame_context():
+    cfg = get_task("intraop-enhance").student
+    assert cfg.context > 0 and cfg.coarse == 0
+    for name in ("us-enhance", "us-sr2x"):  # the structure-preserving models are unchanged
+        assert get_task(name).student.context == get_task(name).student.coarse == 0
 
 
 def test_qat_ranges_follow_the_graphs_conv_order(tmp_path):
