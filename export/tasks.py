@@ -263,7 +263,7 @@ TASKS: dict[str, Task] = {
         # scenes, width 32 at 1/4 reached SSIM 0.678, width 48 at 1/4 0.722, width 24 at 1/2 0.738.
         # The context branch (frame-level pooling): without it the student could not tell a bright grey
         # background from a veil and darkened it even in clean frames (motorcycle local L* p95 13.4; with it
-        # 1-3 on the tuning photographs). Two coarse blocks as well lifted low light by 0.3-0.5 dB there but
+        # 1-3 on the tuning photographs). Two coarse blocks as well lifted low light by 0.45-0.6 dB there but
         # cost 12-16 % at 512^2 and gave the report's stained-tissue photograph a warm cast: not used.
         student=StudentConfig(channels=3, width=24, n_blocks=4, down=2, context=16),
         # The student learns from the targets alone, long, without an adversarial phase: distilled from the

@@ -11,7 +11,9 @@ StudentGenerator``), which imports torch at that moment — the export does exac
 
 Parameter names (what ``student.safetensors`` holds; ``load_state_dict(strict=True)``):
 ``head.0.weight/bias``, ``blocks.N.c1.weight/bias``, ``blocks.N.c2.weight/bias``,
-``tail.weight/bias``; ``unshuffle``, ``shuffle`` and the ReLUs have none.
+``tail.weight/bias``, and with the optional branches ``context.1/3.weight/bias`` and
+``coarse.N.c1/c2.weight/bias`` (blocks) plus the coarse branch's last 1x1 conv; ``unshuffle``,
+``shuffle``, the pools and the ReLUs have none.
 
 ``scale`` > 1 makes it a super-resolution network (output ``scale`` times the input's H and W):
 the tail predicts ``(down * scale)^2`` sub-pixels per body location and the global residual is a
