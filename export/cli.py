@@ -31,6 +31,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     p.add_argument("--teacher-steps", type=int, default=None)
     p.add_argument("--student-steps", type=int, default=None)
+    p.add_argument("--pretrain-steps", type=int, default=None, metavar="N",
+                   help="a first student stage of N steps on the task's pretraining pairs (intraop-enhance: "
+                        "sensor noise only), with the distillation's settings and no adversarial phase; off by default")
     p.add_argument("--finetune-steps", type=int, default=None, help="contrast + quantization-aware fine-tune steps")
     p.set_defaults(func=_pipeline)
 
@@ -85,6 +88,9 @@ def _pipeline(args: argparse.Namespace) -> int:
     if args.student_steps is not None:
         cfg = replace(cfg, distill=replace(cfg.distill, steps=args.student_steps,
                                            adv_steps=min(cfg.distill.adv_steps, args.student_steps // 4)))
+    if args.pretrain_steps:
+        cfg = replace(cfg, pretrain=replace(cfg.distill, steps=args.pretrain_steps, adv_steps=0,
+                                            checkpoint_every=min(cfg.distill.checkpoint_every, args.pretrain_steps)))
     if args.finetune_steps is not None:  # keep the contrast phase's share of the stage
         share = cfg.finetune.qat_start / max(cfg.finetune.steps, 1)
         cfg = replace(cfg, finetune=replace(cfg.finetune, steps=args.finetune_steps,

@@ -92,13 +92,18 @@ def distill_student(
     cfg: DistillConfig,
     resume: bool = True,
     progress: bool = True,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[StudentGenerator, dict]:
+    """``init``: student weights to start from (an earlier stage's) instead of a fresh initialisation."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     teacher.eval().requires_grad_(False)
     S = StudentGenerator(arch)
-    icnr_(S.tail, arch.down * arch.scale)  # no sub-pixel grid at the start
+    if init is not None:
+        S.load_state_dict(init)
+    else:
+        icnr_(S.tail, arch.down * arch.scale)  # no sub-pixel grid at the start
     A = _adapters(S, teacher)
     D = copy.deepcopy(disc).train()  # initialised from the teacher's discriminator
     opt = torch.optim.Adam(list(S.parameters()) + list(A.parameters()), cfg.lr)

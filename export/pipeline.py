@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # Disjoint seed ranges: held-out scenes are never seen in training or calibration.
 TRAIN_SEED0, CALIB_SEED0, EVAL_SEED0 = 0, 100_000, 900_000
+REPLAY_EVERY, REPLAY_SEED0 = 3, 50_000  # the pretraining stage's pairs replayed in the training bank (_simulate)
 # What each int8 artifact is gated on (see gate.Semantics): the CPU artifact on the kernels that
 # will run it, the TensorRT artifact on exact Q/DQ arithmetic as TensorRT computes it.
 GATE_SEMANTICS = {Precision.INT8_CPU: gating.Semantics.KERNELS, Precision.INT8_TRT: gating.Semantics.QDQ_REFERENCE}
@@ -60,6 +61,7 @@ class ExportConfig:
     student_arch: StudentConfig | None = None
     teacher_train: TeacherTrainConfig | None = None  # None = the task's budget
     distill: DistillConfig | None = None
+    pretrain: DistillConfig | None = None  # an optional first student stage (a task with make_pretrain_pairs)
     finetune: FinetuneConfig | None = None
     threads: int = 0
 
@@ -120,12 +122,20 @@ def _check_archs(task: Task, t_arch: TeacherConfig, s_arch: StudentConfig, cfg: 
             raise ConfigError(f"{who} architecture has {arch.channels} channel(s), scale {arch.scale}; task "
                               f"{task.name} needs {task.channels}, scale {task.scale}")
     task.check_hw(cfg.train_hw)
-    for name, patch in (("teacher_train", cfg.teacher_train.patch), ("distill", cfg.distill.patch),
-                        ("finetune", cfg.finetune.patch)):
+    if cfg.pretrain is not None and task.make_pretrain_pairs is None:
+        raise ConfigError(f"task {task.name} has no pretraining pairs: drop the pretraining stage (pretrain)")
+    stages = [("teacher_train", cfg.teacher_train.patch), ("distill", cfg.distill.patch), ("finetune", cfg.finetune.patch)]
+    for name, patch in stages + ([("pretrain", cfg.pretrain.patch)] if cfg.pretrain else []):
         m = math.lcm(4, s_arch.size_multiple)  # the teacher halves twice; the student unshuffles (and pools)
         if patch % m or patch * task.scale > min(cfg.train_hw):
             raise ConfigError(f"{name}.patch {patch} must be a multiple of {m} and fit the "
                               f"{cfg.train_hw[0]}x{cfg.train_hw[1]} targets at scale {task.scale}")
+
+
+@dataclass(frozen=True)
+class _Banks:
+    train: PairBank
+    pretrain: PairBank | None  # the student's first stage (Task.make_pretrain_pairs)
 
 
 @dataclass(frozen=True)
@@ -164,30 +174,48 @@ def _prepare(task: Task, cfg: ExportConfig, out_dir: Path, run_dir: Path) -> Pat
     return staging
 
 
-def _simulate(task: Task, cfg: ExportConfig) -> tuple[PairBank, PairSet, PairSet]:
-    """Training bank, calibration and held-out pairs from disjoint seed ranges."""
+def _bank(p: PairSet) -> PairBank:
+    return PairBank(p.inputs, p.targets, p.sector, p.lesion, p.background)
+
+
+def _simulate(task: Task, cfg: ExportConfig) -> tuple[_Banks, PairSet, PairSet]:
+    """Training bank (and the pretraining stage's), calibration and held-out pairs from disjoint seed ranges.
+    With a pretraining stage, every REPLAY_EVERY-th seed adds one more pretraining-kind pair (seed +
+    REPLAY_SEED0) to the training bank: without it the mixed pairs washed most of the first stage's skill out
+    (intraop-enhance: low light on the tuning photographs back to the input's a*b* error)."""
     log.info("simulating %d training, %d calibration, %d held-out pairs", cfg.train_pairs, cfg.calib_frames, cfg.eval_frames)
-    train = (task.make_train_pairs or task.make_pairs)(range(TRAIN_SEED0, TRAIN_SEED0 + cfg.train_pairs),
-                                                      cfg.train_hw)
+    seeds = range(TRAIN_SEED0, TRAIN_SEED0 + cfg.train_pairs)
+    train = (task.make_train_pairs or task.make_pairs)(seeds, cfg.train_hw)
+    pre = None
+    if cfg.pretrain is not None and task.make_pretrain_pairs is not None:
+        pre = task.make_pretrain_pairs(seeds, cfg.train_hw)
+        replay = task.make_pretrain_pairs([REPLAY_SEED0 + s for s in seeds if not s % REPLAY_EVERY], cfg.train_hw)
+        train = PairSet(**{k: np.concatenate([getattr(train, k), getattr(replay, k)]) for k in vars(train)})
     calib = task.make_pairs(range(CALIB_SEED0, CALIB_SEED0 + cfg.calib_frames), cfg.train_hw)
     held: PairSet = task.make_pairs(range(EVAL_SEED0, EVAL_SEED0 + cfg.eval_frames), cfg.train_hw)
-    bank = PairBank(train.inputs, train.targets, train.sector, train.lesion, train.background)
-    return bank, calib, held
+    return _Banks(_bank(train), _bank(pre) if pre is not None else None), calib, held
 
 
-def _train(cfg: ExportConfig, bank: PairBank, run_dir: Path, staging: Path, resume: bool, progress: bool) -> _Trained:
-    """Teacher, then student distillation, then quantization-aware finetuning (each resumable in
-    ``run_dir``); the teacher's weights stay in ``run_dir``, the student's go into the bundle."""
-    t_arch, s_arch = cfg.teacher_arch, cfg.student_arch
+def _train(cfg: ExportConfig, banks: _Banks, run_dir: Path, staging: Path, resume: bool, progress: bool) -> _Trained:
+    """Teacher, then the student (after its pretraining stage when the config has one), then
+    quantization-aware finetuning (each resumable in ``run_dir``); the teacher's weights stay in
+    ``run_dir``, the student's go into the bundle."""
+    t_arch, s_arch, bank = cfg.teacher_arch, cfg.student_arch, banks.train
     teacher, disc, t_summary = train_teacher(bank, run_dir, t_arch, cfg.teacher_train, resume, progress)
     teacher_sha = save_weights(teacher, run_dir / "teacher.safetensors", {"arch": json.dumps(t_arch.to_dict())})
-    student, s_summary = distill_student(bank, teacher, disc, run_dir, s_arch, cfg.distill, resume, progress)
-    student, qat_ranges, f_summary = finetune_student(bank, teacher, student, run_dir, s_arch, cfg.finetune,
-                                                      resume, progress)
+    summaries = {"teacher": t_summary}
+    init = None
+    if banks.pretrain is not None and cfg.pretrain is not None:
+        pre, summaries["pretrain"] = distill_student(banks.pretrain, teacher, disc, run_dir / "pretrain", s_arch,
+                                                     cfg.pretrain, resume, progress)
+        init = pre.state_dict()
+    student, summaries["student"] = distill_student(bank, teacher, disc, run_dir, s_arch, cfg.distill, resume,
+                                                    progress, init)
+    student, qat_ranges, summaries["finetune"] = finetune_student(bank, teacher, student, run_dir, s_arch,
+                                                                  cfg.finetune, resume, progress)
     ranges = [(r.in_min, r.in_max, r.out_min, r.out_max) for r in qat_ranges] if qat_ranges else None
     student_sha = save_weights(student, staging / "student.safetensors", {"arch": json.dumps(s_arch.to_dict())})
-    return _Trained(teacher, student, ranges, {"teacher": t_summary, "student": s_summary, "finetune": f_summary},
-                    teacher_sha, student_sha)
+    return _Trained(teacher, student, ranges, summaries, teacher_sha, student_sha)
 
 
 def _export_and_gate(task: Task, nets: _Trained, staging: Path, run_dir: Path, calib_x: np.ndarray,
@@ -328,8 +356,8 @@ def run_export(cfg: ExportConfig, out_dir: Path, run_dir: Path, resume: bool = T
     cfg = cfg.resolved()
     task: Task = get_task(cfg.task)
     staging = _prepare(task, cfg, out_dir, run_dir)
-    bank, calib, held = _simulate(task, cfg)
-    nets = _train(cfg, bank, run_dir, staging, resume, progress)
+    banks, calib, held = _simulate(task, cfg)
+    nets = _train(cfg, banks, run_dir, staging, resume, progress)
     x_eval, y_eval = to_nchw(held.inputs), to_nchw(held.targets)
     gated = _export_and_gate(task, nets, staging, run_dir, to_nchw(calib.inputs), x_eval, y_eval)
 

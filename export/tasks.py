@@ -51,6 +51,9 @@ class Task:
     make_cine: Callable[[int, int, tuple[int, int], float], Iterator[tuple[np.ndarray, np.ndarray]]] | None = None
     # the training set only, when it differs from make_pairs (calibration and held-out stay on make_pairs)
     make_train_pairs: Callable[[Sequence[int], tuple[int, int]], PairSet] | None = None
+    # Pairs for an optional first student stage (same seeds and size), whose weights the distillation starts
+    # from; it runs when the export config gives it a budget (ExportConfig.pretrain, `--pretrain-steps`).
+    make_pretrain_pairs: Callable[[Sequence[int], tuple[int, int]], PairSet] | None = None
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     color_order: str = "gray"
@@ -141,15 +144,31 @@ def _endoscopy_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
 PHOTO_SHARE = 2  # every 2nd training pair of intraop-enhance is a real photograph
 
 
-def _intraop_train_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
-    """Procedural endoscopy (odd seeds) and real-photograph pairs (even seeds, data/photo_pairs.py),
-    endoscopy first (training samples at random)."""
-    from .data.photo_pairs import PhotoPairConfig, render_photo_pair
+def _tuning_photos() -> list[np.ndarray]:
     from .realphotos import TUNE, load_all
 
     photos = list(load_all(TUNE).values())
     if not photos:
         raise ConfigError("intraop-enhance training needs scikit-image's bundled photographs (ganrt[export])")
+    return photos
+
+
+def _intraop_pretrain_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
+    """Tuning-photograph pairs whose only harm is heavy sensor noise (data/photo_pairs.NOISE_ONLY): the
+    stage that teaches the student to denoise. Trained on the full mix from the start it did not learn
+    to (it left a low-light photograph's noise, chroma noise above all, as it came)."""
+    from .data.photo_pairs import NOISE_ONLY, render_photo_pair
+
+    photos, cfg = _tuning_photos(), replace(NOISE_ONLY, out_hw=hw)
+    return pair_set([render_photo_pair(int(s), photos, cfg) for s in seeds])
+
+
+def _intraop_train_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
+    """Procedural endoscopy (odd seeds) and real-photograph pairs (even seeds, data/photo_pairs.py),
+    endoscopy first (training samples at random)."""
+    from .data.photo_pairs import PhotoPairConfig, render_photo_pair
+
+    photos = _tuning_photos()
     cfg = PhotoPairConfig(out_hw=hw)
     return _interleaved(seeds, PHOTO_SHARE, lambda ss: _recoloured(_endoscopy_pairs(ss, hw), ss, cfg),
                         lambda s: render_photo_pair(s, photos, cfg))
@@ -274,8 +293,13 @@ TASKS: dict[str, Task] = {
         teacher_train=TeacherTrainConfig(steps=150, batch=2, patch=128),
         # 4000 steps: at 2000 the loss was still falling; on the tuning photographs' low light the longer run
         # reached 20.3 / 18.8 dB (chelsea, motorcycle) against 19.2 / 18.3 (same branches and pairs).
+        # A noise-only first stage (make_pretrain_pairs, `--pretrain-steps 1000`) makes the student denoise low
+        # light (ahead of CLAHE + NLM there on all four tuning photographs and three of four report ones) but
+        # moves clean frames' chroma (retina median 3.2) and weakens smoke: not the default
+        # (benchmarks/results/intraop_pretrain_candidate).
         distill=DistillConfig(steps=4000, adv_steps=0, batch=8, patch=96, lr=5e-4, w_teacher=0.0, w_feat=0.0,
                               checkpoint_every=500),
+        make_pretrain_pairs=_intraop_pretrain_pairs,
         finetune=FinetuneConfig(steps=300, qat_start=100, batch=8, patch=96, lesion_batch=6, w_teacher=0.0,
                                 checkpoint_every=100),
         data_note="Trained on procedurally synthesised endoscopic frames (ganrt's tissue generator: "

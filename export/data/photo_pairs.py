@@ -52,6 +52,12 @@ class PhotoPairConfig:
     jpeg: tuple[int, int] = (35, 90)
 
 
+# Every pair degraded by sensor noise alone, at low light's levels (full well 60-400 e-), nothing else: the
+# optional denoising stage of the student (tasks._intraop_pretrain_pairs).
+NOISE_ONLY = PhotoPairConfig(clean_share=0.0, p_low_light=0.0, p_smoke=0.0, p_blur=0.0, p_jpeg=0.0,
+                             full_well=(60.0, 400.0))
+
+
 @dataclass
 class PhotoSample:
     input: np.ndarray  # float32 HxWx3 RGB in [0, 1]

@@ -313,6 +313,9 @@ def test_smoke_bundle_contract(exported):
         assert raw["cost"]["input_hw_for_512_output"] == [256, 256] and "super-resolution" in card
     else:
         assert "synthesised endoscopic" in card
+    # the optional pretraining stage is off by default (tests/export/test_pretrain_stage.py runs it)
+    assert "pretrain" not in raw["training"] and raw["training"]["config"]["pretrain"] is None
+    assert not (run / "pretrain").exists()
 
 
 def test_smoke_bundle_runs_in_the_runtime(exported):
