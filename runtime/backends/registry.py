@@ -10,6 +10,7 @@ from ..errors import BackendUnavailable, ConfigError
 from ..model.manifest import Artifact, Manifest, Precision
 from ..model.profiles import DeviceProfile
 from .base import Backend, RunnerBase
+from .cpu_int8 import int8_saturates
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ def _onnxruntime(manifest: Manifest, profile: DeviceProfile, precision: Precisio
     if precision is None:
         # CPU only: the u8/s8 artifact is ORT-CPU's fast form; with a GPU provider the profile decides.
         precision = Precision.INT8_CPU if providers == (Provider.CPU,) else profile.precision
+        if precision is Precision.INT8_CPU and manifest.input.channels == 3 and int8_saturates():
+            precision = Precision.FP32
+            log.warning("colour model on an x86 CPU without VNNI: running fp32, not int8-cpu (ONNX Runtime's int8 "
+                        "kernels saturate here and shift colours; --precision int8-cpu forces it)")
     art = manifest.artifact_for(precision)
     runner = OnnxRuntimeRunner(art, providers, profile.threads.intra_op, profile.threads.inter_op,
                                manifest=manifest, profile=profile, spin=profile.threads.spin)  # profile: TensorRT EP shapes + engine cache
