@@ -152,7 +152,11 @@ def run_pipeline(row: Row, source: Path, max_frames: int, budget_ms: float | Non
     from ganrt.runtime.cli import build_parser
     from ganrt.runtime.cli.run import _setup, budgets
     from ganrt.runtime.serve.stream import StreamSpec, stream_once
+    from ganrt.runtime.sinks import outpaths
 
+    # A new run in this process: forget the earlier rows' inputs. Their temporary files are gone, and a new
+    # output can get one of their inode numbers; the runtime then refused it as "would overwrite its input".
+    outpaths.clear()
     with tempfile.TemporaryDirectory(prefix="ganrt-realscan-") as tmp:
         argv = cli_args(source, row.bundle, Path(tmp), max_frames, budget_ms)
         args = build_parser().parse_args(argv)

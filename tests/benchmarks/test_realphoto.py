@@ -62,3 +62,22 @@ def test_verdicts_count_limits_and_wins_against_clahe_nlm():
                                   m: {"psnr_db": 21.0, "ciede2000_mean": 6.0}}}}}}}
     v = verdicts(result)[m]
     assert v["clean_within_limits"] == ["a"] and v["beats_clahe_nlm"] == 1 and v["degraded_cases"] == 2
+
+
+def test_each_pipeline_row_starts_with_a_clean_input_registry(tmp_path):
+    """Earlier rows' inputs are forgotten: a deleted input's inode, reused by a new output, once made
+    `ganrt run` refuse the output as "would overwrite its input". Here the temp folder itself is
+    registered as an input, the harshest stand-in for such a leftover."""
+    import tempfile
+
+    from ganrt.benchmarks.realphoto import _pipeline
+    from ganrt.runtime.sinks import outpaths
+
+    frame = np.full((64, 96, 3), 120, np.uint8)
+    frame[16:48, 24:72] = (40, 90, 160)
+    outpaths.protect(tempfile.gettempdir())
+    try:
+        shown, label = _pipeline(frame, 1000.0)
+    finally:
+        outpaths.clear()
+    assert shown.shape == frame.shape and label.split()[0] in ("enhanced", "passthrough")
