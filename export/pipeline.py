@@ -190,7 +190,7 @@ def _simulate(task: Task, cfg: ExportConfig) -> tuple[_Banks, PairSet, PairSet]:
     if cfg.pretrain is not None and task.make_pretrain_pairs is not None:
         pre = task.make_pretrain_pairs(seeds, cfg.train_hw)
         replay = task.make_pretrain_pairs([REPLAY_SEED0 + s for s in seeds if not s % REPLAY_EVERY], cfg.train_hw)
-        train = PairSet(**{k: np.concatenate([getattr(train, k), getattr(replay, k)]) for k in vars(train)})
+        train = PairSet.concat(train, replay)
     calib = task.make_pairs(range(CALIB_SEED0, CALIB_SEED0 + cfg.calib_frames), cfg.train_hw)
     held: PairSet = task.make_pairs(range(EVAL_SEED0, EVAL_SEED0 + cfg.eval_frames), cfg.train_hw)
     return _Banks(_bank(train), _bank(pre) if pre is not None else None), calib, held

@@ -38,6 +38,10 @@ class PairSet:
     background: np.ndarray
     homogeneous: np.ndarray
 
+    @classmethod
+    def concat(cls, *sets: PairSet) -> PairSet:
+        return cls(**{k: np.concatenate([getattr(p, k) for p in sets]) for k in vars(sets[0])})
+
 
 @dataclass(frozen=True)
 class Task:
@@ -131,7 +135,7 @@ def _interleaved(seeds: Sequence[int], share: int, simulated: Callable[[list[int
     """Simulated pairs for the seeds not divisible by ``share``, real ones for the rest; simulated first."""
     sim = simulated([int(s) for s in seeds if s % share])
     real = pair_set([render_real(int(s)) for s in seeds if not s % share])
-    return PairSet(**{k: np.concatenate([getattr(sim, k), getattr(real, k)]) for k in vars(sim)})
+    return PairSet.concat(sim, real)
 
 
 def _endoscopy_pairs(seeds: Sequence[int], hw: tuple[int, int]) -> PairSet:
