@@ -12,7 +12,8 @@ StudentGenerator``), which imports torch at that moment — the export does exac
 Parameter names (what ``student.safetensors`` holds; ``load_state_dict(strict=True)``):
 ``head.0.weight/bias``, ``blocks.N.c1.weight/bias``, ``blocks.N.c2.weight/bias``,
 ``tail.weight/bias``, and with the optional branches ``context.1/3.weight/bias`` and
-``coarse.N.c1/c2.weight/bias`` (blocks) plus the coarse branch's last 1x1 conv; ``unshuffle``,
+``coarse.N.c1/c2.weight/bias`` (blocks) plus the coarse branch's last 1x1 conv, ``gate.weight/bias``
+(``smooth``); ``unshuffle``,
 ``shuffle``, the pools and the ReLUs have none.
 
 ``scale`` > 1 makes it a super-resolution network (output ``scale`` times the input's H and W):
@@ -60,6 +61,13 @@ class StudentConfig:
     # COARSE_FACTOR), upsampled back and added after the head: the receptive field heavy noise and
     # veils need, at 1/16 of a body block's cost per block. 0 (older manifests): none.
     coarse: int = 0
+    # > 0 (RGB, scale 1): gated chroma smoothing. A 3x3 conv on the body's last features gives each output
+    # pixel a gate (sigmoid) on the chroma of the input's local mean (a box of this odd width, applied twice)
+    # minus the input: a colour-noise filter the network only has to switch on. A 3x3 body of this size did
+    # not learn to remove low light's colour noise (CIEDE2000's main term there) from its pairs. Chroma
+    # only: chroma carries little fine structure, and a luma gate, tried as well, opened on clean dark frames
+    # and erased thin bright lines. 0 (older manifests): none.
+    smooth: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,9 +93,11 @@ class StudentConfig:
                     raise ModelError(f"{where}: base must be one of {', '.join(BASES)} (got {v!r})")
                 vals[k] = v
                 continue
-            low = 0 if k in ("lowpass", "context", "coarse") else 1
-            if isinstance(v, bool) or not isinstance(v, int) or v < low or (k == "lowpass" and v and v % 2 == 0):
-                need = {"lowpass": "0 or an odd", "context": "a non-negative", "coarse": "a non-negative"}.get(k, "a positive")
+            low = 0 if k in ("lowpass", "context", "coarse", "smooth") else 1
+            odd = k in ("lowpass", "smooth")
+            if isinstance(v, bool) or not isinstance(v, int) or v < low or (odd and v and v % 2 == 0):
+                need = {"lowpass": "0 or an odd", "smooth": "0 or an odd", "context": "a non-negative",
+                        "coarse": "a non-negative"}.get(k, "a positive")
                 raise ModelError(f"{where}: {k} must be {need} integer (got {v!r})")
             vals[k] = int(v)
         return cls(**vals)
@@ -106,8 +116,9 @@ def student_classes(torch: ModuleType) -> tuple[type, type]:
     """``(StudentGenerator, PlainBlock)`` built against ``torch`` (once per torch module)."""
     PlainBlock = _plain_block_class(torch)
     Bicubic2x = _bicubic_class(torch)
-    StudentGenerator = _generator_class(torch, PlainBlock, Bicubic2x)
-    for cls in (PlainBlock, Bicubic2x, StudentGenerator):  # importable by name (pickle, repr, docs)
+    GatedSmooth = _smooth_class(torch)
+    StudentGenerator = _generator_class(torch, PlainBlock, Bicubic2x, GatedSmooth)
+    for cls in (PlainBlock, Bicubic2x, GatedSmooth, StudentGenerator):  # importable by name (pickle, repr, docs)
         cls.__module__, cls.__qualname__ = __name__, cls.__name__
     return StudentGenerator, PlainBlock
 
@@ -172,7 +183,44 @@ def _plain_block_class(torch: ModuleType) -> type:
     return PlainBlock
 
 
-def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type) -> type:
+LUMA_RGB = (0.299, 0.587, 0.114)  # BT.601: the luma the gated smoothing leaves alone (the model's input is RGB)
+
+
+def _smooth_class(torch: ModuleType) -> type:
+    nn = torch.nn
+
+    class GatedSmooth(nn.Module):
+        """``StudentConfig.smooth``: the chroma of the input's local mean minus the input (that difference less
+        its luma, which is taken off every channel alike), scaled by a per-pixel gate. Pools, sums and
+        products only: no weights, left in float by the int8 quantizers."""
+
+        def __init__(self, k: int) -> None:
+            super().__init__()
+            self.pool = nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False)
+            self.register_buffer("luma", torch.tensor(LUMA_RGB).view(1, 3, 1, 1), persistent=False)
+
+        def forward(self, x, gate):
+            d = self.pool(self.pool(x)) - x
+            return torch.sigmoid(gate) * (d - (d * self.luma).sum(dim=1, keepdim=True))
+
+    return GatedSmooth
+
+
+def _smoothing(nn: ModuleType, GatedSmooth: type, cfg: StudentConfig):
+    """``(gate conv, GatedSmooth)`` for ``cfg.smooth``, or ``(None, None)``. One gate per output pixel
+    (``down``^2 sub-pixels per body location); it starts nearly shut (sigmoid(-3), 5 %), so a fresh network
+    is close to the plain one."""
+    if not cfg.smooth:
+        return None, None
+    if cfg.channels != 3 or cfg.scale != 1:
+        raise ModelError("student config: smooth needs an RGB model (channels 3) at scale 1")
+    conv = nn.Conv2d(cfg.width, cfg.down * cfg.down, 3, padding=1)
+    nn.init.zeros_(conv.weight)
+    nn.init.constant_(conv.bias, -3.0)
+    return conv, GatedSmooth(cfg.smooth)
+
+
+def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type, GatedSmooth: type) -> type:
     nn = torch.nn
 
     class StudentGenerator(nn.Module):
@@ -181,8 +229,7 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type) -> ty
 
         def __init__(self, cfg: StudentConfig | Mapping[str, Any] | None = None) -> None:
             super().__init__()
-            cfg = StudentConfig.coerce(cfg)
-            self.cfg = cfg
+            self.cfg = cfg = StudentConfig.coerce(cfg)
             c, w, d, s = cfg.channels, cfg.width, cfg.down, cfg.scale
             self.unshuffle = nn.PixelUnshuffle(d)
             self.head = nn.Sequential(nn.Conv2d(c * d * d, w, 3, padding=1), nn.ReLU(True))
@@ -191,6 +238,7 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type) -> ty
             self.coarse = _coarse(nn, PlainBlock, w, cfg.coarse) if cfg.coarse else None
             self.blocks = nn.ModuleList(PlainBlock(w) for _ in range(cfg.n_blocks))
             self.tail = nn.Conv2d(w, c * (d * s) ** 2, 3, padding=1)
+            self.gate, self.smooth = _smoothing(nn, GatedSmooth, cfg)
             self.shuffle = nn.PixelShuffle(d * s)
             k = cfg.lowpass  # AvgPool, not a conv: no weights, left in float by the int8 quantizer
             self.lowpass = nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False) if k else None
@@ -216,6 +264,8 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type) -> ty
             r = self.shuffle(self.tail(h))
             if self.lowpass is not None:
                 r = r - self.lowpass(self.lowpass(r))
+            if self.smooth is not None:
+                r = r + self.smooth(x, self.shuffle(self.gate(h)))
             return torch.clamp(self._base(x) + r, 0.0, 1.0), feats
 
         def forward(self, x):
