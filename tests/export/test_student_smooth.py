@@ -99,3 +99,10 @@ def test_onnx_matches_torch_and_int8_keeps_tensorrts_rules(tmp_path):
     q = quantize_int8(fp32, tmp_path / "q.onnx", x, QuantRecipe(Precision.INT8_TRT, op_types=("Conv",)))
     assert lint_qdq_for_tensorrt(q) == []
 
+
+def test_only_the_colour_task_smooths():
+    from ganrt.export.tasks import get_task
+
+    assert get_task("intraop-enhance").student.smooth > 0
+    for name in ("us-enhance", "us-sr2x"):  # grey: no chroma to smooth
+        assert get_task(name).student.smooth == 0
