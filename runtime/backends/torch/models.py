@@ -183,6 +183,11 @@ def _plain_block_class(torch: ModuleType) -> type:
     return PlainBlock
 
 
+def _box(nn: ModuleType, k: int):
+    """The local mean over an odd k x k box, same size out, borders averaged over the pixels inside the frame."""
+    return nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False)
+
+
 LUMA_RGB = (0.299, 0.587, 0.114)  # BT.601: the luma the gated smoothing leaves alone (the model's input is RGB)
 
 
@@ -196,7 +201,7 @@ def _smooth_class(torch: ModuleType) -> type:
 
         def __init__(self, k: int) -> None:
             super().__init__()
-            self.pool = nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False)
+            self.pool = _box(nn, k)
             self.register_buffer("luma", torch.tensor(LUMA_RGB).view(1, 3, 1, 1), persistent=False)
 
         def forward(self, x, gate):
@@ -241,7 +246,7 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type, Gated
             self.gate, self.smooth = _smoothing(nn, GatedSmooth, cfg)
             self.shuffle = nn.PixelShuffle(d * s)
             k = cfg.lowpass  # AvgPool, not a conv: no weights, left in float by the int8 quantizer
-            self.lowpass = nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False) if k else None
+            self.lowpass = _box(nn, k) if k else None
             self.bicubic = Bicubic2x(c) if cfg.base == "bicubic" and s == 2 else None
 
         def _base(self, x):
