@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ganrt.runtime.backends.torch.models import FIXED_CONV_SCOPE
+from ganrt.runtime.backends.torch.models import FIXED_CONV_SCOPES
 from ganrt.runtime.model.manifest import Precision
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,12 @@ def to_fp16(src: Path, dst: Path) -> Path:
 
 
 def _learned(node) -> bool:
-    """A conv with trained weights (quantizable); the bicubic base's fixed conv stays float."""
-    return node.op_type in ("Conv", "ConvTranspose") and FIXED_CONV_SCOPE not in node.name
+    """A conv with trained weights (quantizable); the fixed convs (bicubic base, body-grid smoothing) stay float."""
+    return node.op_type in ("Conv", "ConvTranspose") and not _fixed(node)
+
+
+def _fixed(node) -> bool:
+    return node.op_type == "Conv" and any(scope in node.name for scope in FIXED_CONV_SCOPES)
 
 
 def conv_node_names(path: Path) -> list[str]:
@@ -87,7 +91,7 @@ def conv_node_names(path: Path) -> list[str]:
 
 
 def fixed_conv_names(path: Path) -> list[str]:
-    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv" and FIXED_CONV_SCOPE in n.name]
+    return [n.name for n in onnx.load(str(path)).graph.node if _fixed(n)]
 
 
 def quantize_int8(src: Path, dst: Path, frames: np.ndarray, recipe: QuantRecipe) -> Path:

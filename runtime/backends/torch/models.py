@@ -14,7 +14,7 @@ Parameter names (what ``student.safetensors`` holds; ``load_state_dict(strict=Tr
 ``tail.weight/bias``, and with the optional branches ``context.1/3.weight/bias`` and
 ``coarse.N.c1/c2.weight/bias`` (blocks) plus the coarse branch's last 1x1 conv, ``gate.weight/bias``
 (``smooth``); ``unshuffle``,
-``shuffle``, the pools and the ReLUs have none.
+``shuffle``, the pools, the ReLUs and the smoothing's fixed convs (buffers) have none.
 
 ``scale`` > 1 makes it a super-resolution network (output ``scale`` times the input's H and W):
 the tail predicts ``(down * scale)^2`` sub-pixels per body location and the global residual is a
@@ -36,6 +36,10 @@ from ...errors import ModelError
 STUDENT_ARCH = "StudentGenerator"  # manifest["weights"]["arch"]
 BASES = ("bilinear", "bicubic")  # the super-resolution student's fixed upsample (torch / ONNX Resize modes)
 COARSE_FACTOR = 4  # the coarse branch's grid: the body's, average-pooled by this
+# Where the gated chroma smoothing runs: "output", on the frame (manifests before the field); "body", on the
+# body's grid, in the unshuffled domain before the one pixel shuffle: 1/down^2 of the pooling and no second
+# shuffle (at 512^2 on 2 CPU cores, down 2, it added 7-11 % to the network's time; on the output grid, 14-15 %).
+SMOOTH_GRIDS = ("output", "body")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class StudentConfig:
     # only: chroma carries little fine structure, and a luma gate, tried as well, opened on clean dark frames
     # and erased thin bright lines. 0 (older manifests): none.
     smooth: int = 0
+    smooth_grid: str = "output"  # SMOOTH_GRIDS; ``smooth`` is a box width in that grid's pixels
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,9 +93,10 @@ class StudentConfig:
             raise ModelError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
         vals: dict[str, Any] = {}
         for k, v in raw.items():
-            if k == "base":
-                if v not in BASES:
-                    raise ModelError(f"{where}: base must be one of {', '.join(BASES)} (got {v!r})")
+            if k in ("base", "smooth_grid"):
+                allowed = BASES if k == "base" else SMOOTH_GRIDS
+                if v not in allowed:
+                    raise ModelError(f"{where}: {k} must be one of {', '.join(allowed)} (got {v!r})")
                 vals[k] = v
                 continue
             low = 0 if k in ("lowpass", "context", "coarse", "smooth") else 1
@@ -116,14 +122,16 @@ def student_classes(torch: ModuleType) -> tuple[type, type]:
     """``(StudentGenerator, PlainBlock)`` built against ``torch`` (once per torch module)."""
     PlainBlock = _plain_block_class(torch)
     Bicubic2x = _bicubic_class(torch)
-    GatedSmooth = _smooth_class(torch)
-    StudentGenerator = _generator_class(torch, PlainBlock, Bicubic2x, GatedSmooth)
-    for cls in (PlainBlock, Bicubic2x, GatedSmooth, StudentGenerator):  # importable by name (pickle, repr, docs)
+    smoothers = {"output": _smooth_class(torch), "body": _body_smooth_class(torch)}
+    StudentGenerator = _generator_class(torch, PlainBlock, Bicubic2x, smoothers)
+    for cls in (PlainBlock, Bicubic2x, *smoothers.values(), StudentGenerator):  # importable by name (pickle, docs)
         cls.__module__, cls.__qualname__ = __name__, cls.__name__
     return StudentGenerator, PlainBlock
 
 
-FIXED_CONV_SCOPE = "/bicubic/"  # ONNX node-name scope of the fixed (weight-free) bicubic conv: never quantized
+# ONNX node-name scopes of the fixed (weight-free) convs, the bicubic base's and the body-grid smoothing's:
+# never quantized
+FIXED_CONV_SCOPES = ("/bicubic/", "/smooth/")
 
 
 def _keys_cubic(d: float, a: float = -0.75) -> float:
@@ -148,7 +156,7 @@ def _bicubic_class(torch: ModuleType) -> type:
         per output phase and a pixel shuffle. ONNX Runtime's cubic Resize took ~85 ms for a 1024^2 output on
         2 cores (the model's whole int8 budget three times over); this conv takes a few. The weights are a
         non-persistent buffer: nothing in ``student.safetensors``, and the int8 quantizers leave the conv
-        (scope ``FIXED_CONV_SCOPE``) in float, where the whole image passes through it."""
+        (scope ``FIXED_CONV_SCOPES``) in float, where the whole image passes through it."""
 
         def __init__(self, channels: int) -> None:
             super().__init__()
@@ -195,11 +203,13 @@ def _smooth_class(torch: ModuleType) -> type:
     nn = torch.nn
 
     class GatedSmooth(nn.Module):
-        """``StudentConfig.smooth``: the chroma of the input's local mean minus the input (that difference less
-        its luma, which is taken off every channel alike), scaled by a per-pixel gate. Pools, sums and
-        products only: no weights, left in float by the int8 quantizers."""
+        """``StudentConfig.smooth`` on the output grid: the chroma of the input's local mean minus the input
+        (that difference less its luma, which is taken off every channel alike), scaled by a per-pixel gate.
+        Pools, sums and products only: no weights, left in float by the int8 quantizers."""
 
-        def __init__(self, k: int) -> None:
+        on_body = False
+
+        def __init__(self, k: int, down: int) -> None:
             super().__init__()
             self.pool = _box(nn, k)
             self.register_buffer("luma", torch.tensor(LUMA_RGB).view(1, 3, 1, 1), persistent=False)
@@ -211,21 +221,55 @@ def _smooth_class(torch: ModuleType) -> type:
     return GatedSmooth
 
 
-def _smoothing(nn: ModuleType, GatedSmooth: type, cfg: StudentConfig):
-    """``(gate conv, GatedSmooth)`` for ``cfg.smooth``, or ``(None, None)``. One gate per output pixel
+def _body_smooth_class(torch: ModuleType) -> type:
+    nn = torch.nn
+
+    class BodyGatedSmooth(nn.Module):
+        """``StudentConfig.smooth`` on the body's grid, on the unshuffled input ``u`` (channel c, sub-pixel s at
+        c * down^2 + s). Three fixed 1x1 convs: ``mean`` takes each location's chroma averaged over its
+        sub-pixels, ``spread`` copies that to every sub-pixel, ``chroma`` is each sub-pixel's own chroma. The
+        term, chroma(local mean) - chroma(input) times the sub-pixel's gate, has zero luma, as on the output
+        grid. The fixed convs run in the ``FIXED_CONV_SCOPES`` scope "/smooth/" and stay float under int8."""
+
+        on_body = True
+
+        def __init__(self, k: int, down: int) -> None:
+            super().__init__()
+            n = down * down
+            luma = torch.tensor(LUMA_RGB).view(1, 3)
+            p = torch.eye(3) - torch.ones(3, 1) @ luma  # the chroma projection: v minus its luma on each channel
+            self.pool = _box(nn, k)
+            for name, w in (("mean", torch.kron(p, torch.full((1, n), 1.0 / n))),
+                            ("spread", torch.kron(torch.eye(3), torch.ones(n, 1))),
+                            ("chroma", torch.kron(p, torch.eye(n)))):
+                self.register_buffer(name, w[:, :, None, None].contiguous(), persistent=False)
+
+        def forward(self, u, gate):
+            conv = torch.nn.functional.conv2d
+            d = conv(self.pool(self.pool(conv(u, self.mean))), self.spread) - conv(u, self.chroma)
+            g = torch.sigmoid(gate)
+            return torch.cat([g, g, g], 1) * d  # the sub-pixel's gate on each of its three channels
+
+    return BodyGatedSmooth
+
+
+def _smoothing(nn: ModuleType, smoothers: dict[str, type], cfg: StudentConfig):
+    """``(gate conv, smoother)`` for ``cfg.smooth``, or ``(None, None)``. One gate per output pixel
     (``down``^2 sub-pixels per body location); it starts nearly shut (sigmoid(-3), 5 %), so a fresh network
     is close to the plain one."""
     if not cfg.smooth:
         return None, None
     if cfg.channels != 3 or cfg.scale != 1:
         raise ModelError("student config: smooth needs an RGB model (channels 3) at scale 1")
+    if cfg.smooth_grid == "body" and cfg.lowpass:
+        raise ModelError("student config: smooth on the body grid runs before the lowpass would; use one of them")
     conv = nn.Conv2d(cfg.width, cfg.down * cfg.down, 3, padding=1)
     nn.init.zeros_(conv.weight)
     nn.init.constant_(conv.bias, -3.0)
-    return conv, GatedSmooth(cfg.smooth)
+    return conv, smoothers[cfg.smooth_grid](cfg.smooth, cfg.down)
 
 
-def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type, GatedSmooth: type) -> type:
+def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type, smoothers: dict[str, type]) -> type:
     nn = torch.nn
 
     class StudentGenerator(nn.Module):
@@ -243,7 +287,7 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type, Gated
             self.coarse = _coarse(nn, PlainBlock, w, cfg.coarse) if cfg.coarse else None
             self.blocks = nn.ModuleList(PlainBlock(w) for _ in range(cfg.n_blocks))
             self.tail = nn.Conv2d(w, c * (d * s) ** 2, 3, padding=1)
-            self.gate, self.smooth = _smoothing(nn, GatedSmooth, cfg)
+            self.gate, self.smooth = _smoothing(nn, smoothers, cfg)
             self.shuffle = nn.PixelShuffle(d * s)
             k = cfg.lowpass  # AvgPool, not a conv: no weights, left in float by the int8 quantizer
             self.lowpass = _box(nn, k) if k else None
@@ -259,19 +303,14 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type, Gated
             return torch.nn.functional.interpolate(x, scale_factor=s, mode=self.cfg.base, align_corners=False)
 
         def _run(self, x, keep: bool):
-            h = self.head(self.unshuffle(x))
-            h = _add_branches(torch, h, self.context, self.coarse)
+            u = self.unshuffle(x)
+            h = _add_branches(torch, self.head(u), self.context, self.coarse)
             feats = []
             for blk in self.blocks:
                 h = blk(h)
                 if keep:
                     feats.append(h)
-            r = self.shuffle(self.tail(h))
-            if self.lowpass is not None:
-                r = r - self.lowpass(self.lowpass(r))
-            if self.smooth is not None:
-                r = r + self.smooth(x, self.shuffle(self.gate(h)))
-            return torch.clamp(self._base(x) + r, 0.0, 1.0), feats
+            return torch.clamp(self._base(x) + _residual(self, x, u, h), 0.0, 1.0), feats
 
         def forward(self, x):
             return self._run(x, keep=False)[0]
@@ -285,6 +324,21 @@ def _generator_class(torch: ModuleType, PlainBlock: type, Bicubic2x: type, Gated
             return [self.cfg.width] * self.cfg.n_blocks
 
     return StudentGenerator
+
+
+def _residual(net, x, u, h):
+    """The tail's output on the output grid: pixel-shuffled, less its local mean (``lowpass``), plus the gated
+    smoothing on its grid (the body's, before the shuffle; the output's, after it)."""
+    t = net.tail(h)
+    on_body = net.smooth is not None and net.smooth.on_body
+    if on_body:
+        t = t + net.smooth(u, net.gate(h))
+    r = net.shuffle(t)
+    if net.lowpass is not None:
+        r = r - net.lowpass(net.lowpass(r))
+    if net.smooth is not None and not on_body:
+        r = r + net.smooth(x, net.shuffle(net.gate(h)))
+    return r
 
 
 def _add_branches(torch: ModuleType, h, context, coarse):
