@@ -7,7 +7,8 @@ images with real colour statistics. Only ``export.realphotos.REPORT`` is used he
 photographs set the colour guard and the training pairs). Two questions:
 
 - clean: a well-exposed, sharp photograph must pass nearly unchanged. Measured against the input:
-  local L* and chroma shift, CIEDE2000 (``realphoto_metrics.colour_shift``);
+  local L* and chroma shift, CIEDE2000 (``realphoto_metrics.colour_shift``), and the fine detail kept
+  (``detail_kept``: a softened structure keeps its local colour);
 - degraded: the same photographs through ``photo_degrade.PRESETS`` (low light, smoke, blur with
   noise and JPEG; fixed seeds); restored output against the original: PSNR, SSIM, CIEDE2000.
 
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 
 from . import realscan_rows as rr
-from .realphoto_metrics import colour_shift, restoration
+from .realphoto_metrics import colour_shift, detail_kept, restoration
 
 BUNDLE = "intraop-enhance"
 PRECISIONS = ("fp32", "int8-cpu")
@@ -128,7 +129,8 @@ def run(profile: str = "cpu-x86-2core", budget_ms: float = 1000.0, out_dir: Path
     images: dict[str, dict] = {}
     for k, (name, cond, orig, inp) in enumerate(cases):
         entry = images.setdefault(name, {"hw": list(orig.shape[:2]), "conditions": {}})
-        measure = (lambda o, inp=inp: colour_shift(inp, o)) if cond == "clean" else (lambda o, orig=orig: restoration(orig, o))
+        measure = (lambda o, inp=inp: {**colour_shift(inp, o), **detail_kept(inp, o)}) if cond == "clean" else (
+            lambda o, orig=orig: restoration(orig, o))
         entry["conditions"][cond] = {"methods": {m: measure(v[k]) for m, v in outs.items()},
                                      "pipeline_outcome": labels[k]}
     result = {"benchmark": "realscan-rgb", "bundle": BUNDLE, "report_images": list(photos),

@@ -35,15 +35,16 @@ def montage(name: str, rows: list[tuple[str, np.ndarray, list[tuple[str, np.ndar
 
 
 def _clean_table(result: dict) -> list[str]:
-    out = ["| image | method | local L* median / p95 | local chroma median / p95 | CIEDE2000 median / mean |",
-           "|---|---|---|---|---|"]
+    out = ["| image | method | local L* median / p95 | local chroma median / p95 | CIEDE2000 median / mean | "
+           "detail kept median / p5 |", "|---|---|---|---|---|---|"]
     for name, e in result["images"].items():
         c = e["conditions"]["clean"]
         for m, v in c["methods"].items():
             note = f" ({c['pipeline_outcome']})" if m.endswith("pipeline (defaults)") else ""
             out.append(f"| {name} | {m}{note} | {v['local_l_median']} / {v['local_l_p95']} | "
                        f"{v['local_chroma_median']} / {v['local_chroma_p95']} | "
-                       f"{v['ciede2000_median']} / {v['ciede2000_mean']} |")
+                       f"{v['ciede2000_median']} / {v['ciede2000_mean']} | "
+                       f"{v.get('detail_kept_median', '-')} / {v.get('detail_kept_p5', '-')} |")
     return out
 
 

@@ -81,3 +81,17 @@ def test_each_pipeline_row_starts_with_a_clean_input_registry(tmp_path):
     finally:
         outpaths.clear()
     assert shown.shape == frame.shape and label.split()[0] in ("enhanced", "passthrough")
+
+
+def test_detail_kept_is_one_on_identity_and_sees_softening_and_sharpening():
+    from ganrt.benchmarks.realphoto_metrics import detail_kept
+
+    img = photo()
+    assert detail_kept(img, img) == {"detail_kept_median": 1.0, "detail_kept_p5": 1.0}
+    soft = cv2.GaussianBlur(img, (0, 0), 1.2)
+    assert detail_kept(img, soft)["detail_kept_median"] < 0.6
+    sharp = cv2.addWeighted(img, 1.8, cv2.GaussianBlur(img, (0, 0), 1.0), -0.8, 0)
+    assert detail_kept(img, sharp)["detail_kept_median"] > 1.2
+    # a colour cast moves the colour measures, not the detail
+    warm = np.clip(img.astype(np.float32) * np.array([0.9, 1.0, 1.1]), 0, 255).astype(np.uint8)
+    assert abs(detail_kept(img, warm)["detail_kept_median"] - 1.0) < 0.1
