@@ -83,6 +83,22 @@ def test_each_pipeline_row_starts_with_a_clean_input_registry(tmp_path):
     assert shown.shape == frame.shape and label.split()[0] in ("enhanced", "passthrough")
 
 
+def test_the_int8_probe_runs_every_artifact_on_every_case(monkeypatch):
+    """The int8 probe (fp32, int8 on ORT's kernels, int8 as written) on one clean and one degraded crop."""
+    from ganrt.benchmarks import realphoto_int8 as probe
+
+    crop = photo()[:64, :96]
+    dark = (crop * 0.5).astype(np.uint8)
+    monkeypatch.setattr(probe, "report_cases", lambda: [("coffee", "clean", crop, crop), ("coffee", "low-light", crop, dark)])
+    r = probe.run(probe.bundled_model_dir(probe.BUNDLE))
+    clean, low = r["cases"]
+    assert list(clean["runs"]) == list(low["runs"]) == list(probe.RUNS)
+    assert all("local_l_median" in m for m in clean["runs"].values())
+    assert all(m["psnr_db"] > 0 for m in low["runs"].values())
+    md = probe.to_markdown(r)
+    assert "| coffee | clean | L* " in md and "| coffee | low-light | " in md
+
+
 def test_detail_kept_is_one_on_identity_and_sees_softening_and_sharpening():
     from ganrt.benchmarks.realphoto_metrics import detail_kept
 
