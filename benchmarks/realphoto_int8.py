@@ -29,32 +29,26 @@ from .env import describe, environment, save_result
 from .realphoto import BUNDLE, report_cases
 from .realphoto_metrics import colour_shift, restoration
 
-RUNS = {  # name: (artifact file, Q/DQ as written)
+RUNS = {  # name: (artifact file, Q/DQ as written: the export gate's QDQ_REFERENCE semantics)
     "fp32": ("student_fp32.onnx", False),
     "int8-cpu, ORT kernels": ("student_int8_cpu.onnx", False),
     "int8-cpu, Q/DQ as written": ("student_int8_cpu.onnx", True),
 }
 
 
-def _session(path: Path, as_written: bool):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if as_written:
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
 def _enhance(sess, bgr: np.ndarray) -> np.ndarray:
+    from ganrt.export.onnx_export import run_onnx
+
     x = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
-    y = sess.run(None, {sess.get_inputs()[0].name: x})[0][0].transpose(1, 2, 0)
+    y = run_onnx(sess, x)[0].transpose(1, 2, 0)
     return cv2.cvtColor(np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
 def run(bundle: Path) -> dict:
+    from ganrt.export.onnx_export import ort_session  # the session the export's int8 gate uses
+
     t0 = time.perf_counter()
-    sessions = {name: _session(bundle / f, w) for name, (f, w) in RUNS.items()}
+    sessions = {name: ort_session(bundle / f, reference=w) for name, (f, w) in RUNS.items()}
     cases: list[dict] = []
     for name, cond, orig, inp in report_cases():
         measure = (lambda o, inp=inp: colour_shift(inp, o)) if cond == "clean" else (lambda o, orig=orig: restoration(orig, o))
